@@ -1,0 +1,326 @@
+//! Harmony: the key of the piece and one chord per beat.
+//!
+//! Per beat, a pitch-class profile of every note sounding (the melody's weighted up, notes on the
+//! beat over passing ones) is compared with triad templates; a Viterbi search adds a diatonic prior
+//! from the key (so a lone melody still gets I / IV / V-like chords), a change penalty (smaller on
+//! strong beats) so the chord does not flicker, and a small bonus for falling-fifth root motion.
+
+use super::melody::MelNote;
+use super::{BeatNote, Meter};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Quality {
+    Major,
+    Minor,
+    Diminished,
+}
+
+/// A triad: root pitch class and quality.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Chord {
+    pub root: u8,
+    pub quality: Quality,
+}
+
+impl Chord {
+    /// Pitch classes: root, third, fifth.
+    pub fn pcs(&self) -> [u8; 3] {
+        let (t, f) = match self.quality {
+            Quality::Major => (4, 7),
+            Quality::Minor => (3, 7),
+            Quality::Diminished => (3, 6),
+        };
+        [self.root, (self.root + t) % 12, (self.root + f) % 12]
+    }
+    pub fn contains(&self, pc: u8) -> bool {
+        self.pcs().contains(&(pc % 12))
+    }
+}
+
+/// Key: tonic pitch class and mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub tonic: u8,
+    pub minor: bool,
+}
+
+/// The harmonic analysis: the key and a chord for every beat from `first_beat` on (None where
+/// nothing sounds near).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Harmony {
+    pub key: Key,
+    pub first_beat: i64,
+    pub chords: Vec<Option<Chord>>,
+}
+
+impl Harmony {
+    pub fn at(&self, beat: i64) -> Option<Chord> {
+        let i = beat - self.first_beat;
+        if i < 0 {
+            return None;
+        }
+        self.chords.get(i as usize).copied().flatten()
+    }
+}
+
+const MAJOR_PROFILE: [f64; 12] = [6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88];
+const MINOR_PROFILE: [f64; 12] = [6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17];
+
+/// Change penalty between beats, on a weak and a strong beat.
+const CHANGE_COST_WEAK: f64 = 0.10;
+const CHANGE_COST_STRONG: f64 = 0.05;
+/// Bonus for a root falling a fifth (V -> I, ii -> V).
+const FIFTH_BONUS: f64 = 0.03;
+/// Weight of the melody line in the beat profile, over the other notes.
+const MELODY_WEIGHT: f64 = 1.0;
+/// A beat with nothing sounding keeps a chord if notes sound within this many beats.
+const HOLD_BEATS: i64 = 2;
+
+fn correlation(a: &[f64; 12], b: &[f64; 12]) -> f64 {
+    let ma = a.iter().sum::<f64>() / 12.0;
+    let mb = b.iter().sum::<f64>() / 12.0;
+    let (mut num, mut da, mut db) = (0.0, 0.0, 0.0);
+    for i in 0..12 {
+        num += (a[i] - ma) * (b[i] - mb);
+        da += (a[i] - ma).powi(2);
+        db += (b[i] - mb).powi(2);
+    }
+    if da <= 0.0 || db <= 0.0 {
+        0.0
+    } else {
+        num / (da * db).sqrt()
+    }
+}
+
+/// Krumhansl-Schmuckler key of a pitch-class profile (ties: the lowest tonic, major first).
+pub fn key_of(profile: &[f64; 12]) -> Key {
+    let mut best = (Key { tonic: 0, minor: false }, f64::NEG_INFINITY);
+    for minor in [false, true] {
+        for tonic in 0..12u8 {
+            let mut rot = [0.0; 12];
+            for i in 0..12 {
+                rot[i] = if minor { MINOR_PROFILE } else { MAJOR_PROFILE }[(i + 12 - tonic as usize) % 12];
+            }
+            let c = correlation(profile, &rot);
+            if c > best.1 {
+                best = (Key { tonic, minor }, c);
+            }
+        }
+    }
+    best.0
+}
+
+/// All chords considered: 12 major, 12 minor, 12 diminished.
+pub fn vocabulary() -> Vec<Chord> {
+    let mut v = Vec::with_capacity(36);
+    for quality in [Quality::Major, Quality::Minor, Quality::Diminished] {
+        for root in 0..12 {
+            v.push(Chord { root, quality });
+        }
+    }
+    v
+}
+
+/// How likely a chord is in a key, as a score offset.
+pub fn diatonic_prior(c: Chord, key: Key) -> f64 {
+    let deg = (c.root + 12 - key.tonic) % 12;
+    use Quality::*;
+    if !key.minor {
+        match (deg, c.quality) {
+            (0, Major) => 0.14,
+            (7, Major) => 0.13,
+            (5, Major) => 0.11,
+            (9, Minor) => 0.07,
+            (2, Minor) => 0.07,
+            (4, Minor) => 0.02,
+            (11, Diminished) => 0.0,
+            (2, Major) | (4, Major) | (9, Major) | (0, Minor) => -0.04,
+            _ => -0.15,
+        }
+    } else {
+        match (deg, c.quality) {
+            (0, Minor) => 0.14,
+            (7, Major) => 0.13,
+            (5, Minor) => 0.11,
+            (8, Major) => 0.07,
+            (3, Major) => 0.06,
+            (10, Major) => 0.03,
+            (2, Diminished) | (11, Diminished) => 0.0,
+            (0, Major) | (5, Major) | (7, Minor) => -0.03,
+            _ => -0.15,
+        }
+    }
+}
+
+fn cosine(profile: &[f64; 12], c: Chord) -> f64 {
+    let norm = profile.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if norm <= 0.0 {
+        return 0.0;
+    }
+    // The root weighs a little more than third and fifth.
+    let pcs = c.pcs();
+    let w = [1.1, 1.0, 0.9];
+    let tn = (w[0] * w[0] + w[1] * w[1] + w[2] * w[2] as f64).sqrt();
+    let mut dot = 0.0;
+    for k in 0..3 {
+        dot += profile[pcs[k] as usize] * w[k];
+    }
+    dot / (norm * tn)
+}
+
+/// Adds `w` spread over the integer beats that `[start, end)` overlaps, weighted by overlap, with the
+/// first beat counted double when the note starts on it (chord tones fall on beats).
+fn spread(out: &mut Vec<(i64, u8, f64)>, start: f64, end: f64, pc: u8, w: f64) {
+    let (a, b) = (start.floor() as i64, (end - 1e-9).floor() as i64);
+    for k in a..=b.max(a) {
+        let ov = (end.min(k as f64 + 1.0) - start.max(k as f64)).max(0.0);
+        let on_beat = if k == a && (start - a as f64) < 0.13 { 2.0 } else { 1.0 };
+        if ov > 0.0 {
+            out.push((k, pc, w * ov * on_beat));
+        }
+    }
+}
+
+/// The key and a chord per beat, from all notes and the (shaped) melody line.
+pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
+    let mut entries: Vec<(i64, u8, f64)> = Vec::new();
+    for n in notes {
+        let bass = if n.pitch < 55 { 1.5 } else { 1.0 };
+        spread(&mut entries, n.start_beat, n.end_beat, n.pitch % 12, (0.2 + n.amplitude as f64) * bass);
+    }
+    for m in line {
+        spread(&mut entries, m.start, m.end, m.pitch % 12, MELODY_WEIGHT * (0.2 + m.weight as f64));
+    }
+    if entries.is_empty() {
+        return Harmony { key: Key { tonic: 0, minor: false }, first_beat: 0, chords: Vec::new() };
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.total_cmp(&b.2)));
+    let mut total = [0.0f64; 12];
+    for e in &entries {
+        total[e.1 as usize] += e.2;
+    }
+    let key = key_of(&total);
+    // Per-beat profiles of the occupied beats.
+    let mut beats: Vec<(i64, [f64; 12])> = Vec::new();
+    for e in &entries {
+        match beats.last_mut() {
+            Some((b, prof)) if *b == e.0 => prof[e.1 as usize] += e.2,
+            _ => {
+                let mut prof = [0.0; 12];
+                prof[e.1 as usize] += e.2;
+                beats.push((e.0, prof));
+            }
+        }
+    }
+    let first = beats[0].0;
+    let last = beats[beats.len() - 1].0;
+    let vocab = vocabulary();
+    let nc = vocab.len();
+    let prior: Vec<f64> = vocab.iter().map(|&c| diatonic_prior(c, key)).collect();
+    let mut chords: Vec<Option<Chord>> = Vec::new();
+    // Viterbi over runs of beats no more than HOLD_BEATS apart (empty beats inside a run get the
+    // prior only); runs are independent.
+    let mut i = 0;
+    while i < beats.len() {
+        let mut j = i + 1;
+        while j < beats.len() && beats[j].0 - beats[j - 1].0 <= HOLD_BEATS {
+            j += 1;
+        }
+        let (b0, b1) = (beats[i].0, beats[j - 1].0);
+        let len = (b1 - b0 + 1) as usize;
+        let mut prof = vec![[0.0f64; 12]; len];
+        for (b, p) in &beats[i..j] {
+            prof[(b - b0) as usize] = *p;
+        }
+        let mut score = vec![0.0f64; nc];
+        let mut back = vec![0u8; len * nc];
+        for t in 0..len {
+            let emit: Vec<f64> = (0..nc).map(|c| cosine(&prof[t], vocab[c]) + prior[c]).collect();
+            if t == 0 {
+                score.copy_from_slice(&emit);
+                continue;
+            }
+            let strong = meter.is_strong(b0 + t as i64);
+            let change = if strong { CHANGE_COST_STRONG } else { CHANGE_COST_WEAK };
+            let mut next = vec![0.0f64; nc];
+            for c in 0..nc {
+                let mut best = (c, score[c]);
+                for p in 0..nc {
+                    if p == c {
+                        continue;
+                    }
+                    let fifth = if (vocab[p].root + 12 - vocab[c].root) % 12 == 7 { FIFTH_BONUS } else { 0.0 };
+                    let v = score[p] - change + fifth;
+                    if v > best.1 {
+                        best = (p, v);
+                    }
+                }
+                next[c] = best.1 + emit[c];
+                back[t * nc + c] = best.0 as u8;
+            }
+            score = next;
+        }
+        let mut c = (0..nc).fold(0, |b, c| if score[c] > score[b] { c } else { b });
+        let mut path = vec![0usize; len];
+        for t in (0..len).rev() {
+            path[t] = c;
+            c = back[t * nc + c] as usize;
+        }
+        // Fill the gap before this run with None.
+        let have = first + chords.len() as i64;
+        for _ in have..b0 {
+            chords.push(None);
+        }
+        for t in 0..len {
+            chords.push(Some(vocab[path[t]]));
+        }
+        i = j;
+    }
+    debug_assert_eq!(first + chords.len() as i64, last + 1);
+    Harmony { key, first_beat: first, chords }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_of_c_major_scale() {
+        let mut p = [0.0; 12];
+        for pc in [0, 2, 4, 5, 7, 9, 11] {
+            p[pc] = 1.0;
+        }
+        p[0] = 2.0;
+        p[7] = 1.5;
+        assert_eq!(key_of(&p), Key { tonic: 0, minor: false });
+    }
+
+    #[test]
+    fn chords_from_block_triads_and_from_a_melody_alone() {
+        let meter = Meter { beats_per_bar: 4, first_downbeat: 0.0, seconds_per_beat: 0.5 };
+        let bn = |s: f64, p: u8| BeatNote { start_beat: s, end_beat: s + 1.0, pitch: p, amplitude: 0.7, salience: 0.7 };
+        // C F G C as block chords, two beats each.
+        let mut notes = vec![];
+        for (b, tri) in [(0.0, [48, 52, 55]), (2.0, [53, 57, 60]), (4.0, [55, 59, 62]), (6.0, [48, 52, 55])] {
+            for p in tri {
+                notes.push(bn(b, p));
+                notes.push(bn(b + 1.0, p));
+            }
+        }
+        let h = analyze(&notes, &[], &meter);
+        let roots: Vec<u8> = (0..8).map(|b| h.at(b).unwrap().root).collect();
+        assert_eq!(roots, vec![0, 0, 5, 5, 7, 7, 0, 0]);
+        // A melody alone in C: E D C ... the chords must contain the melody notes.
+        let mel: Vec<MelNote> = [64u8, 62, 60, 67, 65, 64, 62, 60]
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| MelNote { start: i as f64, end: i as f64 + 1.0, pitch: p, weight: 0.8 })
+            .collect();
+        let notes: Vec<BeatNote> = mel.iter().map(|m| bn(m.start, m.pitch)).collect();
+        let h = analyze(&notes, &mel, &meter);
+        assert_eq!(h.key, Key { tonic: 0, minor: false });
+        for m in &mel {
+            assert!(h.at(m.start as i64).unwrap().contains(m.pitch % 12), "{:?}", h.at(m.start as i64));
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The arranger: a transcription (notes in beats, with contour salience) in, a playable two-hand
+//! piano cover out.
+//!
+//! Stages, each in its own submodule and each pure and deterministic:
+//! 1. [`quantize::align_lag`]: the transcriber's systematic onset lag against the beat grid is
+//!    measured and removed (slow attacks such as a choir make every onset late by 50..130 ms).
+//! 2. [`melody`]: one continuous line, picked by a Viterbi search over 1/16 slots (salience,
+//!    register, continuity), then quantised, made monophonic and carried into the right-hand register.
+//! 3. [`harmony`]: the key (Krumhansl profiles) and a chord per beat (Viterbi over triads with a
+//!    diatonic prior and a change penalty, so it does not flicker). Works from the melody alone.
+//! 4. [`accompaniment`]: layers added by density (bass, chords, harmonised melody, eighth-note
+//!    patterns in the chosen style), voiced under the melody.
+//! 5. [`quantize`] (the grid, with a strength) and [`playability`] (range, hands of <= 5 notes within
+//!    the span, no crossing, the melody on top, no re-struck sounding key), then sorted.
+//!
+//! No I/O, no randomness, no hash maps: the same input always gives the same cover.
+
+pub mod accompaniment;
+pub mod harmony;
+pub mod melody;
+pub mod playability;
+pub mod quantize;
+
+use crate::notes::{BeatGrid, CoverNote, FrameOutputs, Hand, Note, LOWEST_KEY, N_CONTOUR_BINS};
+
+/// Seconds between two model frames (hop 256 at 22050 Hz).
+pub const FRAME_SECONDS: f64 = 256.0 / 22050.0;
+/// Piano range.
+pub const PIANO_LOW: u8 = 21;
+pub const PIANO_HIGH: u8 = 108;
+/// Most notes one hand may hold at an instant.
+pub const MAX_NOTES_PER_HAND: usize = 5;
+/// Notes further than this from beat 0 are ignored (keeps the work bounded on garbage input).
+const MAX_ABS_BEAT: f64 = 1.0e6;
+
+/// What the arranger works on: the transcription in beats and the meter.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ArrangeInput {
+    pub notes: Vec<BeatNote>,
+    pub beats_per_bar: u32,
+    /// Beat position of the first downbeat; bars start at `first_downbeat_beat + k * beats_per_bar`.
+    pub first_downbeat_beat: f64,
+    pub seconds_per_beat: f64,
+}
+
+/// One transcribed note in beats.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BeatNote {
+    pub start_beat: f64,
+    pub end_beat: f64,
+    pub pitch: u8,
+    /// basic-pitch's amplitude (mean note posterior), 0..1.
+    pub amplitude: f32,
+    /// Mean contour salience at the note's pitch over its frames, 0..1 (the amplitude when no
+    /// contour is known).
+    pub salience: f32,
+}
+
+impl ArrangeInput {
+    /// Notes in seconds -> beats through `grid`; salience from the contour with the model's frame
+    /// times (`frame * 256 / 22050` s).
+    pub fn from_transcription(notes: &[Note], frames: Option<&FrameOutputs>, grid: &BeatGrid) -> Self {
+        Self::from_transcription_with(notes, frames, grid, |f| f as f64 * FRAME_SECONDS)
+    }
+
+    /// As [`Self::from_transcription`], with the time in seconds of frame `t` given by `frame_time`
+    /// (monotone non-decreasing).
+    pub fn from_transcription_with(
+        notes: &[Note],
+        frames: Option<&FrameOutputs>,
+        grid: &BeatGrid,
+        frame_time: impl Fn(usize) -> f64,
+    ) -> Self {
+        let n_frames = frames.map_or(0, |f| f.contour.len() / N_CONTOUR_BINS);
+        // First frame whose time is >= t.
+        let first_at = |t: f64| -> usize {
+            let (mut lo, mut hi) = (0usize, n_frames);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if frame_time(mid) < t {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        };
+        let out = notes
+            .iter()
+            .map(|n| {
+                let mut salience = n.amplitude;
+                if let Some(fr) = frames.filter(|_| n_frames > 0) {
+                    let (a, b) = (first_at(n.start_s), first_at(n.end_s).max(first_at(n.start_s) + 1).min(n_frames));
+                    if a < b && (LOWEST_KEY..=PIANO_HIGH).contains(&n.pitch) {
+                        let centre = 3 * (n.pitch - LOWEST_KEY) as usize;
+                        let (lo, hi) = (centre.saturating_sub(1), (centre + 1).min(N_CONTOUR_BINS - 1));
+                        let mut sum = 0.0f64;
+                        for t in a..b {
+                            let row = fr.contour_row(t);
+                            sum += row[lo..=hi].iter().fold(0.0f32, |m, &v| m.max(v)) as f64;
+                        }
+                        salience = (sum / (b - a) as f64) as f32;
+                    }
+                }
+                BeatNote {
+                    start_beat: grid.beat_at(n.start_s),
+                    end_beat: grid.beat_at(n.end_s),
+                    pitch: n.pitch,
+                    amplitude: n.amplitude,
+                    salience,
+                }
+            })
+            .collect();
+        Self {
+            notes: out,
+            beats_per_bar: grid.beats_per_bar,
+            first_downbeat_beat: grid.first_downbeat_beat,
+            seconds_per_beat: grid.seconds_per_beat(),
+        }
+    }
+}
+
+/// Texture of the accompaniment at higher densities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Style {
+    /// Chords struck together.
+    Block,
+    /// Bass on the beat, the rest of the chord on the off-beat eighth.
+    Broken,
+    /// Chord tones one after another on eighths.
+    Arpeggio,
+}
+
+/// The user's knobs.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ArrangeSettings {
+    /// 0: the melody alone; 0.5: melody, bass and chords; 1: full two-hand texture.
+    pub density: f32,
+    pub style: Style,
+    /// 0: onsets as played; 1: onsets exactly on the grid.
+    pub quantize_strength: f32,
+    /// Grid steps per beat (4 = 1/16 notes).
+    pub grid_per_beat: u32,
+    /// Widest interval one hand holds at an instant, in semitones.
+    pub hand_span: u8,
+    /// User key range (within A0..C8).
+    pub lowest_key: u8,
+    pub highest_key: u8,
+    /// Scales all velocities.
+    pub velocity_scale: f32,
+}
+
+impl Default for ArrangeSettings {
+    fn default() -> Self {
+        Self {
+            density: 0.5,
+            style: Style::Broken,
+            quantize_strength: 1.0,
+            grid_per_beat: 4,
+            hand_span: 14,
+            lowest_key: PIANO_LOW,
+            highest_key: PIANO_HIGH,
+            velocity_scale: 1.0,
+        }
+    }
+}
+
+impl ArrangeSettings {
+    /// The settings with every field forced into its valid range.
+    pub fn sanitized(&self) -> Self {
+        let f = |x: f32, d: f32| if x.is_finite() { x.clamp(0.0, 1.0) } else { d };
+        let (mut lo, mut hi) = (self.lowest_key.clamp(PIANO_LOW, PIANO_HIGH), self.highest_key.clamp(PIANO_LOW, PIANO_HIGH));
+        if lo > hi {
+            std::mem::swap(&mut lo, &mut hi);
+        }
+        Self {
+            density: f(self.density, 0.5),
+            style: self.style,
+            quantize_strength: f(self.quantize_strength, 1.0),
+            grid_per_beat: self.grid_per_beat.clamp(1, 64),
+            hand_span: self.hand_span.clamp(7, 24),
+            lowest_key: lo,
+            highest_key: hi,
+            velocity_scale: if self.velocity_scale.is_finite() { self.velocity_scale.clamp(0.0, 4.0) } else { 1.0 },
+        }
+    }
+}
+
+/// What a generated note is for; decides who yields when the hands' limits are reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Right-hand notes under the melody.
+    Harmony = 0,
+    /// Left-hand chord or pattern notes.
+    Chord = 1,
+    Bass = 2,
+    Melody = 3,
+}
+
+/// A note being built, before the playability pass.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Voice {
+    pub start: f64,
+    pub end: f64,
+    pub pitch: u8,
+    pub velocity: u8,
+    pub hand: Hand,
+    pub role: Role,
+}
+
+/// The valid notes of the input, sorted by (start, pitch, end).
+fn cleaned(input: &ArrangeInput) -> Vec<BeatNote> {
+    let mut v: Vec<BeatNote> = input
+        .notes
+        .iter()
+        .filter(|n| {
+            n.start_beat.is_finite()
+                && n.end_beat.is_finite()
+                && n.end_beat > n.start_beat
+                && n.start_beat.abs() < MAX_ABS_BEAT
+                && n.end_beat.abs() < MAX_ABS_BEAT
+                && (PIANO_LOW..=PIANO_HIGH).contains(&n.pitch)
+        })
+        .map(|n| BeatNote {
+            amplitude: if n.amplitude.is_finite() { n.amplitude.clamp(0.0, 1.0) } else { 0.0 },
+            salience: if n.salience.is_finite() { n.salience.clamp(0.0, 1.0) } else { 0.0 },
+            // A note longer than 64 beats is a stuck detection: cap it so the work stays bounded.
+            end_beat: n.end_beat.min(n.start_beat + 64.0),
+            ..*n
+        })
+        .collect();
+    v.sort_by(|a, b| {
+        a.start_beat
+            .total_cmp(&b.start_beat)
+            .then(a.pitch.cmp(&b.pitch))
+            .then(a.end_beat.total_cmp(&b.end_beat))
+            .then(a.amplitude.total_cmp(&b.amplitude))
+            .then(a.salience.total_cmp(&b.salience))
+    });
+    v
+}
+
+/// Meter facts the later stages need.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Meter {
+    pub beats_per_bar: u32,
+    pub first_downbeat: f64,
+    pub seconds_per_beat: f64,
+}
+
+impl Meter {
+    pub fn of(input: &ArrangeInput) -> Self {
+        Self {
+            beats_per_bar: input.beats_per_bar.clamp(1, 32),
+            first_downbeat: if input.first_downbeat_beat.is_finite() && input.first_downbeat_beat.abs() < MAX_ABS_BEAT {
+                input.first_downbeat_beat
+            } else {
+                0.0
+            },
+            seconds_per_beat: if input.seconds_per_beat.is_finite() && input.seconds_per_beat > 0.0 {
+                input.seconds_per_beat.clamp(0.05, 10.0)
+            } else {
+                0.5
+            },
+        }
+    }
+
+    /// Position of integer beat `b` in its bar (0 = downbeat).
+    pub fn beat_in_bar(&self, b: i64) -> u32 {
+        let rel = (b as f64 - self.first_downbeat).round() as i64;
+        rel.rem_euclid(self.beats_per_bar as i64) as u32
+    }
+
+    /// Whether integer beat `b` is a strong beat (the downbeat, or the bar's middle in even meters).
+    pub fn is_strong(&self, b: i64) -> bool {
+        let k = self.beat_in_bar(b);
+        k == 0 || (self.beats_per_bar % 2 == 0 && self.beats_per_bar >= 4 && k == self.beats_per_bar / 2)
+    }
+}
+
+/// The cover of `input`: sorted by (start_beat, pitch), playable, within the settings' range.
+pub fn arrange(input: &ArrangeInput, settings: &ArrangeSettings) -> Vec<CoverNote> {
+    let s = settings.sanitized();
+    let meter = Meter::of(input);
+    let mut notes = cleaned(input);
+    if notes.is_empty() {
+        return Vec::new();
+    }
+    quantize::align_lag(&mut notes, &meter);
+    let line = melody::extract(&notes);
+    let line = melody::shape(&line, &s);
+    let harm = harmony::analyze(&notes, &line, &meter);
+    let mut voices = melody::voices(&line, &s);
+    voices.extend(accompaniment::build(&line, &harm, &meter, &s));
+    // The melody is already quantised (in `shape`); the accompaniment sits on beat fractions that
+    // may not be on a coarse or odd grid.
+    for v in voices.iter_mut().filter(|v| v.role != Role::Melody) {
+        quantize::snap_voice(v, s.grid_per_beat, s.quantize_strength);
+    }
+    playability::enforce(voices, &s)
+}
+
+#[cfg(test)]
+mod tests;
