@@ -63,6 +63,10 @@ impl Harmony {
     }
 }
 
+/// How much the share of the profile outside a key's scale counts against it (a melody's
+/// pitch-class weights alone mislead the profiles: it dwells on the 2nd and 5th degrees).
+const OUT_OF_SCALE_WEIGHT: f64 = 0.0;
+
 const MAJOR_PROFILE: [f64; 12] = [6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88];
 const MINOR_PROFILE: [f64; 12] = [6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17];
 
@@ -101,7 +105,11 @@ pub fn key_of(profile: &[f64; 12]) -> Key {
             for i in 0..12 {
                 rot[i] = if minor { MINOR_PROFILE } else { MAJOR_PROFILE }[(i + 12 - tonic as usize) % 12];
             }
-            let c = correlation(profile, &rot);
+            let scale: &[usize] = if minor { &[0, 2, 3, 5, 7, 8, 10, 11] } else { &[0, 2, 4, 5, 7, 9, 11] };
+            let sum: f64 = profile.iter().sum();
+            let inside: f64 = scale.iter().map(|&d| profile[(d + tonic as usize) % 12]).sum();
+            let out_share = if sum > 0.0 { 1.0 - inside / sum } else { 0.0 };
+            let c = correlation(profile, &rot) - super::tune("OUTW", OUT_OF_SCALE_WEIGHT) * out_share;
             if c > best.1 {
                 best = (Key { tonic, minor }, c);
             }
@@ -174,19 +182,50 @@ fn spread(out: &mut Vec<(i64, u8, f64)>, start: f64, end: f64, pc: u8, w: f64) {
     let (a, b) = (start.floor() as i64, (end - 1e-9).floor() as i64);
     for k in a..=b.max(a) {
         let ov = (end.min(k as f64 + 1.0) - start.max(k as f64)).max(0.0);
-        let on_beat = if k == a && (start - a as f64) < 0.13 { 2.0 } else { 1.0 };
+        let on_beat = if k == a && (start - a as f64) < 0.13 { super::tune("ONBEAT", 2.0) } else { 1.0 };
         if ov > 0.0 {
             out.push((k, pc, w * ov * on_beat));
         }
     }
 }
 
+/// Weight of a note that looks like an overtone of a louder note under it.
+const PARTIAL_WEIGHT: f64 = 0.1;
+/// Intervals (semitones) at which an overtone adds a new pitch class: the 3rd, 5th and 6th partials
+/// (12th, 2 octaves + major 3rd, 2 octaves + 5th).
+const PARTIAL_INTERVALS: [u8; 3] = [19, 28, 31];
+/// How many neighbours on each side (in start order) are looked at.
+const PARTIAL_WINDOW: usize = 24;
+
+/// Per note: whether it is probably an overtone the transcriber reported as a note (a sung or
+/// blown line's 3rd / 5th / 6th partial): a note at one of [`PARTIAL_INTERVALS`] above a note that
+/// is at least as loud and covers most of it. Such notes would add a fifth or third that is not
+/// played to the harmony. `notes` sorted by start.
+pub fn partial_like(notes: &[BeatNote]) -> Vec<bool> {
+    let mut out = vec![false; notes.len()];
+    for (i, n) in notes.iter().enumerate() {
+        let len = n.end_beat - n.start_beat;
+        let lo = i.saturating_sub(PARTIAL_WINDOW);
+        let hi = (i + PARTIAL_WINDOW + 1).min(notes.len());
+        out[i] = notes[lo..hi].iter().any(|m| {
+            n.pitch > m.pitch
+                && PARTIAL_INTERVALS.contains(&(n.pitch - m.pitch))
+                && m.amplitude >= 0.8 * n.amplitude
+                && (n.end_beat.min(m.end_beat) - n.start_beat.max(m.start_beat)) >= 0.5 * len
+        });
+    }
+    out
+}
+
 /// The key and a chord per beat, from all notes and the (shaped) melody line.
 pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
     let mut entries: Vec<(i64, u8, f64)> = Vec::new();
-    for n in notes {
+    let partial = partial_like(notes);
+    let pw = super::tune("PARTIAL", PARTIAL_WEIGHT);
+    for (n, &is_partial) in notes.iter().zip(&partial) {
         let bass = if n.pitch < 55 { 1.5 } else { 1.0 };
-        spread(&mut entries, n.start_beat, n.end_beat, n.pitch % 12, (0.2 + n.amplitude as f64) * bass);
+        let w = if is_partial { pw } else { 1.0 };
+        spread(&mut entries, n.start_beat, n.end_beat, n.pitch % 12, (0.2 + n.amplitude as f64) * bass * w);
     }
     for m in line {
         spread(&mut entries, m.start, m.end, m.pitch % 12, MELODY_WEIGHT * (0.2 + m.weight as f64));
@@ -200,6 +239,7 @@ pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
         total[e.1 as usize] += e.2;
     }
     let key = key_of(&total);
+    if std::env::var("KEYDBG").is_ok() { eprintln!("key {:?} total {:?}", key, total.iter().map(|x| (*x * 10.0).round() / 10.0).collect::<Vec<_>>()); }
     // Per-beat profiles of the occupied beats.
     let mut beats: Vec<(i64, [f64; 12])> = Vec::new();
     for e in &entries {
@@ -216,7 +256,8 @@ pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
     let last = beats[beats.len() - 1].0;
     let vocab = vocabulary();
     let nc = vocab.len();
-    let prior: Vec<f64> = vocab.iter().map(|&c| diatonic_prior(c, key)).collect();
+    let ps = super::tune("PRIOR", 1.0);
+    let prior: Vec<f64> = vocab.iter().map(|&c| ps * diatonic_prior(c, key)).collect();
     let mut chords: Vec<Option<Chord>> = Vec::new();
     // Viterbi over runs of beats no more than HOLD_BEATS apart (empty beats inside a run get the
     // prior only); runs are independent.
@@ -241,7 +282,8 @@ pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
                 continue;
             }
             let strong = meter.is_strong(b0 + t as i64);
-            let change = if strong { CHANGE_COST_STRONG } else { CHANGE_COST_WEAK };
+            let change = if strong { super::tune("CHS", CHANGE_COST_STRONG) } else { super::tune("CHW", CHANGE_COST_WEAK) };
+            let fifth_bonus = super::tune("FIFTH", FIFTH_BONUS);
             let mut next = vec![0.0f64; nc];
             for c in 0..nc {
                 let mut best = (c, score[c]);
@@ -249,7 +291,7 @@ pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
                     if p == c {
                         continue;
                     }
-                    let fifth = if (vocab[p].root + 12 - vocab[c].root) % 12 == 7 { FIFTH_BONUS } else { 0.0 };
+                    let fifth = if (vocab[p].root + 12 - vocab[c].root) % 12 == 7 { fifth_bonus } else { 0.0 };
                     let v = score[p] - change + fifth;
                     if v > best.1 {
                         best = (p, v);
@@ -272,6 +314,9 @@ pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
             chords.push(None);
         }
         for t in 0..len {
+            if std::env::var("KEYDBG").is_ok() && t < 20 {
+                eprintln!("beat {} prof {:?} chord {:?}", b0 + t as i64, prof[t].iter().map(|x| (*x * 10.0).round() / 10.0).collect::<Vec<_>>(), vocab[path[t]]);
+            }
             chords.push(Some(vocab[path[t]]));
         }
         i = j;

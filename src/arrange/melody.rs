@@ -39,15 +39,16 @@ pub struct MelNote {
 
 /// How much a note is worth per slot it fills as melody.
 fn note_weight(n: &BeatNote) -> f64 {
-    let strength = 0.6 * n.salience as f64 + 0.4 * n.amplitude as f64;
-    let register = (1.0 + 0.025 * (n.pitch as f64 - 62.0)).clamp(0.6, 1.4);
+    let sw = super::tune("SAL_W", 0.6);
+    let strength = sw * n.salience as f64 + (1.0 - sw) * n.amplitude as f64;
+    let register = (1.0 + super::tune("REG_SLOPE", 0.025) * (n.pitch as f64 - 62.0)).clamp(0.6, 1.4);
     strength * register
 }
 
 /// The melody line of `notes` (sorted as [`super::cleaned`] leaves them), in time order, not
 /// overlapping, unquantised.
 pub fn extract(notes: &[BeatNote]) -> Vec<MelNote> {
-    let cand: Vec<usize> = (0..notes.len()).filter(|&i| notes[i].pitch >= MELODY_FLOOR).collect();
+    let cand: Vec<usize> = (0..notes.len()).filter(|&i| notes[i].pitch as f64 >= super::tune("FLOOR", MELODY_FLOOR as f64)).collect();
     if cand.is_empty() {
         return Vec::new();
     }
@@ -131,7 +132,7 @@ pub fn extract(notes: &[BeatNote]) -> Vec<MelNote> {
                             if states[plo + q].0 == note {
                                 continue;
                             }
-                            LEAP_COST * (pp.abs_diff(n.pitch).min(24) as f64) / 12.0
+                            super::tune("LEAP", LEAP_COST) * (pp.abs_diff(n.pitch).min(24) as f64) / 12.0
                         };
                         let v = score[p_off + q] - cost;
                         if v > best.1 {
@@ -156,10 +157,10 @@ pub fn extract(notes: &[BeatNote]) -> Vec<MelNote> {
                     best = (q as u32, score[p_off + q]);
                 }
             }
-            score.push(best.1 + REST_SCORE);
+            score.push(best.1 + super::tune("REST", REST_SCORE));
             back.push(best.0);
         } else {
-            score.push(best_prev.1 + REST_SCORE);
+            score.push(best_prev.1 + super::tune("REST", REST_SCORE));
             back.push(best_prev.0);
         }
         prev = Some(g);

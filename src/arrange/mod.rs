@@ -210,7 +210,7 @@ pub struct Voice {
 }
 
 /// The valid notes of the input, sorted by (start, pitch, end).
-fn cleaned(input: &ArrangeInput) -> Vec<BeatNote> {
+pub fn cleaned(input: &ArrangeInput) -> Vec<BeatNote> {
     let mut v: Vec<BeatNote> = input
         .notes
         .iter()
@@ -238,7 +238,32 @@ fn cleaned(input: &ArrangeInput) -> Vec<BeatNote> {
             .then(a.amplitude.total_cmp(&b.amplitude))
             .then(a.salience.total_cmp(&b.salience))
     });
-    v
+    defragment(v, 0.025 / Meter::of(input).seconds_per_beat)
+}
+
+/// Same-pitch notes that follow each other within `gap` beats are one note the decoder split (a
+/// sung note's vibrato or a slow attack re-triggers an onset): merged, the amplitude
+/// duration-weighted. Input and output sorted by (start, pitch, end).
+fn defragment(notes: Vec<BeatNote>, gap: f64) -> Vec<BeatNote> {
+    // Per pitch, the index in `out` of the latest note.
+    let mut last: [Option<usize>; 128] = [None; 128];
+    let mut out: Vec<BeatNote> = Vec::with_capacity(notes.len());
+    for n in notes {
+        if let Some(i) = last[n.pitch as usize] {
+            let p = &mut out[i];
+            if n.start_beat <= p.end_beat + gap {
+                let (dp, dn) = (p.end_beat - p.start_beat, n.end_beat - n.start_beat);
+                let w = |a: f32, b: f32| ((a as f64 * dp + b as f64 * dn) / (dp + dn).max(1e-12)) as f32;
+                p.amplitude = w(p.amplitude, n.amplitude);
+                p.salience = w(p.salience, n.salience);
+                p.end_beat = p.end_beat.max(n.end_beat);
+                continue;
+            }
+        }
+        last[n.pitch as usize] = Some(out.len());
+        out.push(n);
+    }
+    out
 }
 
 /// Meter facts the later stages need.
@@ -303,3 +328,8 @@ pub fn arrange(input: &ArrangeInput, settings: &ArrangeSettings) -> Vec<CoverNot
 
 #[cfg(test)]
 mod tests;
+
+/// TEMPORARY tuning hook (removed before release): a constant overridable from the environment.
+pub(crate) fn tune(name: &str, default: f64) -> f64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}

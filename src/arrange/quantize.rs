@@ -12,6 +12,22 @@ pub const MIN_LAG_S: f64 = -0.04;
 /// the onsets' phase within the beat, if the phases agree enough and it lies in
 /// [`MIN_LAG_S`, `MAX_LAG_S`]; else 0.
 pub fn onset_lag(notes: &[BeatNote], meter: &Meter) -> f64 {
+    let (lag, r) = onset_phase(notes);
+    let lag_s = lag * meter.seconds_per_beat;
+    if r >= MIN_AGREEMENT && (MIN_LAG_S..=MAX_LAG_S).contains(&lag_s) {
+        lag
+    } else {
+        0.0
+    }
+}
+
+/// Smallest resultant length (0..1) of the onset phases for a lag to be trusted.
+pub const MIN_AGREEMENT: f64 = 0.25;
+
+/// The weighted circular mean of the onsets' phase within the beat (beats, in (-0.5, 0.5]) and the
+/// resultant length (0: no agreement, 1: all onsets at one phase). Long, loud notes weigh most:
+/// they fall on beats far more often than short passing notes.
+pub fn onset_phase(notes: &[BeatNote]) -> (f64, f64) {
     let (mut c, mut s, mut w) = (0.0f64, 0.0f64, 0.0f64);
     for n in notes {
         let weight = (n.amplitude as f64).max(0.05) * (n.end_beat - n.start_beat).clamp(0.0, 1.0);
@@ -20,16 +36,10 @@ pub fn onset_lag(notes: &[BeatNote], meter: &Meter) -> f64 {
         s += weight * phase.sin();
         w += weight;
     }
-    if w <= 0.0 || (c * c + s * s).sqrt() / w < 0.25 {
-        return 0.0;
+    if w <= 0.0 {
+        return (0.0, 0.0);
     }
-    let lag = s.atan2(c) / std::f64::consts::TAU; // beats, in (-0.5, 0.5]
-    let lag_s = lag * meter.seconds_per_beat;
-    if (MIN_LAG_S..=MAX_LAG_S).contains(&lag_s) {
-        lag
-    } else {
-        0.0
-    }
+    (s.atan2(c) / std::f64::consts::TAU, (c * c + s * s).sqrt() / w)
 }
 
 /// Moves every note earlier by the measured [`onset_lag`].
