@@ -65,7 +65,7 @@ impl Harmony {
 
 /// How much the share of the profile outside a key's scale counts against it (a melody's
 /// pitch-class weights alone mislead the profiles: it dwells on the 2nd and 5th degrees).
-const OUT_OF_SCALE_WEIGHT: f64 = 0.0;
+const OUT_OF_SCALE_WEIGHT: f64 = 2.0;
 
 const MAJOR_PROFILE: [f64; 12] = [6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88];
 const MINOR_PROFILE: [f64; 12] = [6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17];
@@ -74,7 +74,9 @@ const MINOR_PROFILE: [f64; 12] = [6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75
 const CHANGE_COST_WEAK: f64 = 0.10;
 const CHANGE_COST_STRONG: f64 = 0.05;
 /// Bonus for a root falling a fifth (V -> I, ii -> V).
-const FIFTH_BONUS: f64 = 0.03;
+const FIFTH_BONUS: f64 = 0.12;
+/// Weight of a note's first beat when it starts on the beat (1: none; 2 cost 0.02 on mixes).
+const ON_BEAT_WEIGHT: f64 = 1.0;
 /// Weight of the melody line in the beat profile, over the other notes.
 const MELODY_WEIGHT: f64 = 1.0;
 /// A beat with nothing sounding keeps a chord if notes sound within this many beats.
@@ -99,6 +101,17 @@ fn correlation(a: &[f64; 12], b: &[f64; 12]) -> f64 {
 /// Krumhansl-Schmuckler key of a pitch-class profile (ties: the lowest tonic, major first).
 pub fn key_of(profile: &[f64; 12]) -> Key {
     let mut best = (Key { tonic: 0, minor: false }, f64::NEG_INFINITY);
+    for (k, c) in key_scores(profile) {
+        if c > best.1 {
+            best = (k, c);
+        }
+    }
+    best.0
+}
+
+/// Every key's fit to a pitch-class profile: profile correlation less the out-of-scale share.
+pub fn key_scores(profile: &[f64; 12]) -> Vec<(Key, f64)> {
+    let mut out = Vec::with_capacity(24);
     for minor in [false, true] {
         for tonic in 0..12u8 {
             let mut rot = [0.0; 12];
@@ -109,13 +122,11 @@ pub fn key_of(profile: &[f64; 12]) -> Key {
             let sum: f64 = profile.iter().sum();
             let inside: f64 = scale.iter().map(|&d| profile[(d + tonic as usize) % 12]).sum();
             let out_share = if sum > 0.0 { 1.0 - inside / sum } else { 0.0 };
-            let c = correlation(profile, &rot) - super::tune("OUTW", OUT_OF_SCALE_WEIGHT) * out_share;
-            if c > best.1 {
-                best = (Key { tonic, minor }, c);
-            }
+            let c = correlation(profile, &rot) - OUT_OF_SCALE_WEIGHT * out_share;
+            out.push((Key { tonic, minor }, c));
         }
     }
-    best.0
+    out
 }
 
 /// All chords considered: 12 major, 12 minor, 12 diminished.
@@ -182,7 +193,7 @@ fn spread(out: &mut Vec<(i64, u8, f64)>, start: f64, end: f64, pc: u8, w: f64) {
     let (a, b) = (start.floor() as i64, (end - 1e-9).floor() as i64);
     for k in a..=b.max(a) {
         let ov = (end.min(k as f64 + 1.0) - start.max(k as f64)).max(0.0);
-        let on_beat = if k == a && (start - a as f64) < 0.13 { super::tune("ONBEAT", 2.0) } else { 1.0 };
+        let on_beat = if k == a && (start - a as f64) < 0.13 { ON_BEAT_WEIGHT } else { 1.0 };
         if ov > 0.0 {
             out.push((k, pc, w * ov * on_beat));
         }
@@ -221,7 +232,7 @@ pub fn partial_like(notes: &[BeatNote]) -> Vec<bool> {
 pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
     let mut entries: Vec<(i64, u8, f64)> = Vec::new();
     let partial = partial_like(notes);
-    let pw = super::tune("PARTIAL", PARTIAL_WEIGHT);
+    let pw = PARTIAL_WEIGHT;
     for (n, &is_partial) in notes.iter().zip(&partial) {
         let bass = if n.pitch < 55 { 1.5 } else { 1.0 };
         let w = if is_partial { pw } else { 1.0 };
@@ -238,8 +249,6 @@ pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
     for e in &entries {
         total[e.1 as usize] += e.2;
     }
-    let key = key_of(&total);
-    if std::env::var("KEYDBG").is_ok() { eprintln!("key {:?} total {:?}", key, total.iter().map(|x| (*x * 10.0).round() / 10.0).collect::<Vec<_>>()); }
     // Per-beat profiles of the occupied beats.
     let mut beats: Vec<(i64, [f64; 12])> = Vec::new();
     for e in &entries {
@@ -252,13 +261,36 @@ pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
             }
         }
     }
+    // The key: among the few best by profile, the one whose diatonic harmonisation explains the
+    // beats best (a melody alone often fits the relative or neighbouring key's profile as well).
+    let mut ranked: Vec<(Key, f64)> = key_scores(&total);
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.tonic.cmp(&b.0.tonic)).then(a.0.minor.cmp(&b.0.minor)));
+    let (n_try, kw) = (KEYS_TRIED, KEY_PROFILE_WEIGHT);
+    let mut best: Option<(f64, Harmony)> = None;
+    for &(key, kscore) in ranked.iter().take(n_try.max(1)) {
+        let (score, h) = harmonise(&beats, key, meter);
+        let total_score = score / beats.len() as f64 + kw * kscore;
+        if best.as_ref().map_or(true, |b| total_score > b.0) {
+            best = Some((total_score, h));
+        }
+    }
+    let h = best.unwrap().1;
+    h
+}
+
+/// How many keys (best by profile) are harmonised in full to choose the key.
+const KEYS_TRIED: usize = 4;
+/// Weight of the profile score beside the harmonisation's score per beat.
+const KEY_PROFILE_WEIGHT: f64 = 0.0;
+
+/// Viterbi harmonisation of the occupied beats in `key`: the total path score and the chords.
+fn harmonise(beats: &[(i64, [f64; 12])], key: Key, meter: &Meter) -> (f64, Harmony) {
     let first = beats[0].0;
-    let last = beats[beats.len() - 1].0;
     let vocab = vocabulary();
     let nc = vocab.len();
-    let ps = super::tune("PRIOR", 1.0);
-    let prior: Vec<f64> = vocab.iter().map(|&c| ps * diatonic_prior(c, key)).collect();
+    let prior: Vec<f64> = vocab.iter().map(|&c| diatonic_prior(c, key)).collect();
     let mut chords: Vec<Option<Chord>> = Vec::new();
+    let mut total = 0.0;
     // Viterbi over runs of beats no more than HOLD_BEATS apart (empty beats inside a run get the
     // prior only); runs are independent.
     let mut i = 0;
@@ -275,6 +307,7 @@ pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
         }
         let mut score = vec![0.0f64; nc];
         let mut back = vec![0u8; len * nc];
+        let fifth_bonus = FIFTH_BONUS;
         for t in 0..len {
             let emit: Vec<f64> = (0..nc).map(|c| cosine(&prof[t], vocab[c]) + prior[c]).collect();
             if t == 0 {
@@ -282,19 +315,25 @@ pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
                 continue;
             }
             let strong = meter.is_strong(b0 + t as i64);
-            let change = if strong { super::tune("CHS", CHANGE_COST_STRONG) } else { super::tune("CHW", CHANGE_COST_WEAK) };
-            let fifth_bonus = super::tune("FIFTH", FIFTH_BONUS);
+            let change = if strong { CHANGE_COST_STRONG } else { CHANGE_COST_WEAK };
+            // Best predecessor other than staying: the overall best, or the second best when the
+            // best is the chord itself; plus the falling-fifth bonus from its one predecessor root.
+            let mut order: Vec<usize> = (0..nc).collect();
+            order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
             let mut next = vec![0.0f64; nc];
             for c in 0..nc {
                 let mut best = (c, score[c]);
+                let other = if order[0] != c { order[0] } else { order[1] };
+                if score[other] - change > best.1 {
+                    best = (other, score[other] - change);
+                }
+                // Falling fifth into c: predecessors with root c + 7.
                 for p in 0..nc {
-                    if p == c {
-                        continue;
-                    }
-                    let fifth = if (vocab[p].root + 12 - vocab[c].root) % 12 == 7 { fifth_bonus } else { 0.0 };
-                    let v = score[p] - change + fifth;
-                    if v > best.1 {
-                        best = (p, v);
+                    if p != c && (vocab[p].root + 12 - vocab[c].root) % 12 == 7 {
+                        let v = score[p] - change + fifth_bonus;
+                        if v > best.1 {
+                            best = (p, v);
+                        }
                     }
                 }
                 next[c] = best.1 + emit[c];
@@ -303,26 +342,22 @@ pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
             score = next;
         }
         let mut c = (0..nc).fold(0, |b, c| if score[c] > score[b] { c } else { b });
+        total += score[c];
         let mut path = vec![0usize; len];
         for t in (0..len).rev() {
             path[t] = c;
             c = back[t * nc + c] as usize;
         }
-        // Fill the gap before this run with None.
         let have = first + chords.len() as i64;
         for _ in have..b0 {
             chords.push(None);
         }
         for t in 0..len {
-            if std::env::var("KEYDBG").is_ok() && t < 20 {
-                eprintln!("beat {} prof {:?} chord {:?}", b0 + t as i64, prof[t].iter().map(|x| (*x * 10.0).round() / 10.0).collect::<Vec<_>>(), vocab[path[t]]);
-            }
             chords.push(Some(vocab[path[t]]));
         }
         i = j;
     }
-    debug_assert_eq!(first + chords.len() as i64, last + 1);
-    Harmony { key, first_beat: first, chords }
+    (total, Harmony { key, first_beat: first, chords })
 }
 
 #[cfg(test)]

@@ -329,7 +329,3 @@ pub fn arrange(input: &ArrangeInput, settings: &ArrangeSettings) -> Vec<CoverNot
 #[cfg(test)]
 mod tests;
 
-/// TEMPORARY tuning hook (removed before release): a constant overridable from the environment.
-pub(crate) fn tune(name: &str, default: f64) -> f64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
