@@ -6,8 +6,8 @@
 //! | >= 0.1 | bass (chord root) at chord changes and downbeats, held |
 //! | >= 0.3 | the bass also on the other strong beat of the bar |
 //! | >= 0.35 | left-hand chord tones over the bass at those onsets, held |
-//! | >= 0.6 | a left-hand pattern on every beat in the chosen [`Style`] (eighths) and one chord tone under the melody in the right hand |
-//! | >= 0.8 | two right-hand tones under the melody; block chords and arpeggios move on every eighth |
+//! | >= 0.6 | a left-hand pattern on every beat in the chosen [`Style`] (block / broken on eighths, arpeggio on sixteenths) and one chord tone under the melody in the right hand |
+//! | >= 0.8 | two right-hand tones under the melody; block chords re-struck on every eighth, broken chords fill the beat |
 //!
 //! Every voice is placed under the melody sounding at its onset; the playability pass settles the rest.
 
@@ -181,7 +181,9 @@ pub fn build(line: &[MelNote], harm: &Harmony, meter: &Meter, s: &ArrangeSetting
                     let n = seq.len();
                     // Up and down: 0 1 2 3 2 1 0 1 ...
                     let cycle: Vec<i32> = if n > 1 { (0..n).chain((1..n - 1).rev()).map(|i| seq[i]).collect() } else { seq.clone() };
-                    let steps = if full { 4 } else { 2 };
+                    // Sixteenths: a beat's arpeggio strikes at least as many keys as the held chord
+                    // it replaces (bass + up to three tones), so the note count never falls.
+                    let steps = 4;
                     let step = 1.0 / steps as f64;
                     for j in 0..steps {
                         let p = cycle[arp_index % cycle.len()];

@@ -78,7 +78,7 @@ const FIFTH_BONUS: f64 = 0.12;
 /// Weight of a note's first beat when it starts on the beat (1: none; 2 cost 0.02 on mixes).
 const ON_BEAT_WEIGHT: f64 = 1.0;
 /// Weight of the melody line in the beat profile, over the other notes.
-const MELODY_WEIGHT: f64 = 1.0;
+const MELODY_WEIGHT: f64 = 0.0;
 /// A beat with nothing sounding keeps a chord if notes sound within this many beats.
 const HOLD_BEATS: i64 = 2;
 
