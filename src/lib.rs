@@ -1,1 +1,21 @@
+//! Pianola: plays a piano cover of the track it sits on.
+//!
+//! Audio is captured (plugin) or read from a file (CLI), transcribed by Spotify's Basic Pitch model
+//! into notes, arranged into a playable two-hand piano part keyed in beats, and played out as MIDI
+//! locked to the host transport. See DEVELOPERS.md for how the stages fit together.
 
+pub mod arrange;
+pub mod audio_file;
+pub mod decode;
+pub mod engine;
+pub mod midi_file;
+pub mod model;
+pub mod notes;
+pub mod resample;
+pub mod cli;
+pub mod capture;
+pub mod emit;
+pub mod params;
+pub mod plugin;
+pub mod timeline;
+pub mod worker;

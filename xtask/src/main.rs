@@ -1,1 +1,107 @@
-fn main(){}
+//! Project tasks: `cargo xtask fetch-model` (the Basic Pitch model and the ONNX Runtime library, from
+//! PyPI by name and pinned version, checked against pinned sha256 sums) and `cargo xtask bundle
+//! pianola --release` (nice-plug's bundler: .clap and .vst3).
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// basic-pitch 0.4.0 (Apache-2.0): the ICASSP-2022 model as ONNX.
+const BASIC_PITCH_WHEEL: &str = "basic-pitch==0.4.0";
+const MODEL_IN_WHEEL: &str = "basic_pitch/saved_models/icassp_2022/nmp.onnx";
+const MODEL_SHA256: &str = "2c3c1d144bfa61ad236e92e169c13535c880469a12a047d4e73451f2c059a0ec";
+const MODEL_LICENSE_IN_WHEEL: &str = "basic_pitch-0.4.0.dist-info/LICENSE";
+
+/// onnxruntime 1.32.0 (MIT) for the optional `onnxruntime` feature, loaded at run time by path.
+const ORT_WHEEL: &str = "onnxruntime==1.32.0";
+const ORT_LIB_IN_WHEEL: &str = "onnxruntime/capi/libonnxruntime.so.1.32.0";
+const ORT_SHA256: &str = "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("fetch-model") => fetch_model(args.iter().any(|a| a == "--with-onnxruntime")),
+        _ => nice_plug_xtask::main(),
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `pip download` one wheel into the cache (no dependencies, binary only) and return its path.
+fn download_wheel(spec: &str, cache: &Path, extra: &[&str]) -> Result<PathBuf> {
+    let name = spec.split("==").next().unwrap().replace('-', "_");
+    let find = || -> Option<PathBuf> {
+        std::fs::read_dir(cache).ok()?.flatten().map(|e| e.path()).find(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{name}-{}", spec.split("==").nth(1).unwrap())) && n.ends_with(".whl"))
+        })
+    };
+    if let Some(p) = find() {
+        return Ok(p);
+    }
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let status = Command::new(&python)
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-q", "-d"])
+        .arg(cache)
+        .args(extra)
+        .arg(spec)
+        .status()
+        .with_context(|| format!("running {python} -m pip (is Python with pip installed?)"))?;
+    if !status.success() {
+        bail!("pip download {spec} failed");
+    }
+    find().with_context(|| format!("pip download {spec} left no wheel in {}", cache.display()))
+}
+
+fn extract(wheel: &Path, member: &str) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(wheel)?;
+    let mut zip = zip::ZipArchive::new(file).with_context(|| format!("{} is not a wheel", wheel.display()))?;
+    let mut entry = zip.by_name(member).with_context(|| format!("{member} not in {}", wheel.display()))?;
+    let mut bytes = Vec::new();
+    entry.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn write_checked(dst: &Path, bytes: &[u8], expected: &str, what: &str) -> Result<()> {
+    let got = sha256(bytes);
+    if got != expected {
+        bail!("{what}: sha256 {got} does not match the pinned {expected}; refusing to use it");
+    }
+    std::fs::write(dst, bytes)?;
+    println!("{what}: {} ({} bytes, sha256 ok)", dst.display(), bytes.len());
+    Ok(())
+}
+
+fn fetch_model(with_ort: bool) -> Result<()> {
+    nice_plug_xtask::chdir_workspace_root()?;
+    let models = PathBuf::from("models");
+    let cache = models.join("cache");
+    std::fs::create_dir_all(&cache)?;
+
+    let model_path = models.join("nmp.onnx");
+    let have = std::fs::read(&model_path).map(|b| sha256(&b) == MODEL_SHA256).unwrap_or(false);
+    if have {
+        println!("model: {} already present (sha256 ok)", model_path.display());
+    } else {
+        let wheel = download_wheel(BASIC_PITCH_WHEEL, &cache, &[])?;
+        write_checked(&model_path, &extract(&wheel, MODEL_IN_WHEEL)?, MODEL_SHA256, "model")?;
+        std::fs::write(models.join("LICENSE.basic-pitch"), extract(&wheel, MODEL_LICENSE_IN_WHEEL)?)?;
+    }
+
+    if with_ort {
+        let lib_path = models.join("libonnxruntime.so");
+        let have = std::fs::read(&lib_path).map(|b| sha256(&b) == ORT_SHA256).unwrap_or(false);
+        if have {
+            println!("onnxruntime: {} already present (sha256 ok)", lib_path.display());
+        } else {
+            // The wheel is CPython-specific but the library inside is not: pin one wheel for every host.
+            let extra = ["--python-version", "3.11", "--platform", "manylinux_2_28_x86_64"];
+            let wheel = download_wheel(ORT_WHEEL, &cache, &extra)?;
+            write_checked(&lib_path, &extract(&wheel, ORT_LIB_IN_WHEEL)?, ORT_SHA256, "onnxruntime")?;
+        }
+    }
+    Ok(())
+}

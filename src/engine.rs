@@ -1,0 +1,223 @@
+//! The transcription pipeline: model-rate audio -> overlapping windows exactly as basic-pitch
+//! cuts them (3840 zeros in front, a window every 36164 samples, 15 frames dropped at each side) ->
+//! model -> unwrapped frames -> notes. [`FrameStream`] does it incrementally for the plugin's worker;
+//! the offline path is the same stream run to the end, so both give identical frames.
+
+use crate::audio_file::AudioClip;
+use crate::decode::{self, DecodeParams};
+use crate::model::{ModelError, NoteModel, WindowFrames, FFT_HOP, FRAMES_PER_SECOND, FRAMES_PER_WINDOW, MODEL_SAMPLE_RATE, WINDOW_SAMPLES};
+use crate::notes::{FrameOutputs, Note, N_CONTOUR_BINS, N_KEYS};
+use crate::resample;
+
+/// Frames of overlap between neighbouring windows, as the model was run in training/reference.
+pub const OVERLAP_FRAMES: usize = 30;
+/// Zeros put in front of the audio (half the overlap).
+pub const LEAD_IN_SAMPLES: usize = OVERLAP_FRAMES / 2 * FFT_HOP;
+/// Distance between window starts.
+pub const HOP_SAMPLES: usize = WINDOW_SAMPLES - OVERLAP_FRAMES * FFT_HOP;
+/// Frames each window contributes after dropping the overlap.
+pub const KEPT_FRAMES: usize = FRAMES_PER_WINDOW - OVERLAP_FRAMES;
+
+/// Number of frames the reference keeps for `n` model-rate samples.
+pub fn frames_for_samples(n: usize) -> usize {
+    (n as u64 * FRAMES_PER_SECOND as u64 / MODEL_SAMPLE_RATE as u64) as usize
+}
+
+/// Incremental windowing + inference. Holds only the audio the next windows still need.
+pub struct FrameStream {
+    /// Lead-in + audio, starting at padded index `buffer_start`.
+    buffer: Vec<f32>,
+    buffer_start: usize,
+    /// Model-rate samples received (without the lead-in).
+    received: usize,
+    next_window: usize,
+    frames: FrameOutputs,
+    scratch: WindowFrames,
+    window: Vec<f32>,
+}
+
+impl Default for FrameStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameStream {
+    pub fn new() -> Self {
+        let mut buffer = Vec::with_capacity(WINDOW_SAMPLES * 2);
+        buffer.resize(LEAD_IN_SAMPLES, 0.0);
+        Self {
+            buffer,
+            buffer_start: 0,
+            received: 0,
+            next_window: 0,
+            frames: FrameOutputs::default(),
+            scratch: WindowFrames::default(),
+            window: vec![0.0; WINDOW_SAMPLES],
+        }
+    }
+
+    /// Model-rate samples received so far.
+    pub fn samples_received(&self) -> usize {
+        self.received
+    }
+
+    /// Frames committed so far (whole windows only; may run past the audio until `finish` trims).
+    pub fn frames(&self) -> &FrameOutputs {
+        &self.frames
+    }
+
+    /// Frames that are final and lie inside the audio received so far.
+    pub fn final_frames(&self) -> usize {
+        self.frames.n_frames().min(frames_for_samples(self.received))
+    }
+
+    /// Adds model-rate audio and runs every window that is now complete. Returns frames added.
+    pub fn push(&mut self, model: &mut dyn NoteModel, audio: &[f32]) -> Result<usize, ModelError> {
+        self.buffer.extend_from_slice(audio);
+        self.received += audio.len();
+        let before = self.frames.n_frames();
+        while self.next_window * HOP_SAMPLES + WINDOW_SAMPLES <= self.buffer_start + self.buffer.len() {
+            self.run_next_window(model)?;
+        }
+        Ok(self.frames.n_frames() - before)
+    }
+
+    /// Runs the remaining, zero-padded windows and trims to the reference's frame count.
+    pub fn finish(mut self, model: &mut dyn NoteModel) -> Result<FrameOutputs, ModelError> {
+        let padded_len = LEAD_IN_SAMPLES + self.received;
+        while self.next_window * HOP_SAMPLES < padded_len {
+            self.run_next_window(model)?;
+        }
+        let n = frames_for_samples(self.received).min(self.frames.n_frames());
+        self.frames.note.truncate(n * N_KEYS);
+        self.frames.onset.truncate(n * N_KEYS);
+        self.frames.contour.truncate(n * N_CONTOUR_BINS);
+        Ok(self.frames)
+    }
+
+    fn run_next_window(&mut self, model: &mut dyn NoteModel) -> Result<(), ModelError> {
+        let start = self.next_window * HOP_SAMPLES - self.buffer_start;
+        let available = self.buffer.len().saturating_sub(start).min(WINDOW_SAMPLES);
+        self.window[..available].copy_from_slice(&self.buffer[start..start + available]);
+        self.window[available..].fill(0.0);
+        model.run_window(&self.window, &mut self.scratch)?;
+        let keep = OVERLAP_FRAMES / 2..FRAMES_PER_WINDOW - OVERLAP_FRAMES / 2;
+        self.frames.note.extend_from_slice(&self.scratch.note[keep.start * N_KEYS..keep.end * N_KEYS]);
+        self.frames.onset.extend_from_slice(&self.scratch.onset[keep.start * N_KEYS..keep.end * N_KEYS]);
+        self.frames.contour.extend_from_slice(&self.scratch.contour[keep.start * N_CONTOUR_BINS..keep.end * N_CONTOUR_BINS]);
+        self.next_window += 1;
+        // Drop audio no later window reads.
+        let next_start = self.next_window * HOP_SAMPLES;
+        let drop = (next_start - self.buffer_start).min(self.buffer.len());
+        self.buffer.drain(..drop);
+        self.buffer_start += drop;
+        Ok(())
+    }
+}
+
+/// Frames for a whole model-rate clip.
+pub fn frames_from_model_rate(model: &mut dyn NoteModel, audio: &[f32]) -> Result<FrameOutputs, ModelError> {
+    let mut stream = FrameStream::new();
+    stream.push(model, audio)?;
+    stream.finish(model)
+}
+
+/// Everything the transcriber found in a clip.
+#[derive(Clone, Debug)]
+pub struct Transcription {
+    pub frames: FrameOutputs,
+    pub notes: Vec<Note>,
+    pub duration_s: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Resample(#[from] resample::ResampleError),
+}
+
+/// Downmixed clip -> model rate -> frames -> notes.
+pub fn transcribe_clip(model: &mut dyn NoteModel, clip: &AudioClip, params: &DecodeParams) -> Result<Transcription, EngineError> {
+    let mono = clip.mono();
+    let audio = resample::to_model_rate(&mono, clip.sample_rate)?;
+    let frames = frames_from_model_rate(model, &audio)?;
+    let notes = decode::notes_from_frames(&frames, params);
+    Ok(Transcription { frames, notes, duration_s: mono.len() as f64 / clip.sample_rate as f64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in model whose frames encode which window and frame they came from, so the windowing
+    /// and unwrapping can be checked without the network.
+    struct Probe {
+        windows: Vec<Vec<f32>>,
+    }
+    impl NoteModel for Probe {
+        fn backend(&self) -> &'static str {
+            "probe"
+        }
+        fn run_window(&mut self, window: &[f32], out: &mut WindowFrames) -> Result<(), ModelError> {
+            crate::model::check_window(window)?;
+            let w = self.windows.len() as f32;
+            for t in 0..FRAMES_PER_WINDOW {
+                out.note[t * N_KEYS] = w * 1000.0 + t as f32;
+            }
+            self.windows.push(window.to_vec());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn geometry_matches_the_reference() {
+        assert_eq!(LEAD_IN_SAMPLES, 3840);
+        assert_eq!(HOP_SAMPLES, 36164);
+        assert_eq!(KEPT_FRAMES, 142);
+    }
+
+    #[test]
+    fn windows_and_unwrapping_follow_basic_pitch() {
+        // 100 000 samples: padded 103 840 -> windows at 0, 36164, 72328 (ceil(103840/36164) = 3).
+        let audio: Vec<f32> = (0..100_000).map(|i| i as f32).collect();
+        let mut probe = Probe { windows: vec![] };
+        let frames = frames_from_model_rate(&mut probe, &audio).unwrap();
+        assert_eq!(probe.windows.len(), 3);
+        // Window 0 starts with the lead-in zeros, then the audio.
+        assert!(probe.windows[0][..LEAD_IN_SAMPLES].iter().all(|&x| x == 0.0));
+        assert_eq!(probe.windows[0][LEAD_IN_SAMPLES], 0.0);
+        assert_eq!(probe.windows[0][LEAD_IN_SAMPLES + 1], 1.0);
+        // Window 1 starts at padded index 36164 = audio index 32324.
+        assert_eq!(probe.windows[1][0], 32324.0);
+        // The last window is zero-padded past the end.
+        assert_eq!(*probe.windows[2].last().unwrap(), 0.0);
+        // floor(100000 * 86 / 22050) = 390 frames; frame 0 is window 0's frame 15, frame 142 window 1's frame 15.
+        assert_eq!(frames.n_frames(), 390);
+        assert_eq!(frames.note_row(0)[0], 15.0);
+        assert_eq!(frames.note_row(141)[0], 156.0);
+        assert_eq!(frames.note_row(142)[0], 1015.0);
+    }
+
+    #[test]
+    fn streaming_in_blocks_equals_offline() {
+        let audio: Vec<f32> = (0..150_000).map(|i| ((i * 7919) % 1000) as f32).collect();
+        let offline = frames_from_model_rate(&mut Probe { windows: vec![] }, &audio).unwrap();
+        let mut probe = Probe { windows: vec![] };
+        let mut stream = FrameStream::new();
+        for block in audio.chunks(777) {
+            stream.push(&mut probe, block).unwrap();
+            assert!(stream.buffer.len() <= WINDOW_SAMPLES + 777, "stream keeps only what it needs");
+        }
+        let streamed = stream.finish(&mut probe).unwrap();
+        assert_eq!(streamed, offline);
+    }
+
+    #[test]
+    fn empty_audio_gives_no_frames() {
+        let frames = frames_from_model_rate(&mut Probe { windows: vec![] }, &[]).unwrap();
+        assert_eq!(frames.n_frames(), 0);
+    }
+}

@@ -1,0 +1,124 @@
+//! Standard MIDI files out (midly): raw transcriptions (one track, like basic-pitch's own MIDI) and
+//! piano covers (a tempo track plus `right hand` and `left hand` tracks, beat 0 at 0 s). Note-offs are
+//! written before note-ons on the same tick so a repeated key is never swallowed.
+
+use crate::notes::{BeatGrid, CoverNote, Hand, Note};
+use midly::num::{u15, u24, u28, u4, u7};
+use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
+
+/// Ticks per quarter note.
+pub const PPQ: u16 = 480;
+
+struct Timed {
+    tick: u64,
+    /// 0 = note-off, 1 = note-on: offs first on a shared tick.
+    order: u8,
+    key: u8,
+    velocity: u8,
+}
+
+fn track_from(name: &'static [u8], channel: u8, mut events: Vec<Timed>) -> Vec<TrackEvent<'static>> {
+    events.sort_by_key(|e| (e.tick, e.order, e.key));
+    let mut track = vec![TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::TrackName(name)) }];
+    let mut last = 0u64;
+    for e in events {
+        let delta = (e.tick - last).min(u28::max_value().as_int() as u64) as u32;
+        last = e.tick;
+        let key = u7::new(e.key.min(127));
+        let message = if e.order == 0 {
+            MidiMessage::NoteOff { key, vel: u7::new(0) }
+        } else {
+            MidiMessage::NoteOn { key, vel: u7::new(e.velocity.clamp(1, 127)) }
+        };
+        track.push(TrackEvent { delta: u28::new(delta), kind: TrackEventKind::Midi { channel: u4::new(channel & 15), message } });
+    }
+    track.push(TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::EndOfTrack) });
+    track
+}
+
+fn note_pair(start: u64, end: u64, key: u8, velocity: u8) -> [Timed; 2] {
+    let end = end.max(start + 1);
+    [Timed { tick: start, order: 1, key, velocity }, Timed { tick: end, order: 0, key, velocity: 0 }]
+}
+
+fn tempo_track(bpm: f64, beats_per_bar: u32) -> Vec<TrackEvent<'static>> {
+    let micros = (60_000_000.0 / bpm.clamp(1.0, 1000.0)).round() as u32;
+    vec![
+        TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::Tempo(u24::new(micros.min(0xFF_FFFF)))) },
+        TrackEvent {
+            delta: u28::new(0),
+            kind: TrackEventKind::Meta(MetaMessage::TimeSignature(beats_per_bar.clamp(1, 32) as u8, 2, 24, 8)),
+        },
+        TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::EndOfTrack) },
+    ]
+}
+
+fn to_bytes(smf: &Smf) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    smf.write_std(&mut out)?;
+    Ok(out)
+}
+
+/// A transcription as MIDI: one piano track at 120 bpm, velocity from the note's amplitude.
+pub fn notes_to_smf(notes: &[Note]) -> std::io::Result<Vec<u8>> {
+    let ticks_per_s = PPQ as f64 * 2.0; // 120 bpm
+    let tick = |s: f64| (s.max(0.0) * ticks_per_s).round() as u64;
+    let events = notes
+        .iter()
+        .flat_map(|n| note_pair(tick(n.start_s), tick(n.end_s), n.pitch, (n.amplitude * 127.0).round().clamp(1.0, 127.0) as u8))
+        .collect();
+    let smf = Smf {
+        header: Header::new(Format::Parallel, Timing::Metrical(u15::new(PPQ))),
+        tracks: vec![tempo_track(120.0, 4), track_from(b"transcription", 0, events)],
+    };
+    to_bytes(&smf)
+}
+
+/// A cover as MIDI: tempo track, then `right hand` (channel 1) and `left hand` (channel 2).
+pub fn cover_to_smf(cover: &[CoverNote], grid: &BeatGrid) -> std::io::Result<Vec<u8>> {
+    let tick = |b: f64| (b.max(0.0) * PPQ as f64).round() as u64;
+    let hand_events = |hand: Hand| -> Vec<Timed> {
+        cover.iter().filter(|n| n.hand == hand).flat_map(|n| note_pair(tick(n.start_beat), tick(n.end_beat), n.pitch, n.velocity)).collect()
+    };
+    let smf = Smf {
+        header: Header::new(Format::Parallel, Timing::Metrical(u15::new(PPQ))),
+        tracks: vec![
+            tempo_track(grid.bpm, grid.beats_per_bar),
+            track_from(b"right hand", 0, hand_events(Hand::Right)),
+            track_from(b"left hand", 1, hand_events(Hand::Left)),
+        ],
+    };
+    to_bytes(&smf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cover_round_trips_through_a_parser() {
+        let cover = vec![
+            CoverNote { start_beat: 0.0, end_beat: 1.0, pitch: 72, velocity: 100, hand: Hand::Right, melody: true },
+            CoverNote { start_beat: 1.0, end_beat: 2.0, pitch: 72, velocity: 100, hand: Hand::Right, melody: true },
+            CoverNote { start_beat: 0.5, end_beat: 2.0, pitch: 48, velocity: 70, hand: Hand::Left, melody: false },
+        ];
+        let bytes = cover_to_smf(&cover, &BeatGrid::new(96.0)).unwrap();
+        let smf = Smf::parse(&bytes).unwrap();
+        assert_eq!(smf.tracks.len(), 3);
+        let names: Vec<_> = smf.tracks[1..]
+            .iter()
+            .map(|t| match t[0].kind {
+                TrackEventKind::Meta(MetaMessage::TrackName(n)) => String::from_utf8_lossy(n).into_owned(),
+                _ => String::new(),
+            })
+            .collect();
+        assert_eq!(names, ["right hand", "left hand"]);
+        assert!(matches!(smf.tracks[0][0].kind, TrackEventKind::Meta(MetaMessage::Tempo(t)) if t.as_int() == 625_000));
+        // Right hand: on@0, off@480 before on@480, off@960.
+        let kinds: Vec<(u32, bool)> = smf.tracks[1][1..5]
+            .iter()
+            .map(|e| (e.delta.as_int(), matches!(e.kind, TrackEventKind::Midi { message: MidiMessage::NoteOn { .. }, .. })))
+            .collect();
+        assert_eq!(kinds, [(0, true), (480, false), (0, true), (480, false)]);
+    }
+}

@@ -1,0 +1,126 @@
+//! The model contract: one window of mono 22050 Hz audio in, 172 frames of note, onset and contour
+//! posteriors out. Everything above this module (engine, plugin) talks to `dyn NoteModel`, so a better
+//! model can replace Basic Pitch by implementing the trait with its own window geometry constants.
+//!
+//! Backends: [`tract::TractModel`] (pure Rust, the default and what the plugin bundle ships) and,
+//! with the `onnxruntime` feature, [`ort::OrtModel`] (ONNX Runtime loaded by absolute path).
+
+use crate::notes::{N_CONTOUR_BINS, N_KEYS};
+
+pub mod tract;
+#[cfg(feature = "onnxruntime")]
+pub mod ort;
+
+/// Sample rate the model was trained on.
+pub const MODEL_SAMPLE_RATE: u32 = 22050;
+/// Samples per model window (2 s minus one hop).
+pub const WINDOW_SAMPLES: usize = 43844;
+/// Frames the model outputs per window.
+pub const FRAMES_PER_WINDOW: usize = 172;
+/// Model hop in samples (86 frames per second, integer as in the reference).
+pub const FFT_HOP: usize = 256;
+/// Frames per second as the reference computes it (22050 // 256).
+pub const FRAMES_PER_SECOND: usize = 86;
+
+/// The Basic Pitch ICASSP-2022 model (`nmp.onnx` from basic-pitch 0.4.0), embedded so the plugin
+/// bundle is one self-contained file. `cargo xtask fetch-model` puts it in `models/`.
+pub static BASIC_PITCH_ONNX: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/nmp.onnx"));
+/// sha256 of [`BASIC_PITCH_ONNX`], checked by the xtask and by a test.
+pub const BASIC_PITCH_SHA256: &str = "2c3c1d144bfa61ad236e92e169c13535c880469a12a047d4e73451f2c059a0ec";
+
+/// ONNX tensor names of the Basic Pitch graph.
+pub const INPUT_NAME: &str = "serving_default_input_2:0";
+pub const NOTE_OUTPUT: &str = "StatefulPartitionedCall:1";
+pub const ONSET_OUTPUT: &str = "StatefulPartitionedCall:2";
+pub const CONTOUR_OUTPUT: &str = "StatefulPartitionedCall:0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("the note model could not be loaded: {0}")]
+    Load(String),
+    #[error("the note model failed on a window: {0}")]
+    Inference(String),
+    #[error("window has {got} samples, the model takes {WINDOW_SAMPLES}")]
+    WindowLength { got: usize },
+}
+
+/// Frame outputs of one window, row-major `[FRAMES_PER_WINDOW][bins]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowFrames {
+    pub note: Vec<f32>,
+    pub onset: Vec<f32>,
+    pub contour: Vec<f32>,
+}
+
+impl Default for WindowFrames {
+    fn default() -> Self {
+        Self {
+            note: vec![0.0; FRAMES_PER_WINDOW * N_KEYS],
+            onset: vec![0.0; FRAMES_PER_WINDOW * N_KEYS],
+            contour: vec![0.0; FRAMES_PER_WINDOW * N_CONTOUR_BINS],
+        }
+    }
+}
+
+/// A note-transcription model: windows in, frames out. `Send` so it can live on a worker thread.
+pub trait NoteModel: Send {
+    /// Short name of the backend, for status lines and benchmarks.
+    fn backend(&self) -> &'static str;
+    /// Runs one window of exactly [`WINDOW_SAMPLES`] samples, writing into `out` (reused between calls).
+    fn run_window(&mut self, window: &[f32], out: &mut WindowFrames) -> Result<(), ModelError>;
+}
+
+/// Which inference backend to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Backend {
+    #[default]
+    Tract,
+    #[cfg(feature = "onnxruntime")]
+    Ort,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tract" => Ok(Backend::Tract),
+            #[cfg(feature = "onnxruntime")]
+            "ort" | "onnxruntime" => Ok(Backend::Ort),
+            #[cfg(not(feature = "onnxruntime"))]
+            "ort" | "onnxruntime" => Err("this build has no ONNX Runtime backend (build with --features onnxruntime)".into()),
+            other => Err(format!("unknown backend '{other}' (tract, ort)")),
+        }
+    }
+}
+
+/// Loads the embedded Basic Pitch model on the chosen backend.
+pub fn load(backend: Backend) -> Result<Box<dyn NoteModel>, ModelError> {
+    load_from_bytes(backend, BASIC_PITCH_ONNX)
+}
+
+/// Loads a Basic Pitch-shaped model from ONNX bytes (tests feed corrupt bytes through here).
+pub fn load_from_bytes(backend: Backend, onnx: &[u8]) -> Result<Box<dyn NoteModel>, ModelError> {
+    match backend {
+        Backend::Tract => Ok(Box::new(tract::TractModel::from_bytes(onnx)?)),
+        #[cfg(feature = "onnxruntime")]
+        Backend::Ort => Ok(Box::new(ort::OrtModel::from_bytes(onnx)?)),
+    }
+}
+
+/// Checks a window's length before it reaches a backend, so a wrong caller gets an error, not a panic.
+pub(crate) fn check_window(window: &[f32]) -> Result<(), ModelError> {
+    if window.len() == WINDOW_SAMPLES {
+        Ok(())
+    } else {
+        Err(ModelError::WindowLength { got: window.len() })
+    }
+}
+
+/// Copies one named output into its slot, checking the element count.
+pub(crate) fn copy_output(dst: &mut [f32], src: &[f32], name: &str) -> Result<(), ModelError> {
+    if src.len() != dst.len() {
+        return Err(ModelError::Inference(format!("output {name} has {} values, expected {}", src.len(), dst.len())));
+    }
+    dst.copy_from_slice(src);
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! Pure-Rust inference with tract: no native library, so the plugin bundle cannot clash with another
+//! plugin's ONNX Runtime in the same DAW process. The input fact is pinned to batch 1, the only shape
+//! tract can optimise this graph for.
+
+use super::{check_window, copy_output, ModelError, NoteModel, WindowFrames, CONTOUR_OUTPUT, NOTE_OUTPUT, ONSET_OUTPUT, WINDOW_SAMPLES};
+use tract_onnx::prelude::*;
+
+pub struct TractModel {
+    /// Reused between windows: tract keeps its scratch buffers in the state.
+    state: TypedSimpleState,
+    /// Output slot of (note, onset, contour) in the plan's outputs, resolved by ONNX name.
+    slots: [usize; 3],
+}
+
+impl TractModel {
+    pub fn from_bytes(onnx: &[u8]) -> Result<Self, ModelError> {
+        let load = |e: TractError| ModelError::Load(format!("{e:#}"));
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut std::io::Cursor::new(onnx))
+            .map_err(load)?
+            .with_input_fact(0, f32::fact([1, WINDOW_SAMPLES, 1]).into())
+            .map_err(load)?
+            .into_optimized()
+            .map_err(load)?;
+        let mut slots = [usize::MAX; 3];
+        for (slot, outlet) in model.output_outlets().map_err(load)?.iter().enumerate() {
+            let label = model.outlet_label(*outlet).unwrap_or(&model.node(outlet.node).name);
+            for (i, name) in [NOTE_OUTPUT, ONSET_OUTPUT, CONTOUR_OUTPUT].iter().enumerate() {
+                if label == *name {
+                    slots[i] = slot;
+                }
+            }
+        }
+        if slots.contains(&usize::MAX) {
+            return Err(ModelError::Load("model lacks the Basic Pitch note/onset/contour outputs".into()));
+        }
+        let state = model.into_runnable().map_err(load)?.spawn().map_err(load)?;
+        Ok(Self { state, slots })
+    }
+}
+
+impl NoteModel for TractModel {
+    fn backend(&self) -> &'static str {
+        "tract"
+    }
+
+    fn run_window(&mut self, window: &[f32], out: &mut WindowFrames) -> Result<(), ModelError> {
+        check_window(window)?;
+        let err = |e: TractError| ModelError::Inference(format!("{e:#}"));
+        let input = Tensor::from_shape(&[1, WINDOW_SAMPLES, 1], window).map_err(err)?;
+        let outputs = self.state.run(tvec!(input.into())).map_err(err)?;
+        for (dst, slot, name) in [
+            (&mut out.note, self.slots[0], NOTE_OUTPUT),
+            (&mut out.onset, self.slots[1], ONSET_OUTPUT),
+            (&mut out.contour, self.slots[2], CONTOUR_OUTPUT),
+        ] {
+            let view = outputs[slot].try_as_plain_ram().map_err(err)?;
+            copy_output(dst, view.as_slice::<f32>().map_err(err)?, name)?;
+        }
+        Ok(())
+    }
+}
