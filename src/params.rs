@@ -1,0 +1,279 @@
+//! The plugin's parameters (stable ids: renaming a field is fine, changing an id breaks saved
+//! projects) and its persisted capture: the transcription in beats, so a project reopens with its
+//! cover and any arrangement setting can re-arrange it without the audio.
+
+use crate::arrange::{ArrangeInput, ArrangeSettings, BeatNote, Style};
+use crate::decode::DecodeParams;
+use nice_plug::params::persist::PersistentField;
+use nice_plug::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What the plugin does with the audio it hears.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The first pass over each beat records; the cover then plays on every later pass.
+    #[id = "capture"]
+    Capture,
+    /// Notes go out as soon as they are known, a fixed latency behind the audio.
+    #[id = "live"]
+    Live,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StyleParam {
+    #[id = "block"]
+    Block,
+    #[id = "broken"]
+    Broken,
+    #[id = "arpeggio"]
+    Arpeggio,
+}
+
+impl From<StyleParam> for Style {
+    fn from(s: StyleParam) -> Style {
+        match s {
+            StyleParam::Block => Style::Block,
+            StyleParam::Broken => Style::Broken,
+            StyleParam::Arpeggio => Style::Arpeggio,
+        }
+    }
+}
+
+#[derive(Params)]
+pub struct PianolaParams {
+    #[id = "mode"]
+    pub mode: EnumParam<Mode>,
+    #[id = "density"]
+    pub density: FloatParam,
+    #[id = "style"]
+    pub style: EnumParam<StyleParam>,
+    #[id = "quantize"]
+    pub quantize: FloatParam,
+    /// Higher finds more notes: the decoder's onset threshold is `1 - sensitivity`.
+    #[id = "sensitivity"]
+    pub sensitivity: FloatParam,
+    #[id = "hand_span"]
+    pub hand_span: IntParam,
+    #[id = "lowest"]
+    pub lowest_note: IntParam,
+    #[id = "highest"]
+    pub highest_note: IntParam,
+    #[id = "velocity"]
+    pub velocity: FloatParam,
+    /// MIDI channel 1..16 of the notes sent.
+    #[id = "channel"]
+    pub channel: IntParam,
+    #[id = "bypass"]
+    pub bypass: BoolParam,
+
+    #[persist = "capture"]
+    pub capture: Arc<CaptureStore>,
+}
+
+impl Default for PianolaParams {
+    fn default() -> Self {
+        let d = ArrangeSettings::default();
+        let percent = || formatters::v2s_f32_percentage(0);
+        Self {
+            mode: EnumParam::new("Mode", Mode::Capture),
+            density: FloatParam::new("Density", d.density, FloatRange::Linear { min: 0.0, max: 1.0 })
+                .with_unit("%")
+                .with_value_to_string(percent())
+                .with_string_to_value(formatters::s2v_f32_percentage()),
+            style: EnumParam::new("Style", StyleParam::Broken),
+            quantize: FloatParam::new("Quantize", d.quantize_strength, FloatRange::Linear { min: 0.0, max: 1.0 })
+                .with_unit("%")
+                .with_value_to_string(percent())
+                .with_string_to_value(formatters::s2v_f32_percentage()),
+            sensitivity: FloatParam::new("Sensitivity", 1.0 - DecodeParams::default().onset_threshold, FloatRange::Linear { min: 0.05, max: 0.95 })
+                .with_unit("%")
+                .with_value_to_string(percent())
+                .with_string_to_value(formatters::s2v_f32_percentage()),
+            hand_span: IntParam::new("Hand span", d.hand_span as i32, IntRange::Linear { min: 10, max: 18 }).with_unit(" st"),
+            lowest_note: IntParam::new("Lowest note", d.lowest_key as i32, IntRange::Linear { min: 21, max: 108 }),
+            highest_note: IntParam::new("Highest note", d.highest_key as i32, IntRange::Linear { min: 21, max: 108 }),
+            velocity: FloatParam::new("Velocity", d.velocity_scale, FloatRange::Linear { min: 0.0, max: 2.0 })
+                .with_unit("%")
+                .with_value_to_string(percent())
+                .with_string_to_value(formatters::s2v_f32_percentage()),
+            channel: IntParam::new("MIDI channel", 1, IntRange::Linear { min: 1, max: 16 }),
+            bypass: BoolParam::new("Bypass", false).make_bypass(),
+            capture: Arc::new(CaptureStore::default()),
+        }
+    }
+}
+
+impl PianolaParams {
+    /// The arranger's settings from the current parameter values.
+    pub fn arrange_settings(&self) -> ArrangeSettings {
+        ArrangeSettings {
+            density: self.density.value(),
+            style: self.style.value().into(),
+            quantize_strength: self.quantize.value(),
+            hand_span: self.hand_span.value().clamp(1, 127) as u8,
+            lowest_key: self.lowest_note.value().clamp(0, 127) as u8,
+            highest_key: self.highest_note.value().clamp(0, 127) as u8,
+            velocity_scale: self.velocity.value(),
+            ..ArrangeSettings::default()
+        }
+        .sanitized()
+    }
+
+    /// The decoder's settings: basic-pitch's defaults with the onset threshold from the sensitivity.
+    pub fn decode_params(&self) -> DecodeParams {
+        DecodeParams { onset_threshold: (1.0 - self.sensitivity.value()).clamp(0.05, 0.95), ..DecodeParams::default() }
+    }
+
+    /// MIDI channel as 0..15.
+    pub fn midi_channel(&self) -> u8 {
+        (self.channel.value().clamp(1, 16) - 1) as u8
+    }
+}
+
+/// One captured note in beats: `[start_beat, end_beat, pitch, amplitude, salience]` in the saved JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedNote(pub f64, pub f64, pub u8, pub f32, pub f32);
+
+impl From<&BeatNote> for SavedNote {
+    fn from(n: &BeatNote) -> Self {
+        SavedNote(n.start_beat, n.end_beat, n.pitch, n.amplitude, n.salience)
+    }
+}
+
+impl From<&SavedNote> for BeatNote {
+    fn from(n: &SavedNote) -> Self {
+        BeatNote { start_beat: n.0, end_beat: n.1, pitch: n.2, amplitude: n.3, salience: n.4 }
+    }
+}
+
+/// Everything re-arranging needs, saved with the project.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CapturedSong {
+    pub version: u32,
+    /// The transcription of every captured stretch, in beats, sorted by start.
+    pub notes: Vec<SavedNote>,
+    pub beats_per_bar: u32,
+    pub first_downbeat_beat: f64,
+    pub seconds_per_beat: f64,
+    /// Beat ranges `[start, end)` already captured (Capture mode records only outside them).
+    pub covered: Vec<[f64; 2]>,
+}
+
+impl Default for CapturedSong {
+    fn default() -> Self {
+        Self { version: 1, notes: vec![], beats_per_bar: 4, first_downbeat_beat: 0.0, seconds_per_beat: 0.5, covered: vec![] }
+    }
+}
+
+impl CapturedSong {
+    pub fn is_empty(&self) -> bool {
+        self.notes.is_empty() && self.covered.is_empty()
+    }
+
+    pub fn arrange_input(&self) -> ArrangeInput {
+        ArrangeInput {
+            notes: self.notes.iter().map(BeatNote::from).collect(),
+            beats_per_bar: self.beats_per_bar,
+            first_downbeat_beat: self.first_downbeat_beat,
+            seconds_per_beat: self.seconds_per_beat,
+        }
+    }
+}
+
+/// The persisted capture. The host restoring a project (or the editor clearing it) goes through
+/// [`PersistentField::set`], which bumps [`CaptureStore::loaded_generation`] so the worker re-arranges
+/// it; the worker's own updates go through [`CaptureStore::store`] and do not.
+#[derive(Debug, Default)]
+pub struct CaptureStore {
+    song: Mutex<CapturedSong>,
+    loaded: AtomicU64,
+}
+
+impl CaptureStore {
+    pub fn get(&self) -> CapturedSong {
+        self.song.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The worker's update (does not count as a load).
+    pub fn store(&self, song: CapturedSong) {
+        if let Ok(mut s) = self.song.lock() {
+            *s = song;
+        }
+    }
+
+    /// Increases each time the capture is replaced from outside (state load, clear).
+    pub fn loaded_generation(&self) -> u64 {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Forgets the capture (the editor's "clear" button): the next pass records again.
+    pub fn clear(&self) {
+        PersistentField::set(self, CapturedSong::default());
+    }
+}
+
+impl<'a> PersistentField<'a, CapturedSong> for CaptureStore {
+    fn set(&self, new_value: CapturedSong) {
+        self.store(new_value);
+        self.loaded.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn map<F, R>(&self, f: F) -> R
+    where
+        F: Fn(&CapturedSong) -> R,
+    {
+        match self.song.lock() {
+            Ok(s) => f(&s),
+            Err(p) => f(&p.into_inner()),
+        }
+    }
+}
+
+impl<'a> PersistentField<'a, CapturedSong> for Arc<CaptureStore> {
+    fn set(&self, new_value: CapturedSong) {
+        PersistentField::set(self.as_ref(), new_value)
+    }
+    fn map<F, R>(&self, f: F) -> R
+    where
+        F: Fn(&CapturedSong) -> R,
+    {
+        PersistentField::map(self.as_ref(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_arrangers_and_the_decoders() {
+        let p = PianolaParams::default();
+        assert_eq!(p.arrange_settings(), ArrangeSettings::default().sanitized());
+        assert_eq!(p.decode_params(), DecodeParams::default());
+        assert_eq!(p.midi_channel(), 0);
+    }
+
+    #[test]
+    fn capture_round_trips_through_the_persisted_fields() {
+        let p = PianolaParams::default();
+        let song = CapturedSong {
+            notes: vec![SavedNote(0.5, 1.25, 60, 0.5, 0.25)],
+            beats_per_bar: 3,
+            first_downbeat_beat: 1.0,
+            seconds_per_beat: 0.6,
+            covered: vec![[0.0, 16.0]],
+            ..CapturedSong::default()
+        };
+        p.capture.store(song.clone());
+        assert_eq!(p.capture.loaded_generation(), 0);
+        let fields = p.serialize_fields();
+        let q = PianolaParams::default();
+        q.deserialize_fields(&fields);
+        assert_eq!(q.capture.get(), song);
+        assert_eq!(q.capture.loaded_generation(), 1);
+        assert_eq!(q.capture.get().arrange_input().notes[0].pitch, 60);
+    }
+}

@@ -1,0 +1,604 @@
+//! The per-instance worker thread: capture ring -> resampler -> model (FrameStream) -> decoder ->
+//! notes in beats -> arranger -> timeline. One `std::thread` per plugin instance, started in
+//! `activate` and joined in `deactivate` (long work has no place on the host-wide executor).
+//!
+//! Capture segments: a run of blocks that continue one another (sample counter and beat position)
+//! is one segment with its own resampler and `FrameStream`. A seek, a loop wrap, a stop, a dropped
+//! block or (in Capture mode) reaching beats already captured ends it: its stream is flushed, its
+//! notes decoded and mapped from seconds to beats through the segment's tempo pieces (so tempo
+//! changes during the capture are right), and the cover re-arranged and published.
+//!
+//! Modes: Capture records only beats not yet covered and publishes the cover of finished segments
+//! (what a later pass plays); Live records everything and publishes the current segment's cover
+//! after every model window (the plugin plays it a fixed latency late).
+//!
+//! Failures never reach the host: a model that cannot load leaves the worker draining the ring
+//! (audio still passes through) with the error in [`Status`]; a panic in one step is caught, reported
+//! and the worker goes on.
+
+use crate::arrange::{self, ArrangeInput, ArrangeSettings, BeatNote};
+use crate::capture::{self, CaptureReader, CaptureShared, Stamp};
+use crate::decode::{self, DecodeParams};
+use crate::engine::FrameStream;
+use crate::model::{ModelError, NoteModel};
+use crate::notes::{BeatGrid, CoverNote, FrameOutputs, Note, N_CONTOUR_BINS, N_KEYS};
+use crate::params::{CapturedSong, Mode, PianolaParams, SavedNote};
+use crate::resample::StreamResampler;
+use crate::timeline::{Publisher, Timeline};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{JoinHandle, Thread};
+use std::time::Duration;
+
+/// How Live mode delays its notes behind the audio: a model window is final ~1.85 s after its first
+/// sample arrives, plus decoding context and the worker's own pace.
+pub const LIVE_LATENCY_SECONDS: f64 = 4.5;
+/// In offline Live rendering the audio thread lets the worker fall this far behind before it waits.
+pub const LIVE_MAX_LAG_SECONDS: f64 = 1.0;
+
+/// What the worker tells the editor (and tests). Lives as long as the plugin instance.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Model load failure or a caught panic; the plugin keeps passing audio through.
+    pub error: Mutex<Option<String>>,
+    pub has_error: AtomicBool,
+    /// A segment is being recorded.
+    pub recording: AtomicBool,
+    /// The newest cover, including what is still being recorded (the editor's piano roll).
+    pub cover: Mutex<Arc<Timeline>>,
+    /// Notes in the captured transcription.
+    pub captured_notes: AtomicUsize,
+    /// Model windows run since the plugin was created.
+    pub windows: AtomicU64,
+    /// Segments finished since the plugin was created.
+    pub segments: AtomicU64,
+}
+
+impl Status {
+    pub fn set_error(&self, message: impl Into<String>) {
+        if let Ok(mut e) = self.error.lock() {
+            *e = Some(message.into());
+        }
+        self.has_error.store(true, Ordering::Release);
+    }
+
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().ok().and_then(|e| e.clone())
+    }
+}
+
+/// Loads a model (the plugin passes `model::load(Backend::Tract)`; tests pass failures).
+pub type ModelLoader = Box<dyn FnOnce() -> Result<Box<dyn NoteModel>, ModelError> + Send>;
+
+/// Everything a worker thread needs.
+pub struct WorkerSetup {
+    pub params: Arc<PianolaParams>,
+    pub status: Arc<Status>,
+    pub capture: Arc<CaptureShared>,
+    pub reader: CaptureReader,
+    pub publisher: Publisher,
+    /// A model kept from a previous activation, or how to load one.
+    pub model: Result<Box<dyn NoteModel>, ModelLoader>,
+}
+
+/// The running thread. Dropping it stops and joins it.
+pub struct WorkerHandle {
+    thread: Option<JoinHandle<Option<Box<dyn NoteModel>>>>,
+    stop: Arc<AtomicBool>,
+    capture: Arc<CaptureShared>,
+}
+
+impl WorkerHandle {
+    pub fn spawn(setup: WorkerSetup) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let capture = setup.capture.clone();
+        capture.worker_gone.store(false, Ordering::Release);
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new().name("pianola-worker".into()).spawn(move || run(setup, stop2))?;
+        Ok(Self { thread: Some(thread), stop, capture })
+    }
+
+    /// The thread, for `unpark` from the audio thread in offline rendering.
+    pub fn thread(&self) -> Option<Thread> {
+        self.thread.as_ref().map(|t| t.thread().clone())
+    }
+
+    /// Stops the thread, waits for it, and returns its model for the next activation.
+    pub fn stop(mut self) -> Option<Box<dyn NoteModel>> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Option<Box<dyn NoteModel>> {
+        self.stop.store(true, Ordering::Release);
+        let t = self.thread.take()?;
+        t.thread().unpark();
+        let model = t.join().ok().flatten();
+        self.capture.worker_gone.store(true, Ordering::Release);
+        model
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.join();
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into())
+}
+
+fn run(setup: WorkerSetup, stop: Arc<AtomicBool>) -> Option<Box<dyn NoteModel>> {
+    let WorkerSetup { params, status, capture, reader, publisher, model } = setup;
+    let status2 = status.clone();
+    let capture2 = capture.clone();
+    let model = match catch_unwind(AssertUnwindSafe(|| match model {
+        Ok(m) => Ok(m),
+        Err(load) => load(),
+    })) {
+        Ok(Ok(m)) => Some(m),
+        Ok(Err(e)) => {
+            status.set_error(format!("{e}; Pianola passes the audio through but cannot transcribe"));
+            None
+        }
+        Err(p) => {
+            status.set_error(format!("loading the model panicked: {}", panic_message(p.as_ref())));
+            None
+        }
+    };
+    let mut w = Worker::new(params, status, capture, reader, publisher, model);
+    if let Err(p) = catch_unwind(AssertUnwindSafe(|| w.restore())) {
+        w.status.set_error(format!("restoring the capture panicked: {}", panic_message(p.as_ref())));
+    }
+    while !stop.load(Ordering::Acquire) {
+        match catch_unwind(AssertUnwindSafe(|| w.step())) {
+            Ok(true) => {}
+            Ok(false) => std::thread::park_timeout(Duration::from_millis(5)),
+            Err(p) => {
+                w.status.set_error(format!("the worker recovered from a panic: {}", panic_message(p.as_ref())));
+                w.recover();
+            }
+        }
+    }
+    // Whatever was being recorded when the plugin deactivates is kept (Capture mode).
+    let _ = catch_unwind(AssertUnwindSafe(|| w.end_segment()));
+    capture2.worker_gone.store(true, Ordering::Release);
+    status2.recording.store(false, Ordering::Release);
+    w.model.take()
+}
+
+/// A stretch of constant tempo inside a segment.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Piece {
+    /// Seconds from the segment's first sample.
+    at_s: f64,
+    beat: f64,
+    tempo: f64,
+}
+
+/// Maps seconds from a segment's start to beats, piece by piece.
+#[derive(Clone, Debug, Default)]
+struct BeatMap {
+    pieces: Vec<Piece>,
+}
+
+impl BeatMap {
+    fn beat_at(&self, s: f64) -> f64 {
+        let i = self.pieces.partition_point(|p| p.at_s <= s).saturating_sub(1);
+        let Some(p) = self.pieces.get(i) else { return s };
+        // Same arithmetic as `BeatGrid::beat_at` for a constant tempo from the segment's start.
+        (s - p.at_s) / (60.0 / p.tempo) + p.beat
+    }
+}
+
+/// Notes (seconds from the segment start) -> beats, with the contour salience the arranger wants.
+fn to_beats(notes: &[Note], frames: &FrameOutputs, map: &BeatMap) -> Vec<BeatNote> {
+    // Seconds stay seconds through this grid (60 bpm from 0 s); the map then does the tempo.
+    let identity = BeatGrid { bpm: 60.0, beats_per_bar: 4, first_beat_s: 0.0, first_downbeat_beat: 0.0 };
+    let mut input = ArrangeInput::from_transcription(notes, Some(frames), &identity);
+    for (b, n) in input.notes.iter_mut().zip(notes) {
+        b.start_beat = map.beat_at(n.start_s);
+        b.end_beat = map.beat_at(n.end_s);
+    }
+    input.notes
+}
+
+fn truncated(frames: &FrameOutputs, n: usize) -> FrameOutputs {
+    let n = n.min(frames.n_frames());
+    FrameOutputs {
+        note: frames.note[..n * N_KEYS].to_vec(),
+        onset: frames.onset[..n * N_KEYS].to_vec(),
+        contour: frames.contour[..(n * N_CONTOUR_BINS).min(frames.contour.len())].to_vec(),
+    }
+}
+
+/// The segment being recorded.
+struct Segment {
+    resampler: StreamResampler,
+    stream: FrameStream,
+    scratch: Vec<f32>,
+    rate: f32,
+    /// Expected `sample_index` of the next block.
+    next_index: u64,
+    /// Input samples recorded.
+    recorded: u64,
+    start_beat: f64,
+    /// Beat just past the last block (by its own tempo), and that tempo.
+    end_beat: f64,
+    tempo: f64,
+    map: BeatMap,
+    beats_per_bar: u32,
+    bar_start_beat: f64,
+}
+
+impl Segment {
+    fn new(s: &Stamp) -> Result<Self, crate::resample::ResampleError> {
+        Ok(Self {
+            resampler: StreamResampler::new(s.sample_rate.round() as u32)?,
+            stream: FrameStream::new(),
+            scratch: Vec::with_capacity(8192),
+            rate: s.sample_rate,
+            next_index: s.sample_index,
+            recorded: 0,
+            start_beat: s.beat,
+            end_beat: s.beat,
+            tempo: s.tempo,
+            map: BeatMap { pieces: vec![Piece { at_s: 0.0, beat: s.beat, tempo: s.tempo }] },
+            beats_per_bar: s.beats_per_bar,
+            bar_start_beat: s.bar_start_beat,
+        })
+    }
+
+    fn continues(&self, s: &Stamp) -> bool {
+        s.sample_index == self.next_index && capture::continues(self.end_beat, self.tempo, self.rate, s)
+    }
+
+    /// Adds one block; returns the number of new frames.
+    fn push(&mut self, s: &Stamp, samples: &[f32], model: &mut dyn NoteModel) -> Result<usize, String> {
+        if s.tempo != self.tempo {
+            let at_s = self.recorded as f64 / self.rate as f64;
+            self.map.pieces.push(Piece { at_s, beat: s.beat, tempo: s.tempo });
+        }
+        self.tempo = s.tempo;
+        self.end_beat = s.end_beat();
+        self.next_index = s.sample_index + s.len as u64;
+        self.recorded += samples.len() as u64;
+        self.scratch.clear();
+        self.resampler.push(samples, &mut self.scratch).map_err(|e| e.to_string())?;
+        self.stream.push(model, &self.scratch).map_err(|e| e.to_string())
+    }
+
+    /// Notes so far (only final frames).
+    fn provisional(&self, params: &DecodeParams) -> Vec<BeatNote> {
+        let frames = truncated(self.stream.frames(), self.stream.final_frames());
+        to_beats(&decode::notes_from_frames(&frames, params), &frames, &self.map)
+    }
+
+    /// Flushes the resampler and the stream: all frames of the segment.
+    fn finish(mut self, model: &mut dyn NoteModel) -> Result<FinishedSegment, String> {
+        self.scratch.clear();
+        self.resampler.finish(&mut self.scratch).map_err(|e| e.to_string())?;
+        self.stream.push(model, &self.scratch).map_err(|e| e.to_string())?;
+        let frames = self.stream.finish(model).map_err(|e| e.to_string())?;
+        Ok(FinishedSegment { frames, map: self.map, range: [self.start_beat, self.end_beat], notes: vec![] })
+    }
+}
+
+/// A recorded segment, kept with its frames so a sensitivity change can re-decode it.
+struct FinishedSegment {
+    frames: FrameOutputs,
+    map: BeatMap,
+    range: [f64; 2],
+    notes: Vec<BeatNote>,
+}
+
+impl FinishedSegment {
+    fn decode(&mut self, params: &DecodeParams) {
+        self.notes = to_beats(&decode::notes_from_frames(&self.frames, params), &self.frames, &self.map);
+    }
+}
+
+struct Worker {
+    params: Arc<PianolaParams>,
+    status: Arc<Status>,
+    capture: Arc<CaptureShared>,
+    reader: CaptureReader,
+    publisher: Publisher,
+    model: Option<Box<dyn NoteModel>>,
+    samples: Vec<f32>,
+
+    /// Capture mode: the saved transcription this session started from (no frames).
+    restored: CapturedSong,
+    finished: Vec<FinishedSegment>,
+    segment: Option<Segment>,
+    /// Mode the current segment records for.
+    segment_mode: Mode,
+    loaded_generation: u64,
+    settings: ArrangeSettings,
+    decode: DecodeParams,
+    mode: Mode,
+    last_seq: u64,
+}
+
+impl Worker {
+    fn new(
+        params: Arc<PianolaParams>,
+        status: Arc<Status>,
+        capture: Arc<CaptureShared>,
+        reader: CaptureReader,
+        publisher: Publisher,
+        model: Option<Box<dyn NoteModel>>,
+    ) -> Self {
+        let settings = params.arrange_settings();
+        let decode = params.decode_params();
+        let mode = params.mode.value();
+        Self {
+            params,
+            status,
+            capture,
+            reader,
+            publisher,
+            model,
+            samples: Vec::with_capacity(1 << 16),
+            restored: CapturedSong::default(),
+            finished: vec![],
+            segment: None,
+            segment_mode: mode,
+            loaded_generation: 0,
+            settings,
+            decode,
+            mode,
+            last_seq: 0,
+        }
+    }
+
+    /// Starts from the saved capture (project reopened, or a re-activation).
+    fn restore(&mut self) {
+        self.loaded_generation = self.params.capture.loaded_generation();
+        self.restored = self.params.capture.get();
+        self.finished.clear();
+        self.status.captured_notes.store(self.restored.notes.len(), Ordering::Relaxed);
+        self.publish_current();
+    }
+
+    /// One round: settings, then every stamp waiting. Returns whether anything happened.
+    fn step(&mut self) -> bool {
+        self.publisher.flush();
+        let mut busy = false;
+        if self.params.capture.loaded_generation() != self.loaded_generation {
+            // A project load or a clear replaced the capture: drop what is being recorded.
+            self.segment = None;
+            self.restore();
+            busy = true;
+        }
+        let (settings, decode, mode) = (self.params.arrange_settings(), self.params.decode_params(), self.params.mode.value());
+        if mode != self.mode {
+            self.end_segment();
+            self.mode = mode;
+            self.publish_current();
+            busy = true;
+        }
+        if decode != self.decode {
+            self.decode = decode;
+            for f in &mut self.finished {
+                f.decode(&decode);
+            }
+            self.store_capture();
+            self.publish_current();
+            busy = true;
+        } else if settings != self.settings {
+            self.settings = settings;
+            self.publish_current();
+            busy = true;
+        }
+        let mut samples = std::mem::take(&mut self.samples);
+        while let Some(stamp) = self.reader.pop(&mut samples) {
+            busy = true;
+            self.last_seq = stamp.seq;
+            self.handle(&stamp, &samples);
+            samples.clear();
+            self.capture.done_seq.store(stamp.seq, Ordering::Release);
+        }
+        self.samples = samples;
+        busy
+    }
+
+    /// After a caught panic: forget the segment, mark what was popped as handled.
+    fn recover(&mut self) {
+        self.segment = None;
+        self.status.recording.store(false, Ordering::Release);
+        self.samples.clear();
+        self.capture.done_seq.store(self.last_seq, Ordering::Release);
+    }
+
+    fn covered(&self, beat: f64) -> bool {
+        const TOL: f64 = 1e-6;
+        let inside = |r: &[f64; 2]| r[0] - TOL <= beat && beat < r[1] - TOL;
+        self.restored.covered.iter().any(inside) || self.finished.iter().any(|f| inside(&f.range))
+    }
+
+    fn handle(&mut self, stamp: &Stamp, samples: &[f32]) {
+        if !stamp.playing || stamp.len == 0 {
+            self.end_segment();
+            return;
+        }
+        if self.segment.as_ref().is_some_and(|s| !s.continues(stamp)) {
+            self.end_segment();
+        }
+        let record = self.model.is_some() && (self.mode == Mode::Live || !self.covered(stamp.beat));
+        if !record {
+            self.end_segment();
+            return;
+        }
+        if self.segment.is_none() {
+            match Segment::new(stamp) {
+                Ok(s) => {
+                    self.segment = Some(s);
+                    self.segment_mode = self.mode;
+                    self.status.recording.store(true, Ordering::Release);
+                    if self.mode == Mode::Live {
+                        // A new pass: the previous pass's notes are not this one's.
+                        self.publish(vec![]);
+                    }
+                }
+                Err(e) => {
+                    self.status.set_error(format!("cannot record at this sample rate: {e}"));
+                    return;
+                }
+            }
+        }
+        let (Some(seg), Some(model)) = (self.segment.as_mut(), self.model.as_mut()) else { return };
+        match seg.push(stamp, samples, model.as_mut()) {
+            Ok(0) => {}
+            Ok(n) => {
+                self.status.windows.fetch_add((n / crate::engine::KEPT_FRAMES).max(1) as u64, Ordering::Relaxed);
+                self.publish_provisional();
+            }
+            Err(e) => {
+                self.status.set_error(format!("transcription failed: {e}"));
+                self.segment = None;
+                self.status.recording.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    /// Ends the current segment (if any): final frames, notes, store, arrange, publish.
+    fn end_segment(&mut self) {
+        let Some(seg) = self.segment.take() else { return };
+        self.status.recording.store(false, Ordering::Release);
+        let Some(model) = self.model.as_mut() else { return };
+        let (bpb, bar_start, tempo) = (seg.beats_per_bar, seg.bar_start_beat, seg.map.pieces[0].tempo);
+        match seg.finish(model.as_mut()) {
+            Ok(mut f) => {
+                f.decode(&self.decode);
+                self.status.segments.fetch_add(1, Ordering::Relaxed);
+                if self.segment_mode == Mode::Capture {
+                    if self.restored.is_empty() && self.finished.is_empty() {
+                        // The first capture sets the meter the arranger works with.
+                        self.restored.beats_per_bar = bpb.max(1);
+                        self.restored.first_downbeat_beat = bar_start.rem_euclid(bpb.max(1) as f64);
+                        self.restored.seconds_per_beat = 60.0 / tempo;
+                    }
+                    self.finished.push(f);
+                    self.store_capture();
+                    if self.mode == Mode::Capture {
+                        self.publish_current();
+                    }
+                } else if self.mode == Mode::Live {
+                    let song = CapturedSong { notes: f.notes.iter().map(SavedNote::from).collect(), ..self.meter_of(bpb, bar_start, tempo) };
+                    let cover = arrange::arrange(&song.arrange_input(), &self.settings);
+                    self.publish(cover);
+                }
+            }
+            Err(e) => self.status.set_error(format!("transcription failed: {e}")),
+        }
+    }
+
+    fn meter_of(&self, bpb: u32, bar_start: f64, tempo: f64) -> CapturedSong {
+        CapturedSong {
+            beats_per_bar: bpb.max(1),
+            first_downbeat_beat: bar_start.rem_euclid(bpb.max(1) as f64),
+            seconds_per_beat: 60.0 / tempo,
+            ..CapturedSong::default()
+        }
+    }
+
+    /// The capture as saved: restored notes, then each finished segment's, in capture order.
+    fn song(&self) -> CapturedSong {
+        let mut song = self.restored.clone();
+        for f in &self.finished {
+            song.notes.extend(f.notes.iter().map(SavedNote::from));
+            song.covered.push(f.range);
+        }
+        song
+    }
+
+    fn store_capture(&mut self) {
+        let song = self.song();
+        self.status.captured_notes.store(song.notes.len(), Ordering::Relaxed);
+        self.params.capture.store(song);
+    }
+
+    /// Publishes the cover that the current mode plays.
+    fn publish_current(&mut self) {
+        let cover = match self.mode {
+            Mode::Capture => {
+                let song = self.song();
+                if song.notes.is_empty() {
+                    vec![]
+                } else {
+                    arrange::arrange(&song.arrange_input(), &self.settings)
+                }
+            }
+            Mode::Live => {
+                let notes = self.segment.as_ref().map(|s| s.provisional(&self.decode)).unwrap_or_default();
+                self.arrange_live(notes)
+            }
+        };
+        self.publish(cover);
+    }
+
+    fn arrange_live(&self, notes: Vec<BeatNote>) -> Vec<CoverNote> {
+        let Some(seg) = self.segment.as_ref() else { return vec![] };
+        let mut song = self.meter_of(seg.beats_per_bar, seg.bar_start_beat, seg.map.pieces[0].tempo);
+        song.notes = notes.iter().map(SavedNote::from).collect();
+        arrange::arrange(&song.arrange_input(), &self.settings)
+    }
+
+    /// New frames arrived: Live mode publishes them; Capture mode shows them to the editor only.
+    fn publish_provisional(&mut self) {
+        let Some(seg) = self.segment.as_ref() else { return };
+        let notes = seg.provisional(&self.decode);
+        match self.mode {
+            Mode::Live => {
+                let cover = self.arrange_live(notes);
+                self.publish(cover);
+            }
+            Mode::Capture => {
+                let mut song = self.song();
+                if song.notes.is_empty() && self.finished.is_empty() {
+                    song = CapturedSong { ..self.meter_of(seg.beats_per_bar, seg.bar_start_beat, seg.map.pieces[0].tempo) };
+                }
+                song.notes.extend(notes.iter().map(SavedNote::from));
+                let cover = arrange::arrange(&song.arrange_input(), &self.settings);
+                if let Ok(mut c) = self.status.cover.lock() {
+                    *c = Arc::new(Timeline::new(cover, 0));
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, cover: Vec<CoverNote>) {
+        let snapshot = self.publisher.publish(cover);
+        if let Ok(mut c) = self.status.cover.lock() {
+            *c = snapshot;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beat_map_follows_tempo_changes() {
+        let map = BeatMap {
+            pieces: vec![Piece { at_s: 0.0, beat: 8.0, tempo: 120.0 }, Piece { at_s: 2.0, beat: 12.0, tempo: 60.0 }],
+        };
+        assert_eq!(map.beat_at(0.0), 8.0);
+        assert_eq!(map.beat_at(1.0), 10.0);
+        assert_eq!(map.beat_at(2.0), 12.0);
+        assert_eq!(map.beat_at(3.0), 13.0);
+    }
+
+    #[test]
+    fn constant_tempo_map_matches_the_cli_grid_exactly() {
+        let map = BeatMap { pieces: vec![Piece { at_s: 0.0, beat: 0.0, tempo: 116.0 }] };
+        let grid = BeatGrid::new(116.0);
+        for k in 0..10_000 {
+            let s = k as f64 * 0.00317;
+            assert_eq!(map.beat_at(s).to_bits(), grid.beat_at(s).to_bits());
+        }
+    }
+}
