@@ -1,4 +1,9 @@
-//! Dev driver: runs the arranger on the dev set's reference transcriptions and writes MIDI.
+//! Dev driver: runs the arranger on the dev set's reference transcriptions and writes MIDI
+//! (tracks `right hand` / `left hand`, the song's tempo, beat 0 at 0 s).
+//! Build it in a scratch crate named `pianola` with src/lib.rs = `pub mod notes; pub mod arrange;`
+//! (notes.rs copied, src/arrange linked from the repo) and this file as a [[bin]] named `arr`;
+//! Cargo.toml.scratch is that crate's manifest. Then: `ARR_BIN=.../arr NOTES=/work/fixtures scripts/eval_arranger.sh`.
+//! `LAG=1` prints each item's measured onset lag and key.
 //! usage: arr DEVSET NOTES_DIR OUT_DIR DENSITY QUANTIZE [STYLE]
 use pianola::arrange::*;
 use pianola::notes::*;
