@@ -132,9 +132,35 @@ impl PianolaParams {
     }
 }
 
-/// One captured note in beats: `[start_beat, end_beat, pitch, amplitude, salience]` in the saved JSON.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// One captured note in beats: `start_beat, end_beat, pitch, amplitude, salience`. Saved as one
+/// string `"start end pitch amplitude salience"` with Rust's shortest round-trip float formatting:
+/// serde_json (without its `float_roundtrip` feature) may read a float back one ulp off, and a
+/// restored project must arrange exactly the cover it saved.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SavedNote(pub f64, pub f64, pub u8, pub f32, pub f32);
+
+impl Serialize for SavedNote {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{} {} {} {} {}", self.0, self.1, self.2, self.3, self.4))
+    }
+}
+
+impl<'de> Deserialize<'de> for SavedNote {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let bad = || serde::de::Error::custom(format!("bad saved note '{text}'"));
+        let mut it = text.split_ascii_whitespace();
+        let mut next = || it.next().ok_or_else(bad);
+        let note = SavedNote(
+            next()?.parse().map_err(|_| bad())?,
+            next()?.parse().map_err(|_| bad())?,
+            next()?.parse().map_err(|_| bad())?,
+            next()?.parse().map_err(|_| bad())?,
+            next()?.parse().map_err(|_| bad())?,
+        );
+        Ok(note)
+    }
+}
 
 impl From<&BeatNote> for SavedNote {
     fn from(n: &BeatNote) -> Self {
@@ -156,10 +182,46 @@ pub struct CapturedSong {
     /// The transcription of every captured stretch, in beats, sorted by start.
     pub notes: Vec<SavedNote>,
     pub beats_per_bar: u32,
+    #[serde(with = "exact_f64")]
     pub first_downbeat_beat: f64,
+    #[serde(with = "exact_f64")]
     pub seconds_per_beat: f64,
     /// Beat ranges `[start, end)` already captured (Capture mode records only outside them).
+    #[serde(with = "exact_ranges")]
     pub covered: Vec<[f64; 2]>,
+}
+
+/// Exact beat ranges through JSON, as `"start end"` strings.
+mod exact_ranges {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(x: &[[f64; 2]], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(x.iter().map(|r| format!("{} {}", r[0], r[1])))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[f64; 2]>, D::Error> {
+        let texts = Vec::<String>::deserialize(d)?;
+        texts
+            .iter()
+            .map(|t| {
+                let mut it = t.split_ascii_whitespace().map(str::parse::<f64>);
+                match (it.next(), it.next()) {
+                    (Some(Ok(a)), Some(Ok(b))) => Ok([a, b]),
+                    _ => Err(serde::de::Error::custom(format!("bad range '{t}'"))),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Exact f64 through JSON (see [`SavedNote`]).
+mod exact_f64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&x.to_string())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(|_| serde::de::Error::custom(format!("bad number '{text}'")))
+    }
 }
 
 impl Default for CapturedSong {
@@ -273,7 +335,12 @@ mod tests {
         let q = PianolaParams::default();
         q.deserialize_fields(&fields);
         assert_eq!(q.capture.get(), song);
-        assert_eq!(q.capture.loaded_generation(), 1);
+        // Floats survive bit for bit (serde_json alone may be an ulp off).
+        let tricky = CapturedSong { notes: vec![SavedNote(1.8630143613000754, 0.1 + 0.2, 60, 0.36545783, f32::MIN_POSITIVE)], seconds_per_beat: 60.0 / 116.0, ..song };
+        p.capture.store(tricky.clone());
+        q.deserialize_fields(&p.serialize_fields());
+        assert_eq!(q.capture.get(), tricky);
+        assert_eq!(q.capture.loaded_generation(), 2, "each load counts");
         assert_eq!(q.capture.get().arrange_input().notes[0].pitch, 60);
     }
 }

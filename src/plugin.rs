@@ -157,7 +157,8 @@ impl Plugin for Pianola {
         self.since_sync = 0;
 
         let (mut writer, reader) = capture::channel(self.capture.clone());
-        let (publisher, timeline_reader) = timeline::channel(Arc::new(Timeline::default()));
+        let initial = Arc::new(Timeline::new(worker::saved_cover(&self.params), 0));
+        let (publisher, timeline_reader) = timeline::channel(initial);
         self.capture.done_seq.store(0, Ordering::Release);
         let model = match self.model.take() {
             Some(m) => Ok(m),

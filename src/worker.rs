@@ -68,6 +68,19 @@ impl Status {
     }
 }
 
+/// The cover of the saved capture with the current settings (what Capture mode plays), computed in
+/// `activate` so the first block after an activation already has it.
+pub fn saved_cover(params: &PianolaParams) -> Vec<CoverNote> {
+    if params.mode.value() != Mode::Capture {
+        return vec![];
+    }
+    let song = params.capture.get();
+    if song.notes.is_empty() {
+        return vec![];
+    }
+    catch_unwind(AssertUnwindSafe(|| arrange::arrange(&song.arrange_input(), &params.arrange_settings()))).unwrap_or_default()
+}
+
 /// Loads a model (the plugin passes `model::load(Backend::Tract)`; tests pass failures).
 pub type ModelLoader = Box<dyn FnOnce() -> Result<Box<dyn NoteModel>, ModelError> + Send>;
 
@@ -580,6 +593,27 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_model_that_cannot_load_is_reported_and_the_ring_still_drains() {
+        let params = Arc::new(PianolaParams::default());
+        let status = Arc::new(Status::default());
+        let shared = Arc::new(CaptureShared::default());
+        let (mut writer, reader) = capture::channel(shared.clone());
+        let (publisher, _timeline) = crate::timeline::channel(Arc::new(Timeline::default()));
+        let loader: ModelLoader = Box::new(|| crate::model::load_from_bytes(crate::model::Backend::Tract, b"not a model"));
+        let worker = WorkerHandle::spawn(WorkerSetup { params, status: status.clone(), capture: shared.clone(), reader, publisher, model: Err(loader) }).unwrap();
+        writer.set_worker(worker.thread());
+        let block = vec![0.25f32; 512];
+        let t = capture::TransportInfo { playing: true, beat: Some(0.0), tempo: Some(120.0), time_sig: Some((4, 4)), bar_start_beat: Some(0.0), sample_rate: 48000.0 };
+        // Offline: waits until the worker has handled the block.
+        assert!(matches!(writer.push_block(&[&block[..]], 512, &t, true), capture::Pushed::Stamp { seq: 1, .. }));
+        assert_eq!(shared.done_seq.load(Ordering::Acquire), 1);
+        let error = status.error().expect("the load error is shown");
+        assert!(error.contains("could not be loaded"), "{error}");
+        assert!(worker.stop().is_none());
+        assert!(shared.worker_gone.load(Ordering::Acquire));
+    }
 
     #[test]
     fn beat_map_follows_tempo_changes() {
