@@ -543,3 +543,50 @@ fn capture_then_play_back_through_clap() {
         panic!("the saved capture changed in the round trip ({} vs {} bytes), at byte {at}:\n{}\n{}", cb.len(), ca.len(), ctx(cb), ctx(ca));
     }
 }
+
+/// Live mode: the song is transcribed while it plays and the notes come out `latency` late, which
+/// the plugin reports to the host. The live cover is arranged from what has been heard so far, so it
+/// need not equal the finished cover note for note; most of its notes must still be the cover's.
+#[test]
+fn live_mode_plays_behind_a_reported_latency() {
+    let song = load_song();
+    let path = bundle_path();
+    let entry = unsafe { PluginEntry::load(&path) }.unwrap_or_else(|e| panic!("loading {}: {e:?}", path.display()));
+    let mut plugin = Plugin::new(&entry);
+    // Switch to Live through the saved state, as a project would.
+    let mut state: serde_json::Value = serde_json::from_slice(&plugin.save_state()[8..]).unwrap();
+    state["params"]["mode"] = serde_json::json!({ "string": "live" });
+    let json = serde_json::to_vec(&state).unwrap();
+    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&json);
+    plugin.load_state(&bytes);
+
+    let sr = song.sample_rate as f64;
+    plugin.set_offline(true);
+    plugin.activate(sr, 4096);
+    let latency = {
+        use clap_sys::ext::latency::{clap_plugin_latency, CLAP_EXT_LATENCY};
+        let ext = plugin.extension::<clap_plugin_latency>(CLAP_EXT_LATENCY);
+        unsafe { ((*ext).get.unwrap())(plugin.instance.raw_instance()) }
+    };
+    assert_eq!(latency, (pianola::worker::LIVE_LATENCY_SECONDS * sr).round() as u32, "reported latency");
+    let latency_beats = latency as f64 / (sr * 60.0 / song.bpm);
+    let song_beats = song.frames as f64 / (sr * 60.0 / song.bpm);
+    let runs = [Run { from: 0.0, to: song_beats + latency_beats + 1.0, tempo: song.bpm }];
+    let pass = plugin.play(&runs, 512, Some(&song.stereo));
+    check_balanced(&pass.events, "live pass");
+    let ons: Vec<&Got> = pass.events.iter().filter(|e| e.on).collect();
+    // Where each note-on belongs in the song: the host shifts the plugin's output back by its latency.
+    let matched = ons
+        .iter()
+        .filter(|e| song.cover.iter().any(|c| c.pitch == e.key && (c.start_beat - (e.beat - latency_beats)).abs() < 1e-6 + 0.5 / (sr * 60.0 / song.bpm)))
+        .count();
+    eprintln!(
+        "live: latency {latency} samples ({latency_beats:.2} beats), {} note-ons for a finished cover of {}, {matched} on a cover note's sample",
+        ons.len(),
+        song.cover.len()
+    );
+    // Measured: 227 note-ons, 222 of them the cover's (bach_bwv1.6-mix, 228 cover notes).
+    assert!(ons.len() * 10 >= song.cover.len() * 9, "live mode played only {} notes", ons.len());
+    assert!(matched * 10 >= ons.len() * 9, "only {matched} of {} live notes are the cover's", ons.len());
+}
