@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Transcribe a song into notes (a raw MIDI file, like basic-pitch's).
     Transcribe(TranscribeArgs),
+    /// Arrange a two-hand piano cover of one or more songs (files or folders).
+    Cover(CoverArgs),
 }
 
 #[derive(Args, Clone)]
@@ -69,10 +71,171 @@ struct TranscribeArgs {
     model: ModelArgs,
 }
 
+#[derive(Args)]
+struct CoverArgs {
+    /// Audio files, or folders of them (WAV, MP3, FLAC, OGG).
+    #[arg(required = true)]
+    songs: Vec<PathBuf>,
+    /// MIDI file to write (one song).
+    #[arg(short, long, conflicts_with = "out_dir")]
+    output: Option<PathBuf>,
+    /// Folder for the covers (NAME.mid per song); required for several songs.
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Song tempo; estimated from the notes when left out.
+    #[arg(long)]
+    bpm: Option<f64>,
+    /// Beats per bar.
+    #[arg(long, default_value_t = 4)]
+    beats_per_bar: u32,
+    /// Time of the first downbeat, in seconds (a pickup bar before it).
+    #[arg(long, default_value_t = 0.0)]
+    first_downbeat: f64,
+    /// 0: melody alone .. 1: full two-hand texture.
+    #[arg(long, default_value_t = 0.5)]
+    density: f32,
+    /// Quantize strength to the 1/16 grid, 0 (as played) .. 1 (on the grid).
+    #[arg(long, default_value_t = 1.0)]
+    quantize: f32,
+    /// Accompaniment style: block, broken, arpeggio.
+    #[arg(long, default_value = "broken")]
+    style: String,
+    /// Widest hand span, in semitones.
+    #[arg(long, default_value_t = 14)]
+    hand_span: u8,
+    /// Parallel jobs (default: every core).
+    #[arg(short, long)]
+    jobs: Option<usize>,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+const AUDIO_EXTENSIONS: &[&str] = &["wav", "wave", "mp3", "flac", "ogg", "oga"];
+
+/// Expands folders into the audio files inside them (sorted, not recursive into hidden folders).
+fn collect_songs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut songs = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut found = Vec::new();
+            let mut stack = vec![input.clone()];
+            while let Some(dir) = stack.pop() {
+                for entry in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+                    let path = entry?.path();
+                    let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+                    if path.is_dir() && !hidden {
+                        stack.push(path);
+                    } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())) {
+                        found.push(path);
+                    }
+                }
+            }
+            found.sort();
+            if found.is_empty() {
+                bail!("no audio files in {}", input.display());
+            }
+            songs.extend(found);
+        } else {
+            songs.push(input.clone());
+        }
+    }
+    Ok(songs)
+}
+
+/// Output name for a song in a batch: the file stem, or parent folder + stem when stems repeat
+/// (a dev set of `*/audio.wav`).
+fn cover_name(song: &Path, songs: &[PathBuf]) -> String {
+    let stem = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "song".into());
+    let name = stem(song);
+    if songs.iter().filter(|s| stem(s) == name).count() > 1 {
+        if let Some(parent) = song.parent().and_then(|p| p.file_name()) {
+            return parent.to_string_lossy().into_owned();
+        }
+    }
+    name
+}
+
+fn cover(args: CoverArgs) -> Result<()> {
+    use crate::arrange::{self, ArrangeInput, ArrangeSettings, Style};
+    use crate::notes::BeatGrid;
+    use rayon::prelude::*;
+
+    let params = args.model.decode_params()?;
+    let style = match args.style.to_ascii_lowercase().as_str() {
+        "block" => Style::Block,
+        "broken" => Style::Broken,
+        "arpeggio" => Style::Arpeggio,
+        other => bail!("unknown --style '{other}' (block, broken, arpeggio)"),
+    };
+    if let Some(bpm) = args.bpm {
+        if !(bpm.is_finite() && (20.0..=400.0).contains(&bpm)) {
+            bail!("--bpm must be between 20 and 400, got {bpm}");
+        }
+    }
+    if !(1..=32).contains(&args.beats_per_bar) {
+        bail!("--beats-per-bar must be between 1 and 32");
+    }
+    let settings = ArrangeSettings { density: args.density, style, quantize_strength: args.quantize, hand_span: args.hand_span, ..ArrangeSettings::default() }.sanitized();
+    let songs = collect_songs(&args.songs)?;
+    let outputs: Vec<PathBuf> = match (&args.output, &args.out_dir) {
+        (Some(out), None) if songs.len() == 1 => vec![out.clone()],
+        (Some(_), None) => bail!("{} songs given: use --out-dir instead of -o", songs.len()),
+        (None, Some(dir)) => songs.iter().map(|s| dir.join(format!("{}.mid", cover_name(s, &songs)))).collect(),
+        _ => bail!("give -o FILE (one song) or --out-dir DIR"),
+    };
+    // Fail on a bad model before spending time on files.
+    drop(model::load(args.model.backend)?);
+
+    let progress = indicatif::ProgressBar::new(songs.len() as u64);
+    progress.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {msg}").expect("valid template"));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
+    let results: Vec<Result<String>> = pool.install(|| {
+        songs
+            .par_iter()
+            .zip(&outputs)
+            .map_init(
+                || model::load(args.model.backend),
+                |model, (song, out)| -> Result<String> {
+                    let model = model.as_mut().map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let t = transcribe_file(model.as_mut(), song, &params)?;
+                    let grid = match args.bpm {
+                        Some(bpm) => BeatGrid { bpm, beats_per_bar: args.beats_per_bar, first_beat_s: 0.0, first_downbeat_beat: args.first_downbeat * bpm / 60.0 },
+                        None => BeatGrid { beats_per_bar: args.beats_per_bar, ..crate::tempo::estimate(&t.notes) },
+                    };
+                    let input = ArrangeInput::from_transcription(&t.notes, Some(&t.frames), &grid);
+                    let cover = arrange::arrange(&input, &settings);
+                    // A grid whose beat 0 is not at 0 s (estimated phase) is shifted so the file's beat 0 is at 0 s.
+                    let shift = grid.first_beat_s / grid.seconds_per_beat();
+                    let cover: Vec<_> = cover.into_iter().map(|mut n| { n.start_beat += shift; n.end_beat += shift; n }).collect();
+                    write_file(out, &midi_file::cover_to_smf(&cover, &grid)?)?;
+                    progress.inc(1);
+                    Ok(format!("{}: {} notes -> cover of {} at {:.1} bpm -> {}", song.display(), t.notes.len(), cover.len(), grid.bpm, out.display()))
+                },
+            )
+            .collect()
+    });
+    progress.finish_and_clear();
+    let mut failed = 0;
+    for (song, result) in songs.iter().zip(results) {
+        match result {
+            Ok(line) => eprintln!("{line}"),
+            Err(e) => {
+                failed += 1;
+                eprintln!("pianola: {}: error: {e:#}", song.display());
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} songs failed", songs.len());
+    }
+    Ok(())
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Transcribe(args) => transcribe(args),
+        Command::Cover(args) => cover(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

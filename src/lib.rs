@@ -12,6 +12,7 @@ pub mod midi_file;
 pub mod model;
 pub mod notes;
 pub mod resample;
+pub mod tempo;
 pub mod cli;
 pub mod capture;
 pub mod emit;
