@@ -9,7 +9,7 @@
 //! The bundle must be built with the allocation check, so every `process()` call below runs under
 //! nice-plug's `assert_process_allocs` (an allocation aborts the test):
 //!     cargo xtask bundle pianola --release --features assert_process_allocs
-//! Dev set: `python3 ../shared/eval/make_devset.py DIR`, in `PIANOLA_DEVSET` (default `../devset`).
+//! Dev set: `python3 ../shared/eval/make_devset.py DIR`, in `PIANOLA_DEVSET` (default `target/devset`, as in tests/common).
 //! Another bundle: `PIANOLA_CLAP=/path/to/pianola.clap`.
 
 use clack_host::events::event_types::TransportEvent;
@@ -44,7 +44,7 @@ const SONG: &str = "bach_bwv1.6-mix";
 fn devset_dir() -> PathBuf {
     match std::env::var_os("PIANOLA_DEVSET") {
         Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("devset"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("devset"),
     }
 }
 
