@@ -9,10 +9,10 @@
 # transcriptions (NOTES/<id>/notes.json + contour.f32, e.g. from
 # scripts/eval_arranger_transcribe.py or /work/fixtures): `arr DEVSET NOTES OUT DENSITY QUANTIZE [STYLE]`.
 set -euo pipefail
-DEVSET=${1:-/work/devset}
+DEVSET=${1:-target/devset}
 OUT=${2:-/tmp/pianola-eval}
 STYLE=${3:-}
-SCORER=${SCORER:-/work/shared/eval/score_dir.py}
+SCORER=${SCORER:-$(dirname "$0")/../../shared/eval/score_dir.py}
 PIANOLA=${PIANOLA:-$(dirname "$0")/../target/release/pianola}
 mkdir -p "$OUT"
 ids=$(python3 -c "import json,sys; print(' '.join(m['id'] for m in json.load(open(sys.argv[1]+'/index.json'))))" "$DEVSET")
