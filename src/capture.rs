@@ -40,10 +40,18 @@ impl Stamp {
     }
 }
 
-/// Whether block `next` continues where a block ending at `end_beat` with `tempo`/`rate` stopped:
-/// within half a sample of beat position (far above fixed-point rounding, below any real seek).
+/// How far a block's beat position may sit from where the previous block ended and still count as
+/// the same run of the transport. Hosts round the position they report: CLAP to fixed point, Ardour 7
+/// to 1/1920 beat (~12 samples at 116 bpm, 44.1 kHz), which at half a sample of slack turned every
+/// block into a "seek". 1/960 beat plus a sample covers that rounding and is still far below any seek
+/// a user can make (0.5 ms at 120 bpm).
+pub fn continuity_slack_beats(samples_per_beat: f64) -> f64 {
+    1.0 / 960.0 + 1.0 / samples_per_beat.max(1.0)
+}
+
+/// Whether block `next` continues where a block ending at `end_beat` with `tempo`/`rate` stopped.
 pub fn continues(end_beat: f64, tempo: f64, rate: f32, next: &Stamp) -> bool {
-    let tolerance = (0.5 * tempo / 60.0 / rate as f64).max(1e-7);
+    let tolerance = continuity_slack_beats(rate as f64 * 60.0 / tempo);
     next.sample_rate == rate && (next.beat - end_beat).abs() <= tolerance
 }
 

@@ -248,8 +248,8 @@ impl Emitter {
     }
 
     fn is_continuation(&self, p: &Previous, block: &BlockTransport) -> bool {
-        // Half a sample of slack: host rounding is far smaller, any real seek is larger.
-        let tolerance = (0.5 / p.samples_per_beat).max(1e-7);
+        // Host rounding of the position is not a seek (the selection stays contiguous either way).
+        let tolerance = crate::capture::continuity_slack_beats(p.samples_per_beat);
         (block.beat - p.end_beat).abs() <= tolerance && ((block.tempo - p.tempo).abs() / p.tempo) <= TEMPO_JUMP
     }
 }
@@ -324,6 +324,32 @@ mod tests {
             assert_eq!(offs, expected_offs, "block size {len}");
             check_balanced(&ev);
         }
+    }
+
+    #[test]
+    fn ardour_tick_rounding_is_not_a_seek() {
+        // Ardour 7 reports the block's beat rounded to 1/1920 beat: ~12 samples at 116 bpm, 44.1 kHz.
+        let (tempo, sr, len) = (116.0, 44100.0, 1024u32);
+        let spb = sr * 60.0 / tempo;
+        let notes: Vec<_> = (0..32).map(|k| note(k as f64 * 0.5, k as f64 * 0.5 + 0.45, 60 + (k % 7) as u8)).collect();
+        let n = (16.5 * spb / len as f64).ceil() as usize;
+        let mut bl: Vec<BlockTransport> = blocks(0.0, tempo, sr, len, n)
+            .into_iter()
+            .map(|b| BlockTransport { beat: (b.beat * 1920.0).round() / 1920.0, ..b })
+            .collect();
+        bl.push(BlockTransport { playing: false, ..bl[0] });
+        let ev = run(&mut Emitter::new(), &notes, &bl, 0);
+        let ons: Vec<u64> = ev.iter().filter(|(_, e)| matches!(e, EmitEvent::On { .. })).map(|(s, _)| *s).collect();
+        assert_eq!(ons.len(), notes.len(), "every note plays once, none is cut by a false seek");
+        for (s, n) in ons.iter().zip(&notes) {
+            assert!((*s as f64 - n.start_beat * spb).abs() <= 13.0, "note at beat {} landed at sample {s}", n.start_beat);
+        }
+        // No release-all mid-run: each note is held for its length (0.45 beat), not cut short.
+        let offs: Vec<u64> = ev.iter().filter(|(_, e)| matches!(e, EmitEvent::Off { .. })).map(|(s, _)| *s).collect();
+        for (on, off) in ons.iter().zip(&offs) {
+            assert!(((off - on) as f64 - 0.45 * spb).abs() <= 26.0);
+        }
+        check_balanced(&ev);
     }
 
     #[test]
