@@ -84,6 +84,18 @@ pub struct CaptureShared {
     pub done_seq: AtomicU64,
     /// Set by the worker when it stops, so an offline writer never waits on a dead worker.
     pub worker_gone: AtomicBool,
+    /// Mono samples the audio thread has put into the ring since the plugin was created.
+    pub pushed_samples: AtomicU64,
+    /// Mono samples the worker has popped and handled; `pushed - handled` is the worker's backlog.
+    pub handled_samples: AtomicU64,
+}
+
+impl CaptureShared {
+    /// Samples captured but not yet handled by the worker (how far it is behind the audio).
+    pub fn backlog_samples(&self) -> u64 {
+        let handled = self.handled_samples.load(Ordering::Acquire);
+        self.pushed_samples.load(Ordering::Acquire).saturating_sub(handled)
+    }
 }
 
 /// Ring sizes: ~6 s of mono audio at 96 kHz, and room for 1-sample blocks for ~1/3 s at 96 kHz.
@@ -214,6 +226,7 @@ impl CaptureWriter {
                 chunk.fill_from_iter((0..len).map(|i| mono_at(channels, i, scale)));
             }
         }
+        self.shared.pushed_samples.fetch_add(len as u64, Ordering::Release);
         self.seq += 1;
         stamp.seq = self.seq;
         // Cannot fail: space was checked and this is the only producer.

@@ -216,6 +216,8 @@ impl Plugin for Pianola {
             sample_rate: self.sample_rate,
         };
 
+        self.status.host.store(info.playing, info.beat, info.tempo, info.beats_per_bar(), self.sample_rate);
+
         if let Some(writer) = self.writer.as_mut() {
             writer.push_block(buffer.as_slice_immutable(), len, &info, self.offline);
             if self.offline && mode == Mode::Live {
@@ -275,6 +277,8 @@ impl Plugin for Pianola {
             }
         }
 
+        let latency = if mode == Mode::Live { self.live_latency } else { 0 };
+        self.status.host.latency_samples.store(latency, Ordering::Relaxed);
         if mode == Mode::Live {
             context.set_latency_samples(self.live_latency);
             self.delay.process(buffer.as_slice());

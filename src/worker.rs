@@ -26,7 +26,7 @@ use crate::params::{CapturedSong, Mode, PianolaParams, SavedNote};
 use crate::resample::StreamResampler;
 use crate::timeline::{Publisher, Timeline};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
@@ -53,6 +53,49 @@ pub struct Status {
     pub windows: AtomicU64,
     /// Segments finished since the plugin was created.
     pub segments: AtomicU64,
+    /// What the audio thread last saw of the host (the editor's playhead and meter).
+    pub host: HostView,
+}
+
+/// The host's transport and the plugin's latency as of the last processed block, written by the audio
+/// thread with relaxed atomic stores (no lock) and read by the editor.
+#[derive(Debug, Default)]
+pub struct HostView {
+    beat_bits: AtomicU64,
+    tempo_bits: AtomicU64,
+    sample_rate_bits: AtomicU32,
+    /// 0 when the host gives no beat position.
+    has_beat: AtomicBool,
+    pub playing: AtomicBool,
+    pub beats_per_bar: AtomicU32,
+    /// Latency reported to the host (Live mode), in samples.
+    pub latency_samples: AtomicU32,
+}
+
+impl HostView {
+    /// Audio thread: the block's transport.
+    pub fn store(&self, playing: bool, beat: Option<f64>, tempo: Option<f64>, beats_per_bar: u32, sample_rate: f32) {
+        self.playing.store(playing, Ordering::Relaxed);
+        self.has_beat.store(beat.is_some(), Ordering::Relaxed);
+        self.beat_bits.store(beat.unwrap_or(0.0).to_bits(), Ordering::Relaxed);
+        self.tempo_bits.store(tempo.unwrap_or(0.0).to_bits(), Ordering::Relaxed);
+        self.beats_per_bar.store(beats_per_bar, Ordering::Relaxed);
+        self.sample_rate_bits.store(sample_rate.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The host's beat position at the last block, if it gives one.
+    pub fn beat(&self) -> Option<f64> {
+        self.has_beat.load(Ordering::Relaxed).then(|| f64::from_bits(self.beat_bits.load(Ordering::Relaxed)))
+    }
+
+    /// Tempo in bpm at the last block (0 if unknown).
+    pub fn tempo(&self) -> f64 {
+        f64::from_bits(self.tempo_bits.load(Ordering::Relaxed))
+    }
+
+    pub fn sample_rate(&self) -> f32 {
+        f32::from_bits(self.sample_rate_bits.load(Ordering::Relaxed))
+    }
 }
 
 impl Status {
@@ -410,6 +453,7 @@ impl Worker {
             busy = true;
             self.last_seq = stamp.seq;
             self.handle(&stamp, &samples);
+            self.capture.handled_samples.fetch_add(stamp.len as u64, Ordering::Release);
             samples.clear();
             self.capture.done_seq.store(stamp.seq, Ordering::Release);
         }
