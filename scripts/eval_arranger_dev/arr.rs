@@ -53,10 +53,25 @@ fn main() {
             let m = Meter::of(&input);
             let c = cleaned(&input);
             let lag = quantize::onset_lag(&c, &m);
-            let (ph, r) = quantize::onset_phase(&c);
+            let (ph, r) = quantize::onset_phase(&c, 1.0);
             let h = harmony::analyze(&c, &[], &m);
             eprint!("key {:?} ", h.key);
             eprintln!("{id:35} lag {:.3} s  phase {:.3} s r {:.2}", lag * m.seconds_per_beat, ph * m.seconds_per_beat, r);
+        }
+        if let Ok(dir) = std::env::var("CHORDS") {
+            // The harmony the arranger hears, per beat: key, then (beat, root, quality) lines.
+            let m = Meter::of(&input);
+            let mut c = cleaned(&input);
+            quantize::align_lag(&mut c, &m);
+            let line = melody::shape(&melody::extract(&c), &settings);
+            let h = harmony::analyze(&c, &line, &m);
+            let mut txt = format!("key {} {}\n", h.key.tonic, h.key.minor as u8);
+            for (i, ch) in h.chords.iter().enumerate() {
+                if let Some(ch) = ch {
+                    txt += &format!("{} {} {:?}\n", h.first_beat + i as i64, ch.root, ch.quality);
+                }
+            }
+            std::fs::write(Path::new(&dir).join(format!("{id}.txt")), txt).unwrap();
         }
         let t = std::time::Instant::now();
         let cover = arrange(&input, &settings);

@@ -5,7 +5,7 @@
 //! melody half-way) and is scored per slot by its salience, amplitude and register; leaps cost, and a
 //! rest earns a small constant so weak notes are not forced into the line.
 
-use super::quantize::snap;
+use super::quantize::{position_prior, snap, snap_metrical};
 use super::{ArrangeSettings, BeatNote, Role, Voice};
 use crate::notes::Hand;
 
@@ -19,6 +19,11 @@ const REST_SCORE: f64 = 0.10;
 const LEAP_COST: f64 = 0.12;
 /// Cost of starting a note after a rest.
 const ENTRY_COST: f64 = 0.02;
+/// Extra score of a note in its onset slot, as a share of its per-slot weight. A voice's note
+/// usually ends where its next one starts, but the transcriber's notes ring on (release, reverb) and
+/// overlap the next; without this the line stays on the ringing note and skips the new one (the
+/// note-level melody recall rose from 0.59 to 0.64 on mixes, 0.59 to 0.63 on vocal lines).
+const ONSET_BONUS: f64 = 0.5;
 /// Notes below this are never melody (bass register).
 const MELODY_FLOOR: u8 = 45;
 /// Gaps up to this many beats between melody notes are filled (legato), so accompaniment onsets in a
@@ -67,7 +72,8 @@ pub fn extract(notes: &[BeatNote]) -> Vec<MelNote> {
         for k in a..=b {
             let s0 = origin + k as f64 * SLOT;
             let ov = (n.end_beat.min(s0 + SLOT) - n.start_beat.max(s0)).max(0.0) / SLOT;
-            pairs.push((k, i as u32, w * ov));
+            let onset = if k == a { ONSET_BONUS * w } else { 0.0 };
+            pairs.push((k, i as u32, w * ov + onset));
         }
     }
     pairs.sort_by(|x, y| x.0.cmp(&y.0).then(y.2.total_cmp(&x.2)).then(x.1.cmp(&y.1)));
@@ -204,10 +210,12 @@ pub fn extract(notes: &[BeatNote]) -> Vec<MelNote> {
 pub fn shape(line: &[MelNote], s: &ArrangeSettings) -> Vec<MelNote> {
     let g = s.grid_per_beat;
     let min_len = 0.5 / g as f64;
+    // Onsets go to the grid point the line's own rhythm makes likely (a late sung note to its eighth).
+    let prior = position_prior(line.iter().map(|m| m.start), g);
     let mut q: Vec<MelNote> = line
         .iter()
         .map(|m| {
-            let start = snap(m.start, g, s.quantize_strength);
+            let start = snap_metrical(m.start, g, s.quantize_strength, &prior);
             MelNote { start, end: snap(m.end, g, s.quantize_strength).max(start + min_len), ..*m }
         })
         .collect();
