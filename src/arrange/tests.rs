@@ -140,6 +140,15 @@ fn chords_follow_the_harmony() {
 }
 
 #[test]
+fn fragments_merge_but_notes_restruck_on_the_beat_stay() {
+    // A sung G split by vibrato at 1.37, then struck again on beat 2; a slow first note.
+    let notes = vec![bn(0.0, 1.37, 67, 0.6), bn(1.37, 2.0, 67, 0.5), bn(2.0, 3.0, 67, 0.6), bn(3.0, 4.0, 69, 0.6)];
+    let c = cleaned(&input(notes));
+    let g: Vec<(f64, f64)> = c.iter().filter(|n| n.pitch == 67).map(|n| (n.start_beat, n.end_beat)).collect();
+    assert_eq!(g, vec![(0.0, 2.0), (2.0, 3.0)]);
+}
+
+#[test]
 fn user_range_and_velocity_scale_are_respected() {
     let s = ArrangeSettings { density: 1.0, lowest_key: 48, highest_key: 84, velocity_scale: 0.5, ..Default::default() };
     let cover = arrange(&phrase(), &s);
