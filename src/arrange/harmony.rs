@@ -69,6 +69,9 @@ const OUT_OF_SCALE_WEIGHT: f64 = 2.0;
 
 const MAJOR_PROFILE: [f64; 12] = [6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88];
 const MINOR_PROFILE: [f64; 12] = [6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17];
+/// Aarden-Essen key profiles: pitch-class frequencies of melodies (Essen folksong collection).
+const AE_MAJOR: [f64; 12] = [17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248, 22.062, 0.145624, 8.15494, 0.232998, 4.95122];
+const AE_MINOR: [f64; 12] = [18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494, 18.6161, 4.56621, 1.93186, 7.37619, 1.75623];
 
 /// Change penalty between beats, on a weak and a strong beat.
 const CHANGE_COST_WEAK: f64 = 0.10;
@@ -241,6 +244,11 @@ pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
     if entries.is_empty() {
         return Harmony { key: Key { tonic: 0, minor: false }, first_beat: 0, chords: Vec::new() };
     }
+    // A lone line: the harmony is not heard, so it is invented from the melody. (Choosing among
+    // the best few keys by the HMM's likelihood was tried: it prefers the relative major.)
+    if !line.is_empty() && is_lone_line(notes, &partial) {
+        return harmonise_melody(line, melody_keys(line)[0]);
+    }
     entries.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.total_cmp(&b.2)));
     let mut total = [0.0f64; 12];
     for e in &entries {
@@ -273,6 +281,154 @@ pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
     }
     let h = best.unwrap().1;
     h
+}
+
+/// Below this mean number of notes sounding (when any sounds) the input is a lone line, a sung
+/// melody: its harmony is not heard and has to be invented ([`harmonise_melody`]). A legato line
+/// whose notes ring into the next measures 1.1..1.4 on the dev set, a band 2.0..4.6.
+const LONE_LINE_POLYPHONY: f64 = 1.7;
+
+/// Whether `notes` (sorted by start; `partial` from [`partial_like`]) are a lone line.
+pub fn is_lone_line(notes: &[BeatNote], partial: &[bool]) -> bool {
+    polyphony(notes, partial) < LONE_LINE_POLYPHONY
+}
+
+/// Mean number of notes sounding while any note (not an overtone) sounds.
+fn polyphony(notes: &[BeatNote], partial: &[bool]) -> f64 {
+    let mut total = 0.0;
+    let mut union = 0.0;
+    let mut cur: Option<(f64, f64)> = None;
+    // `notes` is sorted by start.
+    for (n, _) in notes.iter().zip(partial).filter(|(_, &p)| !p) {
+        total += n.end_beat - n.start_beat;
+        cur = match cur {
+            Some((s, e)) if n.start_beat <= e => Some((s, e.max(n.end_beat))),
+            Some((s, e)) => {
+                union += e - s;
+                Some((n.start_beat, n.end_beat))
+            }
+            None => Some((n.start_beat, n.end_beat)),
+        };
+    }
+    if let Some((s, e)) = cur {
+        union += e - s;
+    }
+    if union > 0.0 {
+        total / union
+    } else {
+        0.0
+    }
+}
+
+/// Weight of the melody's evidence (log-probabilities per beat) against the chord transitions in
+/// [`harmonise_melody`]: 1, a plain HMM. (0.5..1.5 all score alike on the dev set.)
+const MELODY_EMISSION_WEIGHT: f64 = 1.0;
+/// A melody note struck on the beat counts this much more than one passing through it: it is a
+/// chord tone far more often.
+const ON_BEAT_WEIGHT: f64 = 1.5;
+
+/// The keys of a melody, most likely first: correlation of its duration-weighted pitch classes
+/// with the Aarden-Essen profiles (made from folk-song melodies).
+pub fn melody_keys(line: &[MelNote]) -> Vec<Key> {
+    let mut prof = [0.0f64; 12];
+    for m in line {
+        prof[(m.pitch % 12) as usize] += m.end - m.start;
+    }
+    let mut keys: Vec<(Key, f64)> = Vec::with_capacity(24);
+    for minor in [false, true] {
+        for tonic in 0..12u8 {
+            let mut rot = [0.0; 12];
+            for (i, r) in rot.iter_mut().enumerate() {
+                *r = if minor { AE_MINOR } else { AE_MAJOR }[(i + 12 - tonic as usize) % 12];
+            }
+            keys.push((Key { tonic, minor }, correlation(&prof, &rot)));
+        }
+    }
+    keys.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.tonic.cmp(&b.0.tonic)).then(a.0.minor.cmp(&b.0.minor)));
+    keys.into_iter().map(|k| k.0).collect()
+}
+
+/// Harmonises a lone melody as a church musician would: an HMM over the key's common chords, one
+/// per beat, whose transitions and melody-under-chord probabilities were counted in 361 Bach
+/// chorales ([`super::chorale_stats`]): V goes to I, IV to V, a melody note on the beat is mostly
+/// a chord tone, a passing one need not be. The key comes from the whole melody ([`melody_keys`]).
+pub fn harmonise_melody(line: &[MelNote], key: Key) -> Harmony {
+    use super::chorale_stats::*;
+    let (labels, prior, trans, emit_t) = if key.minor {
+        (&LABELS_MINOR, &PRIOR_MINOR, &TRANSITION_MINOR, &MELODY_MINOR)
+    } else {
+        (&LABELS_MAJOR, &PRIOR_MAJOR, &TRANSITION_MAJOR, &MELODY_MAJOR)
+    };
+    let ew = MELODY_EMISSION_WEIGHT;
+    // Per occupied beat, the melody evidence per label.
+    let mut beats: Vec<(i64, [f64; N_LABELS])> = Vec::new();
+    for m in line {
+        let (a, b) = (m.start.floor() as i64, (m.end - 1e-9).floor() as i64);
+        let deg = ((m.pitch % 12 + 12 - key.tonic) % 12) as usize;
+        for k in a..=b.max(a) {
+            let ov = (m.end.min(k as f64 + 1.0) - m.start.max(k as f64)).max(0.0);
+            if ov <= 0.0 {
+                continue;
+            }
+            let w = ov * if (m.start - k as f64).abs() < 0.05 { ON_BEAT_WEIGHT } else { 1.0 };
+            if beats.last().map_or(true, |x| x.0 != k) {
+                beats.push((k, [0.0; N_LABELS]));
+            }
+            let e = &mut beats.last_mut().unwrap().1;
+            for l in 0..N_LABELS {
+                e[l] += ew * w * emit_t[l][deg] as f64;
+            }
+        }
+    }
+    if beats.is_empty() {
+        return Harmony { key, first_beat: 0, chords: Vec::new() };
+    }
+    let first = beats[0].0;
+    let chord = |l: usize| Chord { root: (labels[l].0 + key.tonic) % 12, quality: labels[l].1 };
+    let mut chords: Vec<Option<Chord>> = Vec::new();
+    let mut i = 0;
+    while i < beats.len() {
+        let mut j = i + 1;
+        while j < beats.len() && beats[j].0 - beats[j - 1].0 <= HOLD_BEATS {
+            j += 1;
+        }
+        let (b0, b1) = (beats[i].0, beats[j - 1].0);
+        let len = (b1 - b0 + 1) as usize;
+        let mut ev = vec![[0.0f64; N_LABELS]; len];
+        for (b, e) in &beats[i..j] {
+            ev[(b - b0) as usize] = *e;
+        }
+        let mut score: [f64; N_LABELS] = std::array::from_fn(|l| prior[l] as f64 + ev[0][l]);
+        let mut back = vec![[0u8; N_LABELS]; len];
+        for t in 1..len {
+            let mut next = [0.0f64; N_LABELS];
+            for c in 0..N_LABELS {
+                let mut best = (0usize, f64::NEG_INFINITY);
+                for p in 0..N_LABELS {
+                    let v = score[p] + trans[p][c] as f64;
+                    if v > best.1 {
+                        best = (p, v);
+                    }
+                }
+                next[c] = best.1 + ev[t][c];
+                back[t][c] = best.0 as u8;
+            }
+            score = next;
+        }
+        let mut c = (0..N_LABELS).fold(0, |b, c| if score[c] > score[b] { c } else { b });
+        let mut path = vec![0usize; len];
+        for t in (0..len).rev() {
+            path[t] = c;
+            c = back[t][c] as usize;
+        }
+        let have = first + chords.len() as i64;
+        for _ in have..b0 {
+            chords.push(None);
+        }
+        chords.extend(path.iter().map(|&l| Some(chord(l))));
+        i = j;
+    }
+    Harmony { key, first_beat: first, chords }
 }
 
 /// How many keys (best by profile) are harmonised in full to choose the key.
@@ -360,6 +516,56 @@ fn harmonise(beats: &[(i64, [f64; 12])], key: Key, meter: &Meter) -> (f64, Harmo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chorale_tables_are_probabilities() {
+        use crate::arrange::chorale_stats::*;
+        let sum = |r: &[f32]| r.iter().map(|&x| (x as f64).exp()).sum::<f64>();
+        for rows in [&TRANSITION_MAJOR, &TRANSITION_MINOR] {
+            for r in rows.iter() {
+                assert!((sum(r) - 1.0).abs() < 0.02, "{r:?}");
+            }
+        }
+        for rows in [&MELODY_MAJOR, &MELODY_MINOR] {
+            for r in rows.iter() {
+                assert!((sum(r) - 1.0).abs() < 0.02, "{r:?}");
+            }
+        }
+        assert!(sum(&PRIOR_MAJOR) <= 1.01 && sum(&PRIOR_MINOR) <= 1.01);
+        // The tonic chord is the most common, and V goes to I more than I to V... in major.
+        assert_eq!(LABELS_MAJOR[0], (0, Quality::Major));
+        assert_eq!(LABELS_MINOR[0], (0, Quality::Minor));
+        let v = LABELS_MAJOR.iter().position(|&l| l == (7, Quality::Major)).unwrap();
+        assert!(TRANSITION_MAJOR[v][0] > TRANSITION_MAJOR[0][v]);
+    }
+
+    #[test]
+    fn a_lone_melody_is_harmonised_with_a_cadence() {
+        // "Twinkle twinkle" in G, a note per beat, ending D D C C B B A | G.
+        let tune = [67u8, 67, 74, 74, 76, 76, 74, 74, 72, 72, 71, 71, 69, 69, 67, 67];
+        let line: Vec<MelNote> =
+            tune.iter().enumerate().map(|(i, &p)| MelNote { start: i as f64, end: i as f64 + 1.0, pitch: p, weight: 0.8 }).collect();
+        let key = melody_keys(&line)[0];
+        assert_eq!(key, Key { tonic: 7, minor: false });
+        let h = harmonise_melody(&line, key);
+        // Every melody note on the beat is a chord tone, and the last beats are V (or V-like) to I.
+        for m in &line {
+            assert!(h.at(m.start as i64).unwrap().contains(m.pitch % 12), "{:?} under {}", h.at(m.start as i64), m.pitch);
+        }
+        assert_eq!(h.at(15), Some(Chord { root: 7, quality: Quality::Major }));
+        assert_eq!(h.at(0), Some(Chord { root: 7, quality: Quality::Major }));
+        let notes: Vec<BeatNote> = line.iter().map(|m| BeatNote { start_beat: m.start, end_beat: m.end, pitch: m.pitch, amplitude: 0.7, salience: 0.7 }).collect();
+        let partial = partial_like(&notes);
+        assert!(is_lone_line(&notes, &partial));
+        let mut band = notes.clone();
+        for b in 0..16 {
+            for p in [43u8, 55, 59] {
+                band.push(BeatNote { start_beat: b as f64, end_beat: b as f64 + 1.0, pitch: p, amplitude: 0.5, salience: 0.5 });
+            }
+        }
+        band.sort_by(|a, b| a.start_beat.total_cmp(&b.start_beat).then(a.pitch.cmp(&b.pitch)));
+        assert!(!is_lone_line(&band, &partial_like(&band)));
+    }
 
     #[test]
     fn key_of_c_major_scale() {

@@ -205,6 +205,26 @@ pub fn extract(notes: &[BeatNote]) -> Vec<MelNote> {
     line
 }
 
+/// A lone voice sings one note at a time: each note (overtones aside) ends where the next
+/// one starts, so a note ringing on in the room does not hide the next (`notes` sorted by start).
+pub fn one_voice(notes: &mut [BeatNote], partial: &[bool]) {
+    // Onsets closer than this are one chord (or a doubled note), not one note after another.
+    const TOGETHER: f64 = 0.1;
+    let mut j = 0;
+    for i in 0..notes.len() {
+        if partial[i] {
+            continue;
+        }
+        j = j.max(i + 1);
+        while j < notes.len() && (partial[j] || notes[j].start_beat <= notes[i].start_beat + TOGETHER) {
+            j += 1;
+        }
+        if j < notes.len() && notes[i].end_beat > notes[j].start_beat {
+            notes[i].end_beat = notes[j].start_beat;
+        }
+    }
+}
+
 /// Quantises the line (onsets with the settings' strength), keeps it monophonic, fills short gaps,
 /// and carries it by octaves into the right-hand register and the user's key range.
 pub fn shape(line: &[MelNote], s: &ArrangeSettings) -> Vec<MelNote> {
@@ -320,6 +340,17 @@ mod tests {
         assert_eq!(q[1].end, 2.0); // a 2-beat gap is left
         assert_eq!(q[1].pitch, 64); // the median (52) is carried to 64..76
         assert_eq!(q[0].pitch % 12, 50 % 12);
+    }
+
+    #[test]
+    fn one_voice_cuts_ringing_notes_at_the_next_onset() {
+        // Each sung note rings half a beat into the next; an overtone (flagged) is left alone, and
+        // two notes struck together do not cut each other.
+        let mut notes = vec![bn(0.0, 1.5, 60, 0.7), bn(0.02, 1.5, 79, 0.3), bn(1.0, 2.5, 62, 0.7), bn(2.0, 3.0, 64, 0.7), bn(2.05, 3.0, 67, 0.7)];
+        let partial = vec![false, true, false, false, false];
+        one_voice(&mut notes, &partial);
+        let ends: Vec<f64> = notes.iter().map(|n| n.end_beat).collect();
+        assert_eq!(ends, vec![1.0, 1.5, 2.0, 3.0, 3.0]);
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! No I/O, no randomness, no hash maps: the same input always gives the same cover.
 
 pub mod accompaniment;
+mod chorale_stats;
 pub mod harmony;
 pub mod melody;
 pub mod playability;
@@ -324,6 +325,10 @@ pub fn arrange(input: &ArrangeInput, settings: &ArrangeSettings) -> Vec<CoverNot
         return Vec::new();
     }
     quantize::align_lag(&mut notes, &meter);
+    let partial = harmony::partial_like(&notes);
+    if harmony::is_lone_line(&notes, &partial) {
+        melody::one_voice(&mut notes, &partial);
+    }
     let line = melody::extract(&notes);
     let line = melody::shape(&line, &s);
     let harm = harmony::analyze(&notes, &line, &meter);
@@ -339,4 +344,5 @@ pub fn arrange(input: &ArrangeInput, settings: &ArrangeSettings) -> Vec<CoverNot
 
 #[cfg(test)]
 mod tests;
+
 
