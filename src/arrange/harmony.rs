@@ -348,8 +348,17 @@ pub fn melody_keys(line: &[MelNote]) -> Vec<Key> {
     keys.into_iter().map(|k| k.0).collect()
 }
 
+/// ln of the sum of the exponentials, without overflow.
+fn log_sum_exp(xs: impl Iterator<Item = f64> + Clone) -> f64 {
+    let m = xs.clone().fold(f64::NEG_INFINITY, f64::max);
+    if !m.is_finite() {
+        return m;
+    }
+    m + xs.map(|x| (x - m).exp()).sum::<f64>().ln()
+}
+
 /// Harmonises a lone melody as a church musician would: an HMM over the key's common chords, one
-/// per beat, whose transitions and melody-under-chord probabilities were counted in 361 Bach
+/// per beat (decoded per beat for the most notes in common with the likely chords), whose transitions and melody-under-chord probabilities were counted in 361 Bach
 /// chorales ([`super::chorale_stats`]): V goes to I, IV to V, a melody note on the beat is mostly
 /// a chord tone, a passing one need not be. The key comes from the whole melody ([`melody_keys`]).
 pub fn harmonise_melody(line: &[MelNote], key: Key) -> Harmony {
@@ -385,6 +394,9 @@ pub fn harmonise_melody(line: &[MelNote], key: Key) -> Harmony {
     }
     let first = beats[0].0;
     let chord = |l: usize| Chord { root: (labels[l].0 + key.tonic) % 12, quality: labels[l].1 };
+    // Notes two labels' chords share.
+    let common: [[f64; N_LABELS]; N_LABELS] =
+        std::array::from_fn(|a| std::array::from_fn(|b| chord(a).pcs().iter().filter(|&&pc| chord(b).contains(pc)).count() as f64));
     let mut chords: Vec<Option<Chord>> = Vec::new();
     let mut i = 0;
     while i < beats.len() {
@@ -398,29 +410,31 @@ pub fn harmonise_melody(line: &[MelNote], key: Key) -> Harmony {
         for (b, e) in &beats[i..j] {
             ev[(b - b0) as usize] = *e;
         }
-        let mut score: [f64; N_LABELS] = std::array::from_fn(|l| prior[l] as f64 + ev[0][l]);
-        let mut back = vec![[0u8; N_LABELS]; len];
+        // Forward-backward: each beat's chord posterior given the whole run.
+        let mut fwd = vec![[0.0f64; N_LABELS]; len];
+        let mut bwd = vec![[0.0f64; N_LABELS]; len];
+        fwd[0] = std::array::from_fn(|l| prior[l] as f64 + ev[0][l]);
         for t in 1..len {
-            let mut next = [0.0f64; N_LABELS];
             for c in 0..N_LABELS {
-                let mut best = (0usize, f64::NEG_INFINITY);
-                for p in 0..N_LABELS {
-                    let v = score[p] + trans[p][c] as f64;
-                    if v > best.1 {
-                        best = (p, v);
-                    }
-                }
-                next[c] = best.1 + ev[t][c];
-                back[t][c] = best.0 as u8;
+                fwd[t][c] = log_sum_exp((0..N_LABELS).map(|p| fwd[t - 1][p] + trans[p][c] as f64)) + ev[t][c];
             }
-            score = next;
         }
-        let mut c = (0..N_LABELS).fold(0, |b, c| if score[c] > score[b] { c } else { b });
-        let mut path = vec![0usize; len];
-        for t in (0..len).rev() {
-            path[t] = c;
-            c = back[t][c] as usize;
+        for t in (0..len - 1).rev() {
+            for p in 0..N_LABELS {
+                bwd[t][p] = log_sum_exp((0..N_LABELS).map(|c| trans[p][c] as f64 + ev[t + 1][c] + bwd[t + 1][c]));
+            }
         }
+        // Per beat the chord with the most notes in common with the likely ones (minimum Bayes
+        // risk): where the melody leaves I and vi equally likely, a pianist's safest choice shares
+        // notes with both. On the dev set's true melodies: chord cosine 0.618 (best path) -> 0.638.
+        let path: Vec<usize> = (0..len)
+            .map(|t| {
+                let z = log_sum_exp((0..N_LABELS).map(|l| fwd[t][l] + bwd[t][l]));
+                let post: [f64; N_LABELS] = std::array::from_fn(|l| (fwd[t][l] + bwd[t][l] - z).exp());
+                let gain = |c: usize| (0..N_LABELS).map(|l| post[l] * common[c][l]).sum::<f64>();
+                (0..N_LABELS).fold(0, |b, c| if gain(c) > gain(b) + 1e-12 { c } else { b })
+            })
+            .collect();
         let have = first + chords.len() as i64;
         for _ in have..b0 {
             chords.push(None);
