@@ -1,6 +1,7 @@
 //! Arranger cost per minute of music: a dense synthetic transcription of one minute at 120 bpm
 //! (a melody, four-part chords on eighths, a bass line, ghost notes: ~1400 notes), arranged at three
-//! densities. The plugin re-arranges the growing capture, so this must stay far below a frame budget.
+//! densities, and a lone sung minute (the melody harmoniser's path). The plugin re-arranges the
+//! growing capture, so this must stay far below a frame budget.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use pianola::arrange::{arrange, ArrangeInput, ArrangeSettings, BeatNote, Style};
@@ -43,6 +44,26 @@ fn minute_at_120() -> ArrangeInput {
     ArrangeInput { notes, beats_per_bar: 4, first_downbeat_beat: 0.0, seconds_per_beat: 0.5 }
 }
 
+/// A lone sung line, one minute at 120 bpm: eighths and quarters that ring into the next note, with
+/// an overtone now and then (~190 notes). Takes the melody harmoniser's path (HMM per beat).
+fn sung_minute_at_120() -> ArrangeInput {
+    let mut notes = Vec::new();
+    let tune: [u8; 8] = [67, 69, 71, 72, 74, 72, 71, 69];
+    let mut t = 0.0;
+    let mut k = 0usize;
+    while t < 120.0 {
+        let len = if k % 3 == 2 { 1.0 } else { 0.5 };
+        let p = tune[k % 8] - if (k / 8) % 2 == 1 { 5 } else { 0 };
+        notes.push(BeatNote { start_beat: t + 0.06, end_beat: t + len + 0.3, pitch: p, amplitude: 0.7, salience: 0.6 });
+        if k % 5 == 0 {
+            notes.push(BeatNote { start_beat: t + 0.07, end_beat: t + len, pitch: p + 19, amplitude: 0.3, salience: 0.2 });
+        }
+        t += len;
+        k += 1;
+    }
+    ArrangeInput { notes, beats_per_bar: 4, first_downbeat_beat: 0.0, seconds_per_beat: 0.5 }
+}
+
 fn bench(c: &mut Criterion) {
     let input = minute_at_120();
     let mut g = c.benchmark_group("arrange_one_minute_120bpm");
@@ -50,6 +71,11 @@ fn bench(c: &mut Criterion) {
         let s = ArrangeSettings { density: d, style: Style::Arpeggio, ..Default::default() };
         g.bench_with_input(BenchmarkId::from_parameter(d), &s, |b, s| b.iter(|| arrange(black_box(&input), black_box(s))));
     }
+    g.finish();
+    let sung = sung_minute_at_120();
+    let mut g = c.benchmark_group("arrange_sung_minute_120bpm");
+    let s = ArrangeSettings { density: 0.5, ..Default::default() };
+    g.bench_function("0.5", |b| b.iter(|| arrange(black_box(&sung), black_box(&s))));
     g.finish();
 }
 
