@@ -2,8 +2,10 @@
 //! (tracks `right hand` / `left hand`, the song's tempo, beat 0 at 0 s).
 //! Build it in a scratch crate named `pianola` with src/lib.rs = `pub mod notes; pub mod arrange;`
 //! (notes.rs copied, src/arrange linked from the repo) and this file as a [[bin]] named `arr`;
-//! Cargo.toml.scratch is that crate's manifest. Then: `ARR_BIN=.../arr NOTES=/work/fixtures scripts/eval_arranger.sh`.
-//! `LAG=1` prints each item's measured onset lag and key.
+//! Cargo.toml.scratch is that crate's manifest; `scripts/eval_arranger_dev/setup.sh DIR` sets it up.
+//! Then: `ARR_BIN=DIR/target/release/arr NOTES=target/fixtures scripts/eval_arranger.sh target/devset OUT`.
+//! `LAG=1` prints each item's measured onset lag and key; `CHORDS=dir` writes each item's key and
+//! chord per beat (`dir/<id>.txt`, without the lone-line note cut that `arrange` applies first).
 //! usage: arr DEVSET NOTES_DIR OUT_DIR DENSITY QUANTIZE [STYLE]
 use pianola::arrange::*;
 use pianola::notes::*;
