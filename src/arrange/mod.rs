@@ -2,12 +2,17 @@
 //! piano cover out.
 //!
 //! Stages, each in its own submodule and each pure and deterministic:
+//! 0. [`cleaned`]: valid notes, decoder fragments of one note merged (a same-pitch re-onset on the
+//!    beat is kept: a repeated note).
 //! 1. [`quantize::align_lag`]: the transcriber's systematic onset lag against the beat grid is
 //!    measured and removed (slow attacks such as a choir make every onset late by 50..130 ms).
+//!    A lone line (a sung melody, [`harmony::is_lone_line`]) is made one note at a time.
 //! 2. [`melody`]: one continuous line, picked by a Viterbi search over 1/16 slots (salience,
-//!    register, continuity), then quantised, made monophonic and carried into the right-hand register.
-//! 3. [`harmony`]: the key (Krumhansl profiles) and a chord per beat (Viterbi over triads with a
-//!    diatonic prior and a change penalty, so it does not flicker). Works from the melody alone.
+//!    register, continuity, a bonus for a new onset), then quantised (to the grid point the line's
+//!    own rhythm makes likely), made monophonic and carried into the right-hand register.
+//! 3. [`harmony`]: the key and a chord per beat. From a band: Krumhansl profiles and a Viterbi over
+//!    triads with a diatonic prior and a change penalty, so it does not flicker. From a lone melody,
+//!    whose harmony is not heard: Aarden-Essen melody profiles and an HMM counted in Bach chorales.
 //! 4. [`accompaniment`]: layers added by density (bass, chords, harmonised melody, eighth-note
 //!    patterns in the chosen style), voiced under the melody.
 //! 5. [`quantize`] (the grid, with a strength) and [`playability`] (range, hands of <= 5 notes within
