@@ -21,7 +21,14 @@ pub enum AudioFileError {
     Corrupt(String),
     #[error("the file holds no audio")]
     Empty,
+    #[error("the audio is longer than {} minutes; Pianola covers songs: cut it into parts", MAX_SECONDS / 60)]
+    TooLong,
 }
+
+/// Longest audio a file may hold. A clip is kept whole in memory (plus its mono mix, the model-rate
+/// copy and the model's frames: ~2.5 GB for an hour of stereo 44.1 kHz), so a file past this is
+/// refused with [`AudioFileError::TooLong`] as soon as the decoder passes it, not after memory runs out.
+pub const MAX_SECONDS: u64 = 3600;
 
 /// Decoded audio, interleaved.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,14 +54,29 @@ impl AudioClip {
     }
 }
 
-/// Interleaved -> mono mean, with non-finite samples zeroed.
+/// Largest sample magnitude the model's input path takes (120 dB over full scale); louder samples
+/// are clipped to it. Samples near `f32::MAX` overflow the resampler's FFT to infinity, and rubato
+/// then panics ("Imaginary part of first value was non-zero").
+pub const MAX_SAMPLE: f32 = 1.0e6;
+
+/// One channel's share of the mono mix: non-finite samples as silence, the rest clipped to
+/// [`MAX_SAMPLE`] and scaled before the sum, so no sum of channels can overflow. For 1, 2, 4 and 8
+/// channels this is bit-identical to scaling the sum. The capture uses it too, so a capture and a
+/// file read of the same audio give the same samples.
+#[inline]
+pub fn mono_part(s: f32, scale: f32) -> f32 {
+    if s.is_finite() {
+        s.clamp(-MAX_SAMPLE, MAX_SAMPLE) * scale
+    } else {
+        0.0
+    }
+}
+
+/// Interleaved -> mono mean, with non-finite samples zeroed (see [`mono_part`]).
 pub fn downmix(interleaved: &[f32], channels: usize) -> Vec<f32> {
     let channels = channels.max(1);
     let scale = 1.0 / channels as f32;
-    interleaved
-        .chunks_exact(channels)
-        .map(|frame| frame.iter().map(|&s| if s.is_finite() { s } else { 0.0 }).sum::<f32>() * scale)
-        .collect()
+    interleaved.chunks_exact(channels).map(|frame| frame.iter().map(|&s| mono_part(s, scale)).sum::<f32>()).collect()
 }
 
 pub fn read(path: &Path) -> Result<AudioClip, AudioFileError> {
@@ -106,6 +128,9 @@ fn decode(source: Box<dyn MediaSource>, hint: &Hint) -> Result<AudioClip, AudioF
             Ok(buf) => {
                 let spec = buf.spec();
                 let (rate, channels) = (spec.rate(), spec.channels().count());
+                if rate == 0 || channels == 0 {
+                    return Err(AudioFileError::Corrupt(format!("{channels} channels at {rate} Hz")));
+                }
                 if clip.channels == 0 {
                     clip.sample_rate = rate;
                     clip.channels = channels;
@@ -118,6 +143,9 @@ fn decode(source: Box<dyn MediaSource>, hint: &Hint) -> Result<AudioClip, AudioF
                 block.resize(buf.samples_interleaved(), 0.0f32);
                 buf.copy_to_slice_interleaved(&mut block);
                 clip.interleaved.extend_from_slice(&block);
+                if clip.frames() as u64 > MAX_SECONDS * clip.sample_rate as u64 {
+                    return Err(AudioFileError::TooLong);
+                }
             }
             // A damaged packet: skip it, as players do.
             Err(SymError::DecodeError(_)) => continue,

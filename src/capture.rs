@@ -88,6 +88,8 @@ pub struct CaptureShared {
     pub pushed_samples: AtomicU64,
     /// Mono samples the worker has popped and handled; `pushed - handled` is the worker's backlog.
     pub handled_samples: AtomicU64,
+    /// Largest backlog the worker found when it looked at the ring (the editor's "worst lag").
+    pub max_backlog_samples: AtomicU64,
 }
 
 impl CaptureShared {
@@ -95,6 +97,11 @@ impl CaptureShared {
     pub fn backlog_samples(&self) -> u64 {
         let handled = self.handled_samples.load(Ordering::Acquire);
         self.pushed_samples.load(Ordering::Acquire).saturating_sub(handled)
+    }
+
+    /// Worker: records the current backlog in `max_backlog_samples` (called before draining).
+    pub fn note_backlog(&self) {
+        self.max_backlog_samples.fetch_max(self.backlog_samples(), Ordering::Relaxed);
     }
 }
 
@@ -113,6 +120,14 @@ pub struct CaptureWriter {
     seq: u64,
     /// (end beat, tempo, rate) of the last pushed playing block.
     last: Option<(f64, f64, f32)>,
+    /// Real time, after a dropped block: blocks are dropped until the ring is half empty again, so
+    /// a worker that fell behind resumes with one long stretch instead of a block here and there
+    /// (each one a segment of its own, costing a model window and giving nothing).
+    recovering: bool,
+    /// A stop marker is owed to the worker: a playing block (or the marker itself) was dropped after
+    /// the last one that went in. Pushed with the next stopped block, or the worker's segment would
+    /// stay open (its notes unsaved) until the transport next plays.
+    stop_pending: bool,
 }
 
 pub struct CaptureReader {
@@ -136,16 +151,18 @@ pub fn channel(shared: Arc<CaptureShared>) -> (CaptureWriter, CaptureReader) {
     let (sp, sc) = rtrb::RingBuffer::new(SAMPLE_RING);
     let (tp, tc) = rtrb::RingBuffer::new(STAMP_RING);
     (
-        CaptureWriter { samples: sp, stamps: tp, shared, worker: None, counter: 0, seq: 0, last: None },
+        CaptureWriter { samples: sp, stamps: tp, shared, worker: None, counter: 0, seq: 0, last: None, recovering: false, stop_pending: false },
         CaptureReader { samples: sc, stamps: tc },
     )
 }
 
 /// Mono mean of the channels at frame `i`, non-finite samples as silence: the same arithmetic as
 /// `audio_file::downmix`, so a capture and a file read of the same audio give the same samples.
+/// Samples are clipped and scaled before the sum (`audio_file::mono_part`): samples up to `f32::MAX`
+/// can neither add up to infinity nor overflow the resampler.
 #[inline]
 fn mono_at<C: AsRef<[f32]>>(channels: &[C], i: usize, scale: f32) -> f32 {
-    channels.iter().map(|c| c.as_ref()[i]).map(|s| if s.is_finite() { s } else { 0.0 }).sum::<f32>() * scale
+    channels.iter().map(|c| crate::audio_file::mono_part(c.as_ref()[i], scale)).sum::<f32>()
 }
 
 impl CaptureWriter {
@@ -176,9 +193,11 @@ impl CaptureWriter {
             }
             _ => {
                 // Stopped (or unusable transport): one stop marker ends the worker's segment.
-                if self.last.take().is_some() {
+                if self.last.take().is_some() || std::mem::take(&mut self.stop_pending) {
                     let stamp = Stamp { sample_index: index, sample_rate: t.sample_rate, ..Stamp::default() };
-                    return self.push_stamp(stamp, &[] as &[C], 0, true, offline);
+                    let pushed = self.push_stamp(stamp, &[] as &[C], 0, true, offline);
+                    self.stop_pending = pushed == Pushed::Dropped;
+                    return pushed;
                 }
                 return Pushed::Nothing;
             }
@@ -201,6 +220,17 @@ impl CaptureWriter {
 
     fn push_stamp<C: AsRef<[f32]>>(&mut self, mut stamp: Stamp, channels: &[C], len: usize, discontinuity: bool, offline: bool) -> Pushed {
         let fits = |w: &Self| w.samples.slots() >= len && w.stamps.slots() >= 1;
+        // A stop marker needs no sample room and always goes in when a stamp slot is free.
+        if self.recovering && !offline && len > 0 {
+            if self.samples.slots() >= SAMPLE_RING / 2 && self.stamps.slots() >= STAMP_RING / 2 {
+                self.recovering = false;
+            } else {
+                self.shared.dropped_samples.fetch_add(len as u64, Ordering::Relaxed);
+                self.last = None;
+                self.stop_pending = true;
+                return Pushed::Dropped;
+            }
+        }
         if !fits(self) {
             if offline {
                 let start = Instant::now();
@@ -213,6 +243,8 @@ impl CaptureWriter {
                 self.shared.dropped_samples.fetch_add(len as u64, Ordering::Relaxed);
                 // The worker must not chain the next block onto this one.
                 self.last = None;
+                self.recovering = !offline;
+                self.stop_pending = true;
                 return Pushed::Dropped;
             }
         }
@@ -339,5 +371,31 @@ mod tests {
         }
         assert_eq!(dropped, 3);
         assert_eq!(shared.dropped_samples.load(Ordering::Relaxed), 3 * 4096);
+        // The stop after the drops still reaches the worker (its segment must end).
+        assert!(matches!(w.push_block(&[&block[..]], 4096, &TransportInfo::default(), false), Pushed::Stamp { .. }));
+        assert_eq!(w.push_block(&[&block[..]], 4096, &TransportInfo::default(), false), Pushed::Nothing);
+    }
+
+    #[test]
+    fn after_a_drop_blocks_wait_for_half_the_ring() {
+        let (mut w, mut r) = channel(Arc::new(CaptureShared::default()));
+        let block = vec![0.5f32; 4096];
+        let t = |k: usize| playing(k as f64 * 4096.0 * 2.0 / 48000.0);
+        let mut k = 0;
+        while w.push_block(&[&block[..]], 4096, &t(k), false) != Pushed::Dropped {
+            k += 1;
+        }
+        let mut out = vec![];
+        // Room for one block again: still dropped, the worker has not caught up.
+        r.pop(&mut out);
+        k += 1;
+        assert_eq!(w.push_block(&[&block[..]], 4096, &t(k), false), Pushed::Dropped);
+        for _ in 0..SAMPLE_RING / 2 / 4096 {
+            r.pop(&mut out);
+        }
+        k += 1;
+        assert!(matches!(w.push_block(&[&block[..]], 4096, &t(k), false), Pushed::Stamp { discontinuity: true, .. }));
+        // Offline never drops for this reason: it waits.
+        assert!(!w.recovering);
     }
 }

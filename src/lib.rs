@@ -15,6 +15,7 @@ pub mod resample;
 pub mod tempo;
 pub mod cli;
 pub mod capture;
+pub mod compact;
 pub mod emit;
 pub mod params;
 pub mod plugin;

@@ -21,28 +21,46 @@ fn track_from(name: &'static [u8], channel: u8, mut events: Vec<Timed>) -> Vec<T
     events.sort_by_key(|e| (e.tick, e.order, e.key));
     let mut track = vec![TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::TrackName(name)) }];
     let mut last = 0u64;
-    for e in events {
-        let delta = (e.tick - last).min(u28::max_value().as_int() as u64) as u32;
-        last = e.tick;
-        let key = u7::new(e.key.min(127));
-        let message = if e.order == 0 {
-            MidiMessage::NoteOff { key, vel: u7::new(0) }
-        } else {
-            MidiMessage::NoteOn { key, vel: u7::new(e.velocity.clamp(1, 127)) }
-        };
+    // Notes holding each key. Overlapping notes on one key (pitches past 127 fold onto 127) are
+    // played as the plugin plays them: the key is released before it is struck again, and only the
+    // last note's end releases it, so every note-on in the file has exactly one note-off after it.
+    let mut holding = [0u32; 128];
+    let mut push = |track: &mut Vec<TrackEvent<'static>>, tick: u64, message| {
+        let delta = (tick - last).min(u28::max_value().as_int() as u64) as u32;
+        last = tick;
         track.push(TrackEvent { delta: u28::new(delta), kind: TrackEventKind::Midi { channel: u4::new(channel & 15), message } });
+    };
+    for e in events {
+        let k = e.key.min(127);
+        let key = u7::new(k);
+        let held = &mut holding[k as usize];
+        if e.order == 0 {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                push(&mut track, e.tick, MidiMessage::NoteOff { key, vel: u7::new(0) });
+            }
+        } else {
+            if *held > 0 {
+                push(&mut track, e.tick, MidiMessage::NoteOff { key, vel: u7::new(0) });
+            }
+            *held += 1;
+            push(&mut track, e.tick, MidiMessage::NoteOn { key, vel: u7::new(e.velocity.clamp(1, 127)) });
+        }
     }
     track.push(TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::EndOfTrack) });
     track
 }
 
 fn note_pair(start: u64, end: u64, key: u8, velocity: u8) -> [Timed; 2] {
+    let start = start.min(u64::MAX - 1);
     let end = end.max(start + 1);
     [Timed { tick: start, order: 1, key, velocity }, Timed { tick: end, order: 0, key, velocity: 0 }]
 }
 
 fn tempo_track(bpm: f64, beats_per_bar: u32) -> Vec<TrackEvent<'static>> {
-    let micros = (60_000_000.0 / bpm.clamp(1.0, 1000.0)).round() as u32;
+    // A tempo that is no number (NaN, infinite, <= 0) is written as 120 bpm, never as 0 µs per beat.
+    let bpm = if bpm.is_finite() && bpm > 0.0 { bpm.clamp(1.0, 1000.0) } else { 120.0 };
+    let micros = (60_000_000.0 / bpm).round() as u32;
     vec![
         TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::Tempo(u24::new(micros.min(0xFF_FFFF)))) },
         TrackEvent {

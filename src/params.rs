@@ -224,13 +224,44 @@ mod exact_f64 {
     }
 }
 
+/// Version of the saved capture this build writes; a newer one is not loaded (see [`filter_state`]).
+pub const CAPTURE_VERSION: u32 = 1;
+
+/// Key of the persisted capture in the plugin state's `fields`.
+pub const CAPTURE_FIELD: &str = "capture";
+
 impl Default for CapturedSong {
     fn default() -> Self {
-        Self { version: 1, notes: vec![], beats_per_bar: 4, first_downbeat_beat: 0.0, seconds_per_beat: 0.5, covered: vec![] }
+        Self { version: CAPTURE_VERSION, notes: vec![], beats_per_bar: 4, first_downbeat_beat: 0.0, seconds_per_beat: 0.5, covered: vec![] }
     }
 }
 
 impl CapturedSong {
+    /// A loaded capture made safe for the arranger and the timeline: notes with non-finite or
+    /// reversed beats or a pitch past 127 are dropped, amplitudes and saliences outside 0..1 clamped,
+    /// and the meter and covered ranges brought back to sane values. A capture this build saved
+    /// passes unchanged.
+    pub fn sanitized(mut self) -> Self {
+        let unit = |x: f32| if x.is_finite() { x.clamp(0.0, 1.0) } else { 0.0 };
+        self.notes.retain(|n| n.0.is_finite() && n.1.is_finite() && n.1 >= n.0 && n.2 <= 127);
+        for n in &mut self.notes {
+            n.3 = unit(n.3);
+            n.4 = unit(n.4);
+        }
+        if !self.notes.is_sorted_by(|a, b| a.0 <= b.0) {
+            self.notes.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        self.beats_per_bar = self.beats_per_bar.clamp(1, 32);
+        if !self.first_downbeat_beat.is_finite() {
+            self.first_downbeat_beat = 0.0;
+        }
+        if !(self.seconds_per_beat.is_finite() && (0.05..=10.0).contains(&self.seconds_per_beat)) {
+            self.seconds_per_beat = CapturedSong::default().seconds_per_beat;
+        }
+        self.covered.retain(|r| r[0].is_finite() && r[1].is_finite() && r[0] <= r[1]);
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
         self.notes.is_empty() && self.covered.is_empty()
     }
@@ -279,7 +310,7 @@ impl CaptureStore {
 
 impl<'a> PersistentField<'a, CapturedSong> for CaptureStore {
     fn set(&self, new_value: CapturedSong) {
-        self.store(new_value);
+        self.store(new_value.sanitized());
         self.loaded.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -304,6 +335,30 @@ impl<'a> PersistentField<'a, CapturedSong> for Arc<CaptureStore> {
     {
         PersistentField::map(self.as_ref(), f)
     }
+}
+
+/// Checks a plugin state before nice-plug loads it (`Plugin::filter_state`). nice-plug skips a
+/// persisted field it cannot deserialize without a word in a release build and leaves the old value
+/// in place; here a capture that is damaged, missing, or saved by a newer Pianola is replaced by an
+/// empty capture (the next pass records again) and the reason is logged. Returns that reason.
+pub fn filter_state(state: &mut nice_plug::prelude::PluginState) -> Option<String> {
+    let problem = match state.fields.get(CAPTURE_FIELD) {
+        None => Some("the state has no capture".to_string()),
+        Some(text) => match serde_json::from_str::<CapturedSong>(text) {
+            Ok(song) if song.version > CAPTURE_VERSION => Some(format!(
+                "it was saved by a newer Pianola (capture version {}, this one reads up to {CAPTURE_VERSION})",
+                song.version
+            )),
+            Ok(_) => None,
+            Err(e) => Some(format!("it is damaged ({e})")),
+        },
+    };
+    if let Some(reason) = &problem {
+        let empty = serde_json::to_string(&CapturedSong::default()).unwrap_or_default();
+        state.fields.insert(CAPTURE_FIELD.to_string(), empty);
+        nice_warn!("Pianola: the saved capture was not restored because {reason}; starting with an empty capture");
+    }
+    problem
 }
 
 #[cfg(test)]

@@ -131,6 +131,12 @@ impl Plugin for Pianola {
             main_output_channels: NonZeroU32::new(1),
             ..AudioIOLayout::const_default()
         },
+        // Surround (5.1) tracks: captured as the mean of all six channels, passed through.
+        AudioIOLayout {
+            main_input_channels: NonZeroU32::new(6),
+            main_output_channels: NonZeroU32::new(6),
+            ..AudioIOLayout::const_default()
+        },
     ];
 
     const MIDI_INPUT: MidiConfig = MidiConfig::None;
@@ -143,6 +149,10 @@ impl Plugin for Pianola {
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
+    }
+
+    fn filter_state(state: &mut PluginState) {
+        crate::params::filter_state(state);
     }
 
     fn activate(&mut self, layout: &AudioIOLayout, config: &BufferConfig, context: &mut impl ActivateContext<Self>) -> bool {

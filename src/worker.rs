@@ -18,6 +18,7 @@
 
 use crate::arrange::{self, ArrangeInput, ArrangeSettings, BeatNote};
 use crate::capture::{self, CaptureReader, CaptureShared, Stamp};
+use crate::compact::CompactFrames;
 use crate::decode::{self, DecodeParams};
 use crate::engine::FrameStream;
 use crate::model::{ModelError, NoteModel};
@@ -36,6 +37,16 @@ use std::time::Duration;
 pub const LIVE_LATENCY_SECONDS: f64 = 4.5;
 /// In offline Live rendering the audio thread lets the worker fall this far behind before it waits.
 pub const LIVE_MAX_LAG_SECONDS: f64 = 1.0;
+/// Capture mode ends a segment after this much audio and goes straight on with a new one, so the
+/// model frames a segment holds until it is decoded (~151 kB/s) and the decoder's working copies
+/// stay bounded in a long take. The next segment starts [`CUT_OVERLAP_SECONDS`] before the cut (the
+/// model and the decoder get context on both sides); notes starting before the middle of the
+/// overlap are the old segment's, the rest the new one's. A note held across the cut ends at it.
+pub const MAX_SEGMENT_SECONDS: f64 = 120.0;
+pub const CUT_OVERLAP_SECONDS: f64 = 1.0;
+/// Most bytes of compact frames kept for re-decoding finished segments on a sensitivity change
+/// (~163 MB per captured hour, see `compact`): past it the oldest segments keep only their notes.
+pub const REDECODE_BUDGET_BYTES: usize = 128 << 20;
 
 /// What the worker tells the editor (and tests). Lives as long as the plugin instance.
 #[derive(Debug, Default)]
@@ -53,6 +64,9 @@ pub struct Status {
     pub windows: AtomicU64,
     /// Segments finished since the plugin was created.
     pub segments: AtomicU64,
+    /// Bytes of frames the worker keeps for re-decoding finished segments (at most
+    /// [`REDECODE_BUDGET_BYTES`]).
+    pub redecode_bytes: AtomicU64,
     /// What the audio thread last saw of the host (the editor's playhead and meter).
     pub host: HostView,
 }
@@ -240,6 +254,14 @@ struct BeatMap {
 }
 
 impl BeatMap {
+    /// The map of the same stretch seen from `from_s` seconds on (its time 0 at `from_s`).
+    fn from(&self, from_s: f64) -> BeatMap {
+        let i = self.pieces.partition_point(|p| p.at_s <= from_s).saturating_sub(1);
+        let mut pieces = vec![Piece { at_s: 0.0, beat: self.beat_at(from_s), tempo: self.pieces.get(i).map_or(120.0, |p| p.tempo) }];
+        pieces.extend(self.pieces.iter().filter(|p| p.at_s > from_s).map(|p| Piece { at_s: p.at_s - from_s, ..*p }));
+        BeatMap { pieces }
+    }
+
     fn beat_at(&self, s: f64) -> f64 {
         let i = self.pieces.partition_point(|p| p.at_s <= s).saturating_sub(1);
         let Some(p) = self.pieces.get(i) else { return s };
@@ -286,6 +308,32 @@ struct Segment {
     map: BeatMap,
     beats_per_bar: u32,
     bar_start_beat: f64,
+    /// Capture mode: input samples after which the segment is cut (see [`MAX_SEGMENT_SECONDS`]).
+    cut_at: Option<u64>,
+    /// The input audio of the last [`CUT_OVERLAP_SECONDS`] before the cut, for the next segment.
+    tail: Vec<f32>,
+    /// Notes starting before this beat belong to the previous segment (after a cut).
+    keep_from_beat: f64,
+}
+
+/// What a cut segment hands to the one that continues it.
+struct Carry {
+    tail: Vec<f32>,
+    map: BeatMap,
+    rate: f32,
+    tempo: f64,
+    next_index: u64,
+    end_beat: f64,
+    beats_per_bar: u32,
+    bar_start_beat: f64,
+    /// The middle of the overlap: where one segment's notes end and the next one's begin.
+    split_beat: f64,
+}
+
+impl Carry {
+    fn continues(&self, s: &Stamp) -> bool {
+        s.playing && s.sample_index == self.next_index && capture::continues(self.end_beat, self.tempo, self.rate, s)
+    }
 }
 
 impl Segment {
@@ -303,7 +351,55 @@ impl Segment {
             map: BeatMap { pieces: vec![Piece { at_s: 0.0, beat: s.beat, tempo: s.tempo }] },
             beats_per_bar: s.beats_per_bar,
             bar_start_beat: s.bar_start_beat,
+            cut_at: None,
+            tail: vec![],
+            keep_from_beat: f64::NEG_INFINITY,
         })
+    }
+
+    /// Capture mode: cut after [`MAX_SEGMENT_SECONDS`] of audio.
+    fn cut_after_max(mut self) -> Self {
+        self.cut_at = Some((MAX_SEGMENT_SECONDS * self.rate as f64) as u64);
+        self
+    }
+
+    /// The segment that goes on after a cut: it starts with the cut segment's last audio.
+    fn resume(c: Carry, model: &mut dyn NoteModel) -> Result<Self, String> {
+        let first = c.map.pieces[0];
+        let start = Stamp { sample_rate: c.rate, beat: first.beat, tempo: first.tempo, beats_per_bar: c.beats_per_bar, bar_start_beat: c.bar_start_beat, ..Stamp::default() };
+        let mut seg = Segment::new(&start).map_err(|e| e.to_string())?.cut_after_max();
+        seg.map = c.map;
+        seg.tempo = c.tempo;
+        seg.end_beat = c.end_beat;
+        seg.next_index = c.next_index;
+        seg.keep_from_beat = c.split_beat;
+        seg.recorded = c.tail.len() as u64;
+        seg.resampler.push(&c.tail, &mut seg.scratch).map_err(|e| e.to_string())?;
+        seg.stream.push(model, &seg.scratch).map_err(|e| e.to_string())?;
+        Ok(seg)
+    }
+
+    fn cut_due(&self) -> bool {
+        self.cut_at.is_some_and(|at| self.recorded >= at)
+    }
+
+    /// Takes what the next segment needs; the segment itself is then finished as usual.
+    fn carry(&mut self) -> Carry {
+        let tail = std::mem::take(&mut self.tail);
+        let rate = self.rate as f64;
+        let cut_s = self.recorded as f64 / rate;
+        let from_s = cut_s - tail.len() as f64 / rate;
+        Carry {
+            map: self.map.from(from_s),
+            split_beat: self.map.beat_at(cut_s - CUT_OVERLAP_SECONDS.min(cut_s - from_s) / 2.0),
+            tail,
+            rate: self.rate,
+            tempo: self.tempo,
+            next_index: self.next_index,
+            end_beat: self.end_beat,
+            beats_per_bar: self.beats_per_bar,
+            bar_start_beat: self.bar_start_beat,
+        }
     }
 
     fn continues(&self, s: &Stamp) -> bool {
@@ -319,6 +415,12 @@ impl Segment {
         self.tempo = s.tempo;
         self.end_beat = s.end_beat();
         self.next_index = s.sample_index + s.len as u64;
+        if let Some(at) = self.cut_at {
+            // Keep the audio from CUT_OVERLAP_SECONDS before the cut on.
+            let from = at.saturating_sub((CUT_OVERLAP_SECONDS * self.rate as f64) as u64);
+            let skip = from.saturating_sub(self.recorded).min(samples.len() as u64) as usize;
+            self.tail.extend_from_slice(&samples[skip..]);
+        }
         self.recorded += samples.len() as u64;
         self.scratch.clear();
         self.resampler.push(samples, &mut self.scratch).map_err(|e| e.to_string())?;
@@ -328,7 +430,9 @@ impl Segment {
     /// Notes so far (only final frames).
     fn provisional(&self, params: &DecodeParams) -> Vec<BeatNote> {
         let frames = truncated(self.stream.frames(), self.stream.final_frames());
-        to_beats(&decode::notes_from_frames(&frames, params), &frames, &self.map)
+        let mut notes = to_beats(&decode::notes_from_frames(&frames, params), &frames, &self.map);
+        notes.retain(|n| n.start_beat >= self.keep_from_beat);
+        notes
     }
 
     /// Flushes the resampler and the stream: all frames of the segment.
@@ -337,21 +441,50 @@ impl Segment {
         self.resampler.finish(&mut self.scratch).map_err(|e| e.to_string())?;
         self.stream.push(model, &self.scratch).map_err(|e| e.to_string())?;
         let frames = self.stream.finish(model).map_err(|e| e.to_string())?;
-        Ok(FinishedSegment { frames, map: self.map, range: [self.start_beat, self.end_beat], notes: vec![] })
+        let keep = [self.keep_from_beat, f64::INFINITY];
+        Ok(FinishedSegment { raw: None, frames: None, map: self.map, range: [self.start_beat, self.end_beat], keep, notes: vec![] }.decoded_from(frames))
     }
 }
 
-/// A recorded segment, kept with its frames so a sensitivity change can re-decode it.
+/// A recorded segment: its notes, and compact frames so a sensitivity change can re-decode it
+/// (dropped for the oldest segments past [`REDECODE_BUDGET_BYTES`]).
 struct FinishedSegment {
-    frames: FrameOutputs,
+    /// The segment's raw frames until its first decode.
+    raw: Option<FrameOutputs>,
+    frames: Option<CompactFrames>,
     map: BeatMap,
     range: [f64; 2],
+    /// Notes kept: those starting in `[keep[0], keep[1])` (segments overlap after a cut).
+    keep: [f64; 2],
     notes: Vec<BeatNote>,
 }
 
 impl FinishedSegment {
+    /// Keeps the raw frames only as long as the first decode (with the current parameters, done by
+    /// `end_segment`) needs them, then compactly.
+    fn decoded_from(mut self, frames: FrameOutputs) -> Self {
+        self.frames = Some(CompactFrames::from_frames(&frames));
+        self.raw = Some(frames);
+        self
+    }
+
     fn decode(&mut self, params: &DecodeParams) {
-        self.notes = to_beats(&decode::notes_from_frames(&self.frames, params), &self.frames, &self.map);
+        if let Some(raw) = self.raw.take() {
+            self.notes = to_beats(&decode::notes_from_frames(&raw, params), &raw, &self.map);
+        } else if let Some(c) = &self.frames {
+            let frames = c.to_frames();
+            self.notes = to_beats(&decode::notes_from_frames(&frames, params), &frames, &self.map);
+        }
+        self.keep_notes();
+    }
+
+    fn keep_notes(&mut self) {
+        let [from, before] = self.keep;
+        self.notes.retain(|n| n.start_beat >= from && n.start_beat < before);
+    }
+
+    fn redecode_bytes(&self) -> usize {
+        self.frames.as_ref().map_or(0, CompactFrames::bytes)
     }
 }
 
@@ -368,6 +501,8 @@ struct Worker {
     restored: CapturedSong,
     finished: Vec<FinishedSegment>,
     segment: Option<Segment>,
+    /// A segment just cut for length, waiting for the block that continues it.
+    carry: Option<Carry>,
     /// Mode the current segment records for.
     segment_mode: Mode,
     loaded_generation: u64,
@@ -400,6 +535,7 @@ impl Worker {
             restored: CapturedSong::default(),
             finished: vec![],
             segment: None,
+            carry: None,
             segment_mode: mode,
             loaded_generation: 0,
             settings,
@@ -414,6 +550,7 @@ impl Worker {
         self.loaded_generation = self.params.capture.loaded_generation();
         self.restored = self.params.capture.get();
         self.finished.clear();
+        self.status.redecode_bytes.store(0, Ordering::Relaxed);
         self.status.captured_notes.store(self.restored.notes.len(), Ordering::Relaxed);
         self.publish_current();
     }
@@ -449,8 +586,10 @@ impl Worker {
             busy = true;
         }
         let mut samples = std::mem::take(&mut self.samples);
+        self.capture.note_backlog();
         while let Some(stamp) = self.reader.pop(&mut samples) {
             busy = true;
+            self.capture.note_backlog();
             self.last_seq = stamp.seq;
             self.handle(&stamp, &samples);
             self.capture.handled_samples.fetch_add(stamp.len as u64, Ordering::Release);
@@ -469,13 +608,19 @@ impl Worker {
         self.capture.done_seq.store(self.last_seq, Ordering::Release);
     }
 
-    fn covered(&self, beat: f64) -> bool {
+    /// Whether the block at `stamp` starts inside beats already captured. A block that starts within
+    /// the host's rounding slack of a range's end continues it (after a segment cut, or a stop and
+    /// restart in a host that rounds its position) and is not covered.
+    fn covered(&self, stamp: &Stamp) -> bool {
         const TOL: f64 = 1e-6;
-        let inside = |r: &[f64; 2]| r[0] - TOL <= beat && beat < r[1] - TOL;
+        let beat = stamp.beat;
+        let slack = capture::continuity_slack_beats(stamp.sample_rate as f64 * 60.0 / stamp.tempo);
+        let inside = |r: &[f64; 2]| r[0] - TOL <= beat && beat < r[1] - slack;
         self.restored.covered.iter().any(inside) || self.finished.iter().any(|f| inside(&f.range))
     }
 
     fn handle(&mut self, stamp: &Stamp, samples: &[f32]) {
+        let carry = self.carry.take().filter(|c| c.continues(stamp));
         if !stamp.playing || stamp.len == 0 {
             self.end_segment();
             return;
@@ -483,13 +628,28 @@ impl Worker {
         if self.segment.as_ref().is_some_and(|s| !s.continues(stamp)) {
             self.end_segment();
         }
-        let record = self.model.is_some() && (self.mode == Mode::Live || !self.covered(stamp.beat));
+        let record = self.model.is_some() && (self.mode == Mode::Live || !self.covered(stamp));
         if !record {
             self.end_segment();
             return;
         }
         if self.segment.is_none() {
-            match Segment::new(stamp) {
+            let resumed = match (carry, self.model.as_mut()) {
+                (Some(c), Some(model)) if self.mode == Mode::Capture => {
+                    // The notes of the overlap's second half are the new segment's.
+                    if let Some(last) = self.finished.last_mut() {
+                        last.keep[1] = c.split_beat;
+                        last.keep_notes();
+                    }
+                    Some(Segment::resume(c, model.as_mut()))
+                }
+                _ => None,
+            };
+            let new = match resumed {
+                Some(r) => r,
+                None => Segment::new(stamp).map(|s| if self.mode == Mode::Capture { s.cut_after_max() } else { s }).map_err(|e| e.to_string()),
+            };
+            match new {
                 Ok(s) => {
                     self.segment = Some(s);
                     self.segment_mode = self.mode;
@@ -500,17 +660,23 @@ impl Worker {
                     }
                 }
                 Err(e) => {
-                    self.status.set_error(format!("cannot record at this sample rate: {e}"));
+                    self.status.set_error(format!("cannot record: {e}"));
                     return;
                 }
             }
         }
         let (Some(seg), Some(model)) = (self.segment.as_mut(), self.model.as_mut()) else { return };
         match seg.push(stamp, samples, model.as_mut()) {
-            Ok(0) => {}
             Ok(n) => {
-                self.status.windows.fetch_add((n / crate::engine::KEPT_FRAMES).max(1) as u64, Ordering::Relaxed);
-                self.publish_provisional();
+                if seg.cut_due() {
+                    // A long take: finish this stretch; the next block goes on in a new segment.
+                    let carry = seg.carry();
+                    self.end_segment();
+                    self.carry = Some(carry);
+                } else if n > 0 {
+                    self.status.windows.fetch_add((n / crate::engine::KEPT_FRAMES).max(1) as u64, Ordering::Relaxed);
+                    self.publish_provisional();
+                }
             }
             Err(e) => {
                 self.status.set_error(format!("transcription failed: {e}"));
@@ -538,6 +704,7 @@ impl Worker {
                         self.restored.seconds_per_beat = 60.0 / tempo;
                     }
                     self.finished.push(f);
+                    self.limit_redecode_frames();
                     self.store_capture();
                     if self.mode == Mode::Capture {
                         self.publish_current();
@@ -550,6 +717,19 @@ impl Worker {
             }
             Err(e) => self.status.set_error(format!("transcription failed: {e}")),
         }
+    }
+
+    /// Drops the re-decode frames of the oldest segments past [`REDECODE_BUDGET_BYTES`].
+    fn limit_redecode_frames(&mut self) {
+        let mut total: usize = self.finished.iter().map(FinishedSegment::redecode_bytes).sum();
+        for f in self.finished.iter_mut() {
+            if total <= REDECODE_BUDGET_BYTES {
+                break;
+            }
+            total -= f.redecode_bytes();
+            f.frames = None;
+        }
+        self.status.redecode_bytes.store(total as u64, Ordering::Relaxed);
     }
 
     fn meter_of(&self, bpb: u32, bar_start: f64, tempo: f64) -> CapturedSong {

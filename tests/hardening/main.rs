@@ -1,0 +1,30 @@
+//! The hardening matrix (issue #8): Pianola keeps working and loses nothing under what hosts, users
+//! and files throw at it. One test binary, one module per row of the matrix:
+//! - `audio`: sample rates 8..192 kHz, block sizes 1..8192 varying block to block, 1/2/6 channels,
+//!   silence, full-scale noise, clipping, NaN/Inf, denormals (stand-in model and the real one)
+//! - `transport`: no transport, stopped, seeks, loops, tempo jumps/ramps, meter changes, beat
+//!   positions that jump or repeat, offline bounce
+//! - `state`: round trips, truncated/corrupt/future-version state, fuzzed captures
+//! - `files`: fuzzed audio decoding and MIDI writing (proptest), the CLI on bad files
+//! - `length`: memory per captured hour and beat alignment after a long capture
+//! - `lag`: the worker falling behind in real time
+//! - `lifecycle`: the bundle in a CLAP host: activate/deactivate/reset cycles, instances side by side
+//!
+//! In-process rows drive [`rig::Rig`] (capture ring + worker + timeline + emitter, as the plugin wires
+//! them) with the [`rig::Clicks`] stand-in model; bundle rows use [`host`] (clack-host).
+//!     cargo test --release --features onnxruntime,assert_process_allocs --test hardening
+
+mod rig;
+mod host;
+
+mod audio;
+mod files;
+mod lag;
+mod length;
+mod lifecycle;
+mod state;
+mod transport;
+
+#[path = "../common/mod.rs"]
+#[allow(dead_code)]
+mod common;

@@ -1,0 +1,454 @@
+//! An in-process plugin instance without a host: the same capture ring, worker thread, timeline and
+//! emitter that `Pianola::process` wires together (same order, same Capture/Live logic), driven block
+//! by block by a scripted transport, with stand-in note models where the network is not the point.
+
+use nice_plug::params::InternalParamMut;
+use pianola::capture::{self, CaptureShared, CaptureWriter, Pushed, TransportInfo};
+use pianola::emit::{BlockTransport, EmitEvent, Emitter};
+use pianola::model::{ModelError, NoteModel, WindowFrames, FFT_HOP, FRAMES_PER_WINDOW};
+use pianola::notes::{CoverNote, N_CONTOUR_BINS, N_KEYS};
+use pianola::params::{Mode, PianolaParams};
+use pianola::timeline::{self, Timeline};
+use pianola::worker::{self, Status, WorkerHandle, WorkerSetup, LIVE_LATENCY_SECONDS};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------------------------
+// Stand-in models
+
+/// Click levels and the keys the [`Clicks`] model hears them as: beat `b` of the click track has
+/// level `LEVELS[b mod 4]`.
+pub const LEVELS: [f32; 4] = [0.4, 0.55, 0.7, 0.85];
+pub const KEYS: [u8; 4] = [60, 64, 67, 72];
+/// Click length.
+pub const CLICK_SECONDS: f64 = 0.005;
+/// Frames a click's note lasts (~0.29 s, longer than the decoder's 11-frame minimum).
+const NOTE_FRAMES: usize = 25;
+
+/// A cheap deterministic model that hears clicks: a burst of constant level starting at window sample
+/// `i` becomes an onset and a note at frame `round(i / 256)` (where the real model's frame `t` sits:
+/// sample `t * 256` of the window), on the key of its level. Lets the whole timing path (ring,
+/// resampler, windows, decoder, beat map, arranger, emitter) be checked without the network.
+#[derive(Default)]
+pub struct Clicks {
+    pub windows: usize,
+}
+
+impl NoteModel for Clicks {
+    fn backend(&self) -> &'static str {
+        "clicks"
+    }
+
+    fn run_window(&mut self, w: &[f32], out: &mut WindowFrames) -> Result<(), ModelError> {
+        self.windows += 1;
+        out.note.fill(0.0);
+        out.onset.fill(0.0);
+        out.contour.fill(0.0);
+        let burst = (CLICK_SECONDS * 22050.0) as usize;
+        let mut level = Vec::with_capacity(burst);
+        let mut i = 16;
+        while i + burst <= w.len() {
+            if w[i].abs() >= 0.2 && w[i - 16..i].iter().all(|x| x.abs() < 0.2) {
+                level.clear();
+                level.extend(w[i + burst / 4..i + 3 * burst / 4].iter().map(|x| x.abs()));
+                level.sort_by(f32::total_cmp);
+                let median = level[level.len() / 2];
+                let which = (0..4).min_by(|&a, &b| (LEVELS[a] - median).abs().total_cmp(&(LEVELS[b] - median).abs())).unwrap();
+                let k = (KEYS[which] - 21) as usize;
+                let t = (i as f64 / FFT_HOP as f64).round() as usize;
+                if t < FRAMES_PER_WINDOW {
+                    out.onset[t * N_KEYS + k] = 0.95;
+                    for u in t..(t + NOTE_FRAMES).min(FRAMES_PER_WINDOW) {
+                        out.note[u * N_KEYS + k] = 0.9;
+                        out.contour[u * N_CONTOUR_BINS + 3 * k] = 0.9;
+                    }
+                }
+                i += burst + 16;
+            } else {
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A model that takes `delay` per window (a slow machine, a stalled thread), then hears clicks.
+pub struct Sleepy {
+    pub inner: Clicks,
+    pub delay: Duration,
+}
+
+impl NoteModel for Sleepy {
+    fn backend(&self) -> &'static str {
+        "sleepy"
+    }
+    fn run_window(&mut self, w: &[f32], out: &mut WindowFrames) -> Result<(), ModelError> {
+        std::thread::sleep(self.delay);
+        self.inner.run_window(w, out)
+    }
+}
+
+/// The click track: level `LEVELS[b mod 4]` for `CLICK_SECONDS` from every whole beat `b >= 0`.
+pub fn click_at(beat: f64, tempo: f64) -> f32 {
+    let b = beat.floor();
+    if beat >= 0.0 && beat - b < CLICK_SECONDS * tempo / 60.0 {
+        LEVELS[(b as i64).rem_euclid(4) as usize]
+    } else {
+        0.0
+    }
+}
+
+/// Key the click on beat `b` is heard as.
+pub fn click_key(b: i64) -> u8 {
+    KEYS[b.rem_euclid(4) as usize]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport
+
+/// The host's transport for one block.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Block {
+    pub playing: bool,
+    /// None: the host gives no position at all.
+    pub beat: Option<f64>,
+    pub tempo: Option<f64>,
+    pub time_sig: Option<(i32, i32)>,
+    pub len: usize,
+}
+
+impl Block {
+    pub fn playing(beat: f64, tempo: f64, len: usize) -> Self {
+        Block { playing: true, beat: Some(beat), tempo: Some(tempo), time_sig: Some((4, 4)), len }
+    }
+    pub fn end_beat(&self, sample_rate: f64) -> f64 {
+        self.beat.unwrap_or(0.0) + self.len as f64 * self.tempo.unwrap_or(120.0) / 60.0 / sample_rate
+    }
+}
+
+/// Contiguous blocks from `from` to `to` beats at `tempo`, lengths from `sizes` (cycled); the last
+/// block is cut at `to`, as hosts cut at a loop end.
+pub fn run(from: f64, to: f64, tempo: f64, sample_rate: f64, sizes: &mut dyn FnMut() -> usize) -> Vec<Block> {
+    let spb = sample_rate * 60.0 / tempo;
+    let total = ((to - from) * spb).round() as usize;
+    let mut out = vec![];
+    let mut done = 0;
+    while done < total {
+        let n = sizes().clamp(1, total - done);
+        out.push(Block::playing(from + done as f64 / spb, tempo, n));
+        done += n;
+    }
+    out
+}
+
+/// A small deterministic generator (xorshift) for block sizes and noise.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    /// Uniform in -1..1.
+    pub fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+/// Block sizes a host may use, from 1 to 8192, varying block to block.
+pub fn varying_sizes(seed: u64) -> impl FnMut() -> usize {
+    const SIZES: [usize; 12] = [1, 2, 3, 17, 64, 127, 333, 512, 1000, 2048, 4096, 8192];
+    let mut rng = Rng(seed | 1);
+    move || SIZES[rng.below(SIZES.len())]
+}
+
+// ---------------------------------------------------------------------------------------------
+// The instance
+
+/// A note event as a host would get it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Event {
+    /// Samples processed before this event since the rig was made.
+    pub sample: u64,
+    /// The block's beat + offset / samples per beat (None without a host position).
+    pub beat: Option<f64>,
+    /// The block's samples per beat.
+    pub spb: f64,
+    pub key: u8,
+    pub on: bool,
+}
+
+pub struct Rig {
+    pub params: Arc<PianolaParams>,
+    pub status: Arc<Status>,
+    pub shared: Arc<CaptureShared>,
+    writer: Option<CaptureWriter>,
+    reader: Option<timeline::Reader>,
+    worker: Option<WorkerHandle>,
+    model: Option<Box<dyn NoteModel>>,
+    emitter: Emitter,
+    pub sample_rate: f32,
+    pub offline: bool,
+    mode: Mode,
+    pub events: Vec<Event>,
+    pub processed: u64,
+    /// Longest single `process` call (real-time mode must never wait).
+    pub slowest_block: Duration,
+    pub dropped_blocks: usize,
+    /// Runs of consecutive dropped blocks.
+    pub drop_gaps: usize,
+    last_dropped: bool,
+    scratch: Vec<Vec<f32>>,
+}
+
+impl Rig {
+    pub fn new(model: Box<dyn NoteModel>) -> Self {
+        Self::with_params(model, Arc::new(PianolaParams::default()))
+    }
+
+    pub fn with_params(model: Box<dyn NoteModel>, params: Arc<PianolaParams>) -> Self {
+        Rig {
+            params,
+            status: Arc::new(Status::default()),
+            shared: Arc::new(CaptureShared::default()),
+            writer: None,
+            reader: None,
+            worker: None,
+            model: Some(model),
+            emitter: Emitter::new(),
+            sample_rate: 0.0,
+            offline: false,
+            mode: Mode::Capture,
+            events: vec![],
+            processed: 0,
+            slowest_block: Duration::ZERO,
+            dropped_blocks: 0,
+            drop_gaps: 0,
+            last_dropped: false,
+            scratch: vec![],
+        }
+    }
+
+    /// As `Pianola::activate`.
+    pub fn activate(&mut self, sample_rate: f32, offline: bool) {
+        self.deactivate();
+        self.sample_rate = sample_rate;
+        self.offline = offline;
+        self.mode = self.params.mode.value();
+        let (mut writer, reader) = capture::channel(self.shared.clone());
+        let initial = Arc::new(Timeline::new(worker::saved_cover(&self.params), 0));
+        let (publisher, timeline_reader) = timeline::channel(initial);
+        self.shared.done_seq.store(0, Ordering::Release);
+        let model = self.model.take().expect("the model comes back at deactivate");
+        let setup = WorkerSetup { params: self.params.clone(), status: self.status.clone(), capture: self.shared.clone(), reader, publisher, model: Ok(model) };
+        let w = WorkerHandle::spawn(setup).expect("worker thread");
+        writer.set_worker(w.thread());
+        self.worker = Some(w);
+        self.writer = Some(writer);
+        self.reader = Some(timeline_reader);
+    }
+
+    /// As `Pianola::deactivate`: joins the worker (which finishes the segment being recorded).
+    pub fn deactivate(&mut self) {
+        if let Some(w) = self.worker.take() {
+            self.model = Some(w.stop().expect("the worker hands its model back"));
+        }
+        self.writer = None;
+        self.reader = None;
+        self.emitter.break_chain();
+    }
+
+    /// As `Pianola::reset`.
+    pub fn reset(&mut self) {
+        self.emitter.break_chain();
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        unsafe { self.params.mode._internal_set_plain_value(mode) };
+    }
+
+    /// One block of `channels` (each at least `b.len` long), as `Pianola::process`.
+    pub fn process<C: AsRef<[f32]>>(&mut self, channels: &[C], b: &Block) -> Pushed {
+        let started = Instant::now();
+        let len = b.len;
+        let mode = self.params.mode.value();
+        let info = TransportInfo {
+            playing: b.playing,
+            beat: b.beat,
+            tempo: b.tempo,
+            time_sig: b.time_sig,
+            bar_start_beat: b.beat.map(|x| (x / 4.0).floor() * 4.0),
+            sample_rate: self.sample_rate,
+        };
+        self.status.host.store(info.playing, info.beat, info.tempo, info.beats_per_bar(), self.sample_rate);
+        let slices: Vec<&[f32]> = channels.iter().map(|c| &c.as_ref()[..len]).collect();
+        let pushed = match self.writer.as_mut() {
+            Some(w) => w.push_block(&slices, len, &info, self.offline),
+            None => Pushed::Nothing,
+        };
+        if pushed == Pushed::Dropped {
+            self.dropped_blocks += 1;
+            self.drop_gaps += usize::from(!self.last_dropped);
+        }
+        self.last_dropped = pushed == Pushed::Dropped;
+        let live_latency = (LIVE_LATENCY_SECONDS * self.sample_rate as f64).round();
+        let spb = info.tempo.map_or(1.0, |t| self.sample_rate as f64 * 60.0 / t);
+        let (processed, events) = (self.processed, &mut self.events);
+        let mut send = |e: EmitEvent| {
+            let (key, on) = match e {
+                EmitEvent::On { key, .. } => (key, true),
+                EmitEvent::Off { key, .. } => (key, false),
+            };
+            assert!((e.offset() as usize) < len, "event offset {} outside a block of {len}", e.offset());
+            events.push(Event { sample: processed + e.offset() as u64, beat: info.beat.map(|x| x + e.offset() as f64 / spb), spb, key, on });
+            true
+        };
+        if mode != self.mode {
+            self.emitter.release_all(0, &mut send);
+            self.emitter.break_chain();
+            self.mode = mode;
+        }
+        if let Some(reader) = self.reader.as_mut() {
+            if reader.update() {
+                self.emitter.retarget(&reader.current().notes);
+            }
+        }
+        match (&self.reader, info.beat, info.tempo) {
+            (Some(reader), Some(beat), Some(tempo)) if info.playing && !self.params.bypass.value() => {
+                let shift = if mode == Mode::Live { live_latency * tempo / 60.0 / self.sample_rate as f64 } else { 0.0 };
+                let block = BlockTransport { playing: true, beat: beat - shift, tempo, sample_rate: self.sample_rate as f64, len: len as u32 };
+                self.emitter.process(&block, &reader.current().notes, &mut send);
+            }
+            _ => {
+                self.emitter.release_all(0, &mut send);
+                self.emitter.break_chain();
+            }
+        }
+        self.processed += len as u64;
+        self.slowest_block = self.slowest_block.max(started.elapsed());
+        pushed
+    }
+
+    /// Plays `blocks` with audio from `audio(beat, tempo)` on `channels` channels (the same signal on
+    /// each), then one stopped block.
+    pub fn play(&mut self, blocks: &[Block], channels: usize, audio: &mut dyn FnMut(f64, f64) -> f32) {
+        let sr = self.sample_rate as f64;
+        for b in blocks {
+            self.scratch.resize_with(channels, Vec::new);
+            for ch in self.scratch.iter_mut() {
+                ch.clear();
+            }
+            let (beat, tempo) = (b.beat.unwrap_or(0.0), b.tempo.unwrap_or(120.0));
+            for i in 0..b.len {
+                let x = audio(beat + i as f64 * tempo / 60.0 / sr, tempo);
+                for ch in self.scratch.iter_mut() {
+                    ch.push(x);
+                }
+            }
+            let bufs = std::mem::take(&mut self.scratch);
+            self.process(&bufs, b);
+            self.scratch = bufs;
+        }
+        self.stop(blocks.last().map_or(64, |b| b.len.max(1)));
+    }
+
+    /// One stopped block (releases what sounds, ends the worker's segment).
+    pub fn stop(&mut self, len: usize) {
+        let silence = vec![0.0f32; len];
+        self.process(&[&silence[..]], &Block { playing: false, beat: None, tempo: None, time_sig: None, len });
+    }
+
+    /// Waits until the worker has handled everything pushed so far.
+    pub fn wait_idle(&self, timeout: Duration) {
+        let Some(w) = self.writer.as_ref() else { return };
+        let start = Instant::now();
+        while self.shared.done_seq.load(Ordering::Acquire) < w.last_seq() {
+            assert!(start.elapsed() < timeout, "the worker did not catch up in {timeout:?}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The cover the worker published last (what the editor shows).
+    pub fn cover(&self) -> Vec<CoverNote> {
+        self.status.cover.lock().unwrap().notes.clone()
+    }
+
+    /// The cover the audio thread plays now.
+    pub fn playing_cover(&mut self) -> Vec<CoverNote> {
+        let reader = self.reader.as_mut().expect("active");
+        reader.update();
+        reader.current().notes.clone()
+    }
+
+    pub fn error(&self) -> Option<String> {
+        self.status.error()
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.deactivate();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks
+
+/// Every note-on has its note-off, no key is struck while it is down.
+pub fn check_balanced(events: &[Event], what: &str) {
+    let mut down = [false; 128];
+    for e in events {
+        let k = e.key as usize;
+        if e.on {
+            assert!(!down[k], "{what}: note-on for key {k} that is already down at sample {}", e.sample);
+            down[k] = true;
+        } else {
+            assert!(down[k], "{what}: note-off for key {k} that is up at sample {}", e.sample);
+            down[k] = false;
+        }
+    }
+    let stuck: Vec<usize> = (0..128).filter(|&k| down[k]).collect();
+    assert!(stuck.is_empty(), "{what}: stuck notes {stuck:?}");
+}
+
+/// Every note-on lands within half a sample of the start of a note of `cover` with its key
+/// (no note on a wrong beat). Returns the number of note-ons.
+pub fn check_on_beat(events: &[Event], cover: &[CoverNote], what: &str) -> usize {
+    let mut n = 0;
+    for e in events.iter().filter(|e| e.on) {
+        let beat = e.beat.unwrap_or_else(|| panic!("{what}: a note-on without a host position"));
+        let tol = 0.5 / e.spb + 1e-9;
+        let from = cover.partition_point(|c| c.start_beat < beat - tol);
+        let hit = cover[from..].iter().take_while(|c| c.start_beat <= beat + tol).any(|c| c.pitch == e.key);
+        assert!(hit, "{what}: note-on for key {} at beat {beat} where the cover has no such note", e.key);
+        n += 1;
+    }
+    n
+}
+
+/// The captured transcription against the click track: every captured note starts within `tol_beats`
+/// of a whole beat and has that beat's key. Returns (whole beat, error in beats) per note.
+pub fn check_clicks_captured(params: &PianolaParams, tol_beats: f64, what: &str) -> Vec<(i64, f64)> {
+    let song = params.capture.get();
+    song.notes
+        .iter()
+        .map(|n| {
+            let b = n.0.round();
+            let err = n.0 - b;
+            assert!(err.abs() <= tol_beats, "{what}: a captured note starts at beat {}, {err:+.4} beats off the click", n.0);
+            assert_eq!(n.2, click_key(b as i64), "{what}: the click on beat {b} was heard as key {}", n.2);
+            (b as i64, err)
+        })
+        .collect()
+}
+
+/// Seconds of timing slack for a captured click: the model's frame (256 samples at 22050 Hz, +-5.8 ms)
+/// and basic-pitch's frame-time staircase (+-10.3 ms).
+pub const CLICK_TOL_SECONDS: f64 = 0.02;
