@@ -24,6 +24,9 @@ enum Command {
     Transcribe(TranscribeArgs),
     /// Arrange a two-hand piano cover of one or more songs (files or folders).
     Cover(CoverArgs),
+    /// Open the plugin window as an application (JACK, ALSA, or a silent dummy backend).
+    #[cfg(feature = "standalone")]
+    Standalone(crate::standalone::StandaloneArgs),
 }
 
 #[derive(Args, Clone)]
@@ -236,6 +239,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Transcribe(args) => transcribe(args),
         Command::Cover(args) => cover(args),
+        #[cfg(feature = "standalone")]
+        Command::Standalone(args) => crate::standalone::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

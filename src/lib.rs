@@ -7,11 +7,13 @@
 pub mod arrange;
 pub mod audio_file;
 pub mod decode;
+pub mod editor;
 pub mod engine;
 pub mod midi_file;
 pub mod model;
 pub mod notes;
 pub mod resample;
+pub mod standalone;
 pub mod tempo;
 pub mod cli;
 pub mod capture;

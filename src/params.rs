@@ -70,6 +70,10 @@ pub struct PianolaParams {
 
     #[persist = "capture"]
     pub capture: Arc<CaptureStore>,
+
+    /// The editor's window size and export folder (egui's window state is not persistable).
+    #[persist = "editor"]
+    pub editor: Arc<parking_lot::Mutex<crate::editor::EditorPrefs>>,
 }
 
 impl Default for PianolaParams {
@@ -92,8 +96,12 @@ impl Default for PianolaParams {
                 .with_value_to_string(percent())
                 .with_string_to_value(formatters::s2v_f32_percentage()),
             hand_span: IntParam::new("Hand span", d.hand_span as i32, IntRange::Linear { min: 10, max: 18 }).with_unit(" st"),
-            lowest_note: IntParam::new("Lowest note", d.lowest_key as i32, IntRange::Linear { min: 21, max: 108 }),
-            highest_note: IntParam::new("Highest note", d.highest_key as i32, IntRange::Linear { min: 21, max: 108 }),
+            lowest_note: IntParam::new("Lowest note", d.lowest_key as i32, IntRange::Linear { min: 21, max: 108 })
+                .with_value_to_string(formatters::v2s_i32_key_formatter())
+                .with_string_to_value(formatters::s2v_i32_key_formatter()),
+            highest_note: IntParam::new("Highest note", d.highest_key as i32, IntRange::Linear { min: 21, max: 108 })
+                .with_value_to_string(formatters::v2s_i32_key_formatter())
+                .with_string_to_value(formatters::s2v_i32_key_formatter()),
             velocity: FloatParam::new("Velocity", d.velocity_scale, FloatRange::Linear { min: 0.0, max: 2.0 })
                 .with_unit("%")
                 .with_value_to_string(percent())
@@ -101,6 +109,7 @@ impl Default for PianolaParams {
             channel: IntParam::new("MIDI channel", 1, IntRange::Linear { min: 1, max: 16 }),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
             capture: Arc::new(CaptureStore::default()),
+            editor: Arc::default(),
         }
     }
 }

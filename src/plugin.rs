@@ -77,8 +77,13 @@ pub struct Pianola {
 
 impl Default for Pianola {
     fn default() -> Self {
+        let params = Arc::new(PianolaParams::default());
+        // `pianola standalone --song` hands over its capture here (never set inside a host).
+        if let Some(song) = crate::standalone::take_preloaded_capture() {
+            params.capture.store(song);
+        }
         Self {
-            params: Arc::new(PianolaParams::default()),
+            params,
             status: Arc::new(Status::default()),
             capture: Arc::new(CaptureShared::default()),
             writer: None,
@@ -143,7 +148,7 @@ impl Plugin for Pianola {
     const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
     const SAMPLE_ACCURATE_AUTOMATION: bool = false;
 
-    type Editor = ();
+    type Editor = nice_plug_egui::EguiEditor<crate::editor::PianolaEditor>;
     type SysExMessage = ();
     type BackgroundTask = ();
 
@@ -153,6 +158,10 @@ impl Plugin for Pianola {
 
     fn filter_state(state: &mut PluginState) {
         crate::params::filter_state(state);
+    }
+
+    fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
+        crate::editor::create(self.params.clone(), self.status.clone(), self.capture.clone())
     }
 
     fn activate(&mut self, layout: &AudioIOLayout, config: &BufferConfig, context: &mut impl ActivateContext<Self>) -> bool {

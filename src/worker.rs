@@ -69,6 +69,10 @@ pub struct Status {
     pub redecode_bytes: AtomicU64,
     /// What the audio thread last saw of the host (the editor's playhead and meter).
     pub host: HostView,
+    /// The note model is loaded (the editor tells "loading" from "failed" with it).
+    pub model_ready: AtomicBool,
+    /// Set by the editor's "Re-arrange" button; the worker re-arranges and clears it.
+    pub rearrange: AtomicBool,
 }
 
 /// The host's transport and the plugin's latency as of the last processed block, written by the audio
@@ -207,7 +211,10 @@ fn run(setup: WorkerSetup, stop: Arc<AtomicBool>) -> Option<Box<dyn NoteModel>> 
         Ok(m) => Ok(m),
         Err(load) => load(),
     })) {
-        Ok(Ok(m)) => Some(m),
+        Ok(Ok(m)) => {
+            status.model_ready.store(true, Ordering::Release);
+            Some(m)
+        }
         Ok(Err(e)) => {
             status.set_error(format!("{e}; Pianola passes the audio through but cannot transcribe"));
             None
@@ -580,7 +587,7 @@ impl Worker {
             self.store_capture();
             self.publish_current();
             busy = true;
-        } else if settings != self.settings {
+        } else if settings != self.settings || self.status.rearrange.swap(false, Ordering::AcqRel) {
             self.settings = settings;
             self.publish_current();
             busy = true;

@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Checks a screenshot of the Pianola editor: crops the window out of a root-window screenshot,
+saves it, and fails unless it is drawn (many colours, not one flat fill) and its piano roll shows
+notes in the melody, right-hand and left-hand colours (src/editor/theme.rs).
+
+    check_editor_screenshot.py ROOT.png WxH+X+Y OUT.png SCALE
+"""
+import re
+import sys
+
+from PIL import Image
+
+# Must match src/editor/theme.rs.
+HANDS = {"melody": (0xFF, 0xD2, 0x5C), "right hand": (0xE0, 0x8A, 0x2E), "left hand": (0x3C, 0xB8, 0xC8)}
+TOLERANCE = 6
+
+
+def main():
+    root, geometry, out, scale = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    m = re.match(r"(\d+)x(\d+)\+(-?\d+)\+(-?\d+)", geometry)
+    if not m:
+        sys.exit(f"bad geometry {geometry!r}")
+    w, h, x, y = map(int, m.groups())
+    img = Image.open(root).convert("RGB").crop((x, y, x + w, y + h))
+    img.save(out)
+    pixels = list(img.getdata())
+    colours = len(set(pixels))
+    counts = {name: 0 for name in HANDS}
+    for p in pixels:
+        for name, c in HANDS.items():
+            if all(abs(p[i] - c[i]) <= TOLERANCE for i in range(3)):
+                counts[name] += 1
+    # The legend shows each colour on 140 px; a roll with a real song's cover has thousands more.
+    need = int(1500 * scale * scale)
+    print(f"{out}: {w}x{h} at {scale}x, {colours} colours, hand pixels {counts} (need {need} of melody, right and left)")
+    problems = []
+    if colours < 40:
+        problems.append(f"looks blank ({colours} colours)")
+    for name, n in counts.items():
+        if n < need:
+            problems.append(f"too few {name} pixels ({n})")
+    if problems:
+        sys.exit("; ".join(problems))
+
+
+main()

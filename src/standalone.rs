@@ -1,0 +1,120 @@
+//! `pianola standalone` (feature `standalone`): the plugin and its window as an application, on
+//! JACK or ALSA, or nice-plug's silent dummy backend when neither is there (a running transport at
+//! a fixed tempo, no audio). `--song FILE --bpm N` first transcribes a song through the same
+//! engine and hands the plugin that capture, as if it had heard the song on a first pass: how the
+//! screenshot test (scripts/editor_screenshot.sh) shows a real cover without a host.
+
+use crate::arrange::ArrangeInput;
+use crate::decode::DecodeParams;
+use crate::notes::BeatGrid;
+use crate::params::{CapturedSong, SavedNote};
+use std::path::Path;
+use std::sync::Mutex;
+
+static PRELOAD: Mutex<Option<CapturedSong>> = Mutex::new(None);
+
+/// The capture handed over by `pianola standalone --song` (taken once, by the first plugin
+/// instance; always `None` inside a host).
+pub fn take_preloaded_capture() -> Option<CapturedSong> {
+    PRELOAD.lock().ok()?.take()
+}
+
+pub fn set_preloaded_capture(song: CapturedSong) {
+    if let Ok(mut p) = PRELOAD.lock() {
+        *p = Some(song);
+    }
+}
+
+/// A song file as the plugin would have captured it at a constant `bpm` with beat 0 at the file's
+/// start: the transcription in beats, the meter, and the whole file marked as captured.
+pub fn capture_from_file(path: &Path, bpm: f64, beats_per_bar: u32, first_downbeat_s: f64) -> anyhow::Result<CapturedSong> {
+    use anyhow::Context;
+    anyhow::ensure!(bpm.is_finite() && (20.0..=400.0).contains(&bpm), "--bpm must be between 20 and 400");
+    let clip = crate::audio_file::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut model = crate::model::load(crate::model::Backend::Tract)?;
+    let t = crate::engine::transcribe_clip(model.as_mut(), &clip, &DecodeParams::default())?;
+    let bpb = beats_per_bar.max(1);
+    let grid = BeatGrid { bpm, beats_per_bar: bpb, first_beat_s: 0.0, first_downbeat_beat: first_downbeat_s * bpm / 60.0 };
+    let input = ArrangeInput::from_transcription(&t.notes, Some(&t.frames), &grid);
+    Ok(CapturedSong {
+        notes: input.notes.iter().map(SavedNote::from).collect(),
+        beats_per_bar: bpb,
+        first_downbeat_beat: grid.first_downbeat_beat.rem_euclid(bpb as f64),
+        seconds_per_beat: 60.0 / bpm,
+        covered: vec![[0.0, grid.beat_at(t.duration_s)]],
+        ..CapturedSong::default()
+    })
+}
+
+#[cfg(feature = "standalone")]
+#[derive(clap::Args)]
+pub struct StandaloneArgs {
+    /// A song to show as already captured (WAV, MP3, FLAC, OGG).
+    #[arg(long, requires = "bpm")]
+    song: Option<std::path::PathBuf>,
+    /// The song's tempo (also the dummy backend's tempo unless --tempo is passed after --).
+    #[arg(long)]
+    bpm: Option<f64>,
+    #[arg(long, default_value_t = 4)]
+    beats_per_bar: u32,
+    /// Time of the first downbeat in seconds.
+    #[arg(long, default_value_t = 0.0)]
+    first_downbeat: f64,
+    /// nice-plug's standalone options after `--` (`pianola standalone -- --help` lists them).
+    #[arg(last = true)]
+    wrapper_args: Vec<String>,
+}
+
+#[cfg(feature = "standalone")]
+pub fn run(args: StandaloneArgs) -> anyhow::Result<()> {
+    let mut wrapper = vec!["pianola standalone".to_string()];
+    if let (Some(song), Some(bpm)) = (&args.song, args.bpm) {
+        let capture = capture_from_file(song, bpm, args.beats_per_bar, args.first_downbeat)?;
+        eprintln!("{}: {} notes captured over {:.1} beats", song.display(), capture.notes.len(), capture.covered[0][1]);
+        set_preloaded_capture(capture);
+        if !args.wrapper_args.iter().any(|a| a == "--tempo") {
+            wrapper.extend(["--tempo".to_string(), bpm.to_string(), "--timesig-num".to_string(), args.beats_per_bar.to_string()]);
+        }
+    }
+    wrapper.extend(args.wrapper_args);
+    anyhow::ensure!(nice_plug::wrapper::standalone::nice_export_standalone_with_args::<crate::plugin::Pianola, _>(wrapper), "the standalone wrapper failed");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arrange::{self, ArrangeSettings};
+    use std::path::PathBuf;
+
+    fn devset() -> PathBuf {
+        std::env::var_os("PIANOLA_DEVSET").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/devset"))
+    }
+
+    /// The capture the standalone shows is the song through the same engine as the CLI: arranging
+    /// it gives exactly `pianola cover --bpm` (same notes in beats, same meter).
+    #[test]
+    fn a_song_file_becomes_the_capture_the_plugin_would_hold() {
+        let song = devset().join("bach_bwv1.6-vocal/audio.wav");
+        assert!(song.exists(), "{} is missing: build the dev set with `python3 ../shared/eval/make_devset.py DIR` (PIANOLA_DEVSET=DIR)", song.display());
+        let (bpm, downbeat_s) = (116.0, 0.5172);
+        let capture = capture_from_file(&song, bpm, 4, downbeat_s).unwrap();
+        assert!(capture.notes.len() > 20, "{} notes", capture.notes.len());
+        // The CLI's path for the same file and tempo.
+        let clip = crate::audio_file::read(&song).unwrap();
+        let mut model = crate::model::load(crate::model::Backend::Tract).unwrap();
+        let t = crate::engine::transcribe_clip(model.as_mut(), &clip, &DecodeParams::default()).unwrap();
+
+        let end = capture.covered[0][1];
+        assert!(t.duration_s > 30.0 && (end - t.duration_s * bpm / 60.0).abs() < 1e-9, "the whole file is captured: {end} beats");
+        assert!(capture.notes.iter().all(|n| n.0 >= 0.0 && n.0 < end), "notes inside the capture");
+        let grid = BeatGrid { bpm, beats_per_bar: 4, first_beat_s: 0.0, first_downbeat_beat: downbeat_s * bpm / 60.0 };
+        let settings = ArrangeSettings::default();
+        let cli = arrange::arrange(&ArrangeInput::from_transcription(&t.notes, Some(&t.frames), &grid), &settings);
+        let plugin = arrange::arrange(&capture.arrange_input(), &settings);
+        assert_eq!(plugin, cli);
+        // And it survives the project round trip the plugin does.
+        let back: CapturedSong = serde_json::from_str(&serde_json::to_string(&capture).unwrap()).unwrap();
+        assert_eq!(back, capture);
+    }
+}
