@@ -16,6 +16,7 @@ pub mod tempo;
 pub mod cli;
 pub mod capture;
 pub mod emit;
+pub mod live;
 pub mod params;
 pub mod plugin;
 pub mod timeline;

@@ -9,8 +9,9 @@
 //! changes during the capture are right), and the cover re-arranged and published.
 //!
 //! Modes: Capture records only beats not yet covered and publishes the cover of finished segments
-//! (what a later pass plays); Live records everything and publishes the current segment's cover
-//! after every model window (the plugin plays it a fixed latency late).
+//! (what a later pass plays); Live streams every segment through `live::LiveTake` (sliding-window
+//! inference, causal decoder, incremental arrangement) and publishes after every hop (the plugin
+//! plays it `live_latency_seconds()` late).
 //!
 //! Failures never reach the host: a model that cannot load leaves the worker draining the ring
 //! (audio still passes through) with the error in [`Status`]; a panic in one step is caught, reported
@@ -20,6 +21,7 @@ use crate::arrange::{self, ArrangeInput, ArrangeSettings, BeatNote};
 use crate::capture::{self, CaptureReader, CaptureShared, Stamp};
 use crate::decode::{self, DecodeParams};
 use crate::engine::FrameStream;
+use crate::live::{self, LiveTake};
 use crate::model::{ModelError, NoteModel};
 use crate::notes::{BeatGrid, CoverNote, FrameOutputs, Note, N_CONTOUR_BINS, N_KEYS};
 use crate::params::{CapturedSong, Mode, PianolaParams, SavedNote};
@@ -31,11 +33,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
-/// How Live mode delays its notes behind the audio: a model window is final ~1.85 s after its first
-/// sample arrives, plus decoding context and the worker's own pace.
-pub const LIVE_LATENCY_SECONDS: f64 = 4.5;
-/// In offline Live rendering the audio thread lets the worker fall this far behind before it waits.
-pub const LIVE_MAX_LAG_SECONDS: f64 = 1.0;
+/// How Live mode delays its notes behind the audio: the live pipeline's worst case for the plugin's
+/// backend (tract), see `live::latency_for`: the model's right context, the hop, the decoder's
+/// lookahead, one inference and the host block.
+pub fn live_latency_seconds() -> f64 {
+    live::latency_for("tract")
+}
+/// In offline Live rendering the audio thread lets the worker fall this far behind before it waits:
+/// less than the latency's allowance for compute and I/O, so a bounce hears every note in time.
+pub const LIVE_MAX_LAG_SECONDS: f64 = 0.1;
 
 /// What the worker tells the editor (and tests). Lives as long as the plugin instance.
 #[derive(Debug, Default)]
@@ -286,10 +292,12 @@ struct Segment {
     map: BeatMap,
     beats_per_bar: u32,
     bar_start_beat: f64,
+    /// Live mode: the streaming pipeline instead of the reference windowing.
+    live: Option<LiveTake>,
 }
 
 impl Segment {
-    fn new(s: &Stamp) -> Result<Self, crate::resample::ResampleError> {
+    fn new(s: &Stamp, live: Option<LiveTake>) -> Result<Self, crate::resample::ResampleError> {
         Ok(Self {
             resampler: StreamResampler::new(s.sample_rate.round() as u32)?,
             stream: FrameStream::new(),
@@ -303,6 +311,7 @@ impl Segment {
             map: BeatMap { pieces: vec![Piece { at_s: 0.0, beat: s.beat, tempo: s.tempo }] },
             beats_per_bar: s.beats_per_bar,
             bar_start_beat: s.bar_start_beat,
+            live,
         })
     }
 
@@ -322,6 +331,9 @@ impl Segment {
         self.recorded += samples.len() as u64;
         self.scratch.clear();
         self.resampler.push(samples, &mut self.scratch).map_err(|e| e.to_string())?;
+        if let Some(take) = self.live.as_mut() {
+            return take.push(model, &self.scratch).map_err(|e| e.to_string());
+        }
         self.stream.push(model, &self.scratch).map_err(|e| e.to_string())
     }
 
@@ -489,7 +501,11 @@ impl Worker {
             return;
         }
         if self.segment.is_none() {
-            match Segment::new(stamp) {
+            let live = match (self.mode, self.model.as_ref()) {
+                (Mode::Live, Some(m)) => Some(LiveTake::new(live::config_for(m.backend()), &self.decode)),
+                _ => None,
+            };
+            match Segment::new(stamp, live) {
                 Ok(s) => {
                     self.segment = Some(s);
                     self.segment_mode = self.mode;
@@ -524,6 +540,10 @@ impl Worker {
     fn end_segment(&mut self) {
         let Some(seg) = self.segment.take() else { return };
         self.status.recording.store(false, Ordering::Release);
+        if seg.live.is_some() {
+            // A live take has been played as it came; its cover stays up until the next pass.
+            return;
+        }
         let Some(model) = self.model.as_mut() else { return };
         let (bpb, bar_start, tempo) = (seg.beats_per_bar, seg.bar_start_beat, seg.map.pieces[0].tempo);
         match seg.finish(model.as_mut()) {
@@ -588,6 +608,10 @@ impl Worker {
                     arrange::arrange(&song.arrange_input(), &self.settings)
                 }
             }
+            Mode::Live if self.segment.as_ref().is_some_and(|s| s.live.is_some()) => {
+                self.publish_live();
+                return;
+            }
             Mode::Live => {
                 let notes = self.segment.as_ref().map(|s| s.provisional(&self.decode)).unwrap_or_default();
                 self.arrange_live(notes)
@@ -606,6 +630,10 @@ impl Worker {
     /// New frames arrived: Live mode publishes them; Capture mode shows them to the editor only.
     fn publish_provisional(&mut self) {
         let Some(seg) = self.segment.as_ref() else { return };
+        if seg.live.is_some() && self.mode == Mode::Live {
+            self.publish_live();
+            return;
+        }
         let notes = seg.provisional(&self.decode);
         match self.mode {
             Mode::Live => {
@@ -624,6 +652,25 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Live take: the recent notes re-arranged; what the (latency-shifted) playhead has passed stays.
+    fn publish_live(&mut self) {
+        let Some(seg) = self.segment.as_mut() else { return };
+        let Some(take) = seg.live.as_mut() else { return };
+        let bpb = seg.beats_per_bar.max(1);
+        let tempo = seg.tempo;
+        let recent_s = take.decoded_s() - (live::ARRANGE_CONTEXT_BEATS + 8.0) * 60.0 / tempo;
+        let notes = take.notes_since(recent_s);
+        let input = ArrangeInput {
+            notes: to_beats(&notes, take.frames(), &seg.map),
+            beats_per_bar: bpb,
+            first_downbeat_beat: seg.bar_start_beat.rem_euclid(bpb as f64),
+            seconds_per_beat: 60.0 / seg.map.pieces[0].tempo,
+        };
+        let latency_beats = live_latency_seconds() * tempo / 60.0;
+        let cover = take.arrange(&input, &self.settings, seg.end_beat - latency_beats, 2.0 * latency_beats);
+        self.publish(cover);
     }
 
     fn publish(&mut self, cover: Vec<CoverNote>) {
