@@ -19,6 +19,7 @@ pub mod cli;
 pub mod capture;
 pub mod compact;
 pub mod emit;
+pub mod live;
 pub mod params;
 pub mod plugin;
 pub mod timeline;

@@ -11,7 +11,7 @@ use crate::emit::{BlockTransport, EmitEvent, Emitter};
 use crate::model::{self, Backend, NoteModel};
 use crate::params::{Mode, PianolaParams};
 use crate::timeline::{self, Timeline};
-use crate::worker::{self, Status, WorkerHandle, WorkerSetup, LIVE_LATENCY_SECONDS, LIVE_MAX_LAG_SECONDS};
+use crate::worker::{self, Status, WorkerHandle, WorkerSetup, LIVE_MAX_LAG_SECONDS};
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 use std::sync::atomic::Ordering;
@@ -168,7 +168,7 @@ impl Plugin for Pianola {
         self.stop_worker();
         self.sample_rate = config.sample_rate;
         self.offline = config.process_mode == ProcessMode::Offline;
-        self.live_latency = (LIVE_LATENCY_SECONDS * config.sample_rate as f64).round() as u32;
+        self.live_latency = (worker::live_latency_seconds() * config.sample_rate as f64).round() as u32;
         self.mode = self.params.mode.value();
         context.set_latency_samples(if self.mode == Mode::Live { self.live_latency } else { 0 });
         let channels = layout.main_output_channels.map_or(2, |c| c.get() as usize);

@@ -9,8 +9,9 @@
 //! changes during the capture are right), and the cover re-arranged and published.
 //!
 //! Modes: Capture records only beats not yet covered and publishes the cover of finished segments
-//! (what a later pass plays); Live records everything and publishes the current segment's cover
-//! after every model window (the plugin plays it a fixed latency late).
+//! (what a later pass plays); Live streams every segment through `live::LiveTake` (sliding-window
+//! inference, causal decoder, incremental arrangement) and publishes after every hop (the plugin
+//! plays it `live_latency_seconds()` late).
 //!
 //! Failures never reach the host: a model that cannot load leaves the worker draining the ring
 //! (audio still passes through) with the error in [`Status`]; a panic in one step is caught, reported
@@ -21,6 +22,7 @@ use crate::capture::{self, CaptureReader, CaptureShared, Stamp};
 use crate::compact::CompactFrames;
 use crate::decode::{self, DecodeParams};
 use crate::engine::FrameStream;
+use crate::live::{self, LiveTake};
 use crate::model::{ModelError, NoteModel};
 use crate::notes::{BeatGrid, CoverNote, FrameOutputs, Note, N_CONTOUR_BINS, N_KEYS};
 use crate::params::{CapturedSong, Mode, PianolaParams, SavedNote};
@@ -32,11 +34,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
-/// How Live mode delays its notes behind the audio: a model window is final ~1.85 s after its first
-/// sample arrives, plus decoding context and the worker's own pace.
-pub const LIVE_LATENCY_SECONDS: f64 = 4.5;
-/// In offline Live rendering the audio thread lets the worker fall this far behind before it waits.
-pub const LIVE_MAX_LAG_SECONDS: f64 = 1.0;
+/// How Live mode delays its notes behind the audio: the live pipeline's worst case for the plugin's
+/// backend (tract), see `live::latency_for`: the model's right context, the hop, the decoder's
+/// lookahead, one inference and the host block.
+pub fn live_latency_seconds() -> f64 {
+    live::latency_for("tract")
+}
+/// In offline Live rendering the audio thread lets the worker fall this far behind before it waits:
+/// less than the latency's allowance for compute and I/O, so a bounce hears every note in time.
+pub const LIVE_MAX_LAG_SECONDS: f64 = 0.1;
 /// Capture mode ends a segment after this much audio and goes straight on with a new one, so the
 /// model frames a segment holds until it is decoded (~151 kB/s) and the decoder's working copies
 /// stay bounded in a long take. The next segment starts [`CUT_OVERLAP_SECONDS`] before the cut (the
@@ -321,6 +327,8 @@ struct Segment {
     tail: Vec<f32>,
     /// Notes starting before this beat belong to the previous segment (after a cut).
     keep_from_beat: f64,
+    /// Live mode: the streaming pipeline instead of the reference windowing.
+    live: Option<LiveTake>,
 }
 
 /// What a cut segment hands to the one that continues it.
@@ -344,7 +352,7 @@ impl Carry {
 }
 
 impl Segment {
-    fn new(s: &Stamp) -> Result<Self, crate::resample::ResampleError> {
+    fn new(s: &Stamp, live: Option<LiveTake>) -> Result<Self, crate::resample::ResampleError> {
         Ok(Self {
             resampler: StreamResampler::new(s.sample_rate.round() as u32)?,
             stream: FrameStream::new(),
@@ -361,6 +369,7 @@ impl Segment {
             cut_at: None,
             tail: vec![],
             keep_from_beat: f64::NEG_INFINITY,
+            live,
         })
     }
 
@@ -374,7 +383,7 @@ impl Segment {
     fn resume(c: Carry, model: &mut dyn NoteModel) -> Result<Self, String> {
         let first = c.map.pieces[0];
         let start = Stamp { sample_rate: c.rate, beat: first.beat, tempo: first.tempo, beats_per_bar: c.beats_per_bar, bar_start_beat: c.bar_start_beat, ..Stamp::default() };
-        let mut seg = Segment::new(&start).map_err(|e| e.to_string())?.cut_after_max();
+        let mut seg = Segment::new(&start, None).map_err(|e| e.to_string())?.cut_after_max();
         seg.map = c.map;
         seg.tempo = c.tempo;
         seg.end_beat = c.end_beat;
@@ -431,6 +440,9 @@ impl Segment {
         self.recorded += samples.len() as u64;
         self.scratch.clear();
         self.resampler.push(samples, &mut self.scratch).map_err(|e| e.to_string())?;
+        if let Some(take) = self.live.as_mut() {
+            return take.push(model, &self.scratch).map_err(|e| e.to_string());
+        }
         self.stream.push(model, &self.scratch).map_err(|e| e.to_string())
     }
 
@@ -641,6 +653,10 @@ impl Worker {
             return;
         }
         if self.segment.is_none() {
+            let live = match (self.mode, self.model.as_ref()) {
+                (Mode::Live, Some(m)) => Some(LiveTake::new(live::config_for(m.backend()), &self.decode)),
+                _ => None,
+            };
             let resumed = match (carry, self.model.as_mut()) {
                 (Some(c), Some(model)) if self.mode == Mode::Capture => {
                     // The notes of the overlap's second half are the new segment's.
@@ -654,7 +670,7 @@ impl Worker {
             };
             let new = match resumed {
                 Some(r) => r,
-                None => Segment::new(stamp).map(|s| if self.mode == Mode::Capture { s.cut_after_max() } else { s }).map_err(|e| e.to_string()),
+                None => Segment::new(stamp, live).map(|s| if self.mode == Mode::Capture { s.cut_after_max() } else { s }).map_err(|e| e.to_string()),
             };
             match new {
                 Ok(s) => {
@@ -697,6 +713,10 @@ impl Worker {
     fn end_segment(&mut self) {
         let Some(seg) = self.segment.take() else { return };
         self.status.recording.store(false, Ordering::Release);
+        if seg.live.is_some() {
+            // A live take has been played as it came; its cover stays up until the next pass.
+            return;
+        }
         let Some(model) = self.model.as_mut() else { return };
         let (bpb, bar_start, tempo) = (seg.beats_per_bar, seg.bar_start_beat, seg.map.pieces[0].tempo);
         match seg.finish(model.as_mut()) {
@@ -775,6 +795,10 @@ impl Worker {
                     arrange::arrange(&song.arrange_input(), &self.settings)
                 }
             }
+            Mode::Live if self.segment.as_ref().is_some_and(|s| s.live.is_some()) => {
+                self.publish_live();
+                return;
+            }
             Mode::Live => {
                 let notes = self.segment.as_ref().map(|s| s.provisional(&self.decode)).unwrap_or_default();
                 self.arrange_live(notes)
@@ -793,6 +817,10 @@ impl Worker {
     /// New frames arrived: Live mode publishes them; Capture mode shows them to the editor only.
     fn publish_provisional(&mut self) {
         let Some(seg) = self.segment.as_ref() else { return };
+        if seg.live.is_some() && self.mode == Mode::Live {
+            self.publish_live();
+            return;
+        }
         let notes = seg.provisional(&self.decode);
         match self.mode {
             Mode::Live => {
@@ -811,6 +839,25 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Live take: the recent notes re-arranged; what the (latency-shifted) playhead has passed stays.
+    fn publish_live(&mut self) {
+        let Some(seg) = self.segment.as_mut() else { return };
+        let Some(take) = seg.live.as_mut() else { return };
+        let bpb = seg.beats_per_bar.max(1);
+        let tempo = seg.tempo;
+        let recent_s = take.decoded_s() - (live::ARRANGE_CONTEXT_BEATS + 8.0) * 60.0 / tempo;
+        let notes = take.notes_since(recent_s);
+        let input = ArrangeInput {
+            notes: to_beats(&notes, take.frames(), &seg.map),
+            beats_per_bar: bpb,
+            first_downbeat_beat: seg.bar_start_beat.rem_euclid(bpb as f64),
+            seconds_per_beat: 60.0 / seg.map.pieces[0].tempo,
+        };
+        let latency_beats = live_latency_seconds() * tempo / 60.0;
+        let cover = take.arrange(&input, &self.settings, seg.end_beat - latency_beats, 2.0 * latency_beats);
+        self.publish(cover);
     }
 
     fn publish(&mut self, cover: Vec<CoverNote>) {

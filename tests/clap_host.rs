@@ -545,8 +545,9 @@ fn capture_then_play_back_through_clap() {
 }
 
 /// Live mode: the song is transcribed while it plays and the notes come out `latency` late, which
-/// the plugin reports to the host. The live cover is arranged from what has been heard so far, so it
-/// need not equal the finished cover note for note; most of its notes must still be the cover's.
+/// the plugin reports to the host (the live pipeline's worst case, well under a second). The live
+/// cover is decoded causally and arranged from what has been heard so far, so it need not equal the
+/// finished cover note for note; most of its notes must still be near one of the cover's.
 #[test]
 fn live_mode_plays_behind_a_reported_latency() {
     let song = load_song();
@@ -569,7 +570,8 @@ fn live_mode_plays_behind_a_reported_latency() {
         let ext = plugin.extension::<clap_plugin_latency>(CLAP_EXT_LATENCY);
         unsafe { ((*ext).get.unwrap())(plugin.instance.raw_instance()) }
     };
-    assert_eq!(latency, (pianola::worker::LIVE_LATENCY_SECONDS * sr).round() as u32, "reported latency");
+    assert_eq!(latency, (pianola::worker::live_latency_seconds() * sr).round() as u32, "reported latency");
+    assert!(latency as f64 / sr < 0.5, "live latency {latency} samples");
     let latency_beats = latency as f64 / (sr * 60.0 / song.bpm);
     let song_beats = song.frames as f64 / (sr * 60.0 / song.bpm);
     let runs = [Run { from: 0.0, to: song_beats + latency_beats + 1.0, tempo: song.bpm }];
@@ -577,9 +579,11 @@ fn live_mode_plays_behind_a_reported_latency() {
     check_balanced(&pass.events, "live pass");
     let ons: Vec<&Got> = pass.events.iter().filter(|e| e.on).collect();
     // Where each note-on belongs in the song: the host shifts the plugin's output back by its latency.
+    // Same pitch within a sixteenth of a cover note's start (the live decoder's frame grid and
+    // the arranger's context differ from the finished cover's).
     let matched = ons
         .iter()
-        .filter(|e| song.cover.iter().any(|c| c.pitch == e.key && (c.start_beat - (e.beat - latency_beats)).abs() < 1e-6 + 0.5 / (sr * 60.0 / song.bpm)))
+        .filter(|e| song.cover.iter().any(|c| c.pitch == e.key && (c.start_beat - (e.beat - latency_beats)).abs() <= 0.25 + 1e-6))
         .count();
     eprintln!(
         "live: latency {latency} samples ({latency_beats:.2} beats), {} note-ons for a finished cover of {}, {matched} on a cover note's sample",

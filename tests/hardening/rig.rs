@@ -9,7 +9,7 @@ use pianola::model::{ModelError, NoteModel, WindowFrames, FFT_HOP, FRAMES_PER_WI
 use pianola::notes::{CoverNote, N_CONTOUR_BINS, N_KEYS};
 use pianola::params::{Mode, PianolaParams};
 use pianola::timeline::{self, Timeline};
-use pianola::worker::{self, Status, WorkerHandle, WorkerSetup, LIVE_LATENCY_SECONDS};
+use pianola::worker::{self, live_latency_seconds, Status, WorkerHandle, WorkerSetup};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -298,7 +298,7 @@ impl Rig {
             self.drop_gaps += usize::from(!self.last_dropped);
         }
         self.last_dropped = pushed == Pushed::Dropped;
-        let live_latency = (LIVE_LATENCY_SECONDS * self.sample_rate as f64).round();
+        let live_latency = (live_latency_seconds() * self.sample_rate as f64).round();
         let spb = info.tempo.map_or(1.0, |t| self.sample_rate as f64 * 60.0 / t);
         let (processed, events) = (self.processed, &mut self.events);
         let mut send = |e: EmitEvent| {
