@@ -7,7 +7,7 @@
 #   scripts/editor_screenshot.sh [PIANOLA_STANDALONE_BINARY]
 #
 # Results (kept as CI artifacts): target/editor-screenshot.png, target/editor-screenshot-2x.png.
-# Needs apt: xvfb imagemagick x11-utils libgl1-mesa-dri (run time), libasound2-dev libjack-jackd2-dev
+# Needs apt: xvfb imagemagick x11-utils (xwininfo, xprop) libgl1-mesa-dri (run time), libasound2-dev libjack-jackd2-dev
 # (to build the standalone feature); python3 with Pillow. Without a binary argument it builds one
 # (`--features onnxruntime,assert_process_allocs,standalone`, which rebuilds nice-plug once).
 set -euo pipefail
@@ -34,11 +34,13 @@ LOG=target/editor-screenshot.log
 
 shoot() { # scale output
   local scale=$1 out=$2 display=":$((90 + scale))"
-  Xvfb "$display" -screen 0 2200x1400x24 -nolisten tcp >>"$LOG" 2>&1 &
+  Xvfb "$display" -screen 0 2200x1400x24 -nolisten tcp -noreset >>"$LOG" 2>&1 &
   local xvfb=$!
   sleep 1
+  # baseview takes the scale from the X resource Xft.dpi (nice-plug's --dpi-scale is not used on X11).
+  DISPLAY=$display xprop -root -f RESOURCE_MANAGER 8s -set RESOURCE_MANAGER "Xft.dpi:	$((96 * scale))"
   DISPLAY=$display LIBGL_ALWAYS_SOFTWARE=1 "$BIN" standalone --song "$SONG" --bpm "$BPM" --beats-per-bar "$BPB" \
-    --first-downbeat "$DOWNBEAT" -- --backend dummy --dpi-scale "$scale" >>"$LOG" 2>&1 &
+    --first-downbeat "$DOWNBEAT" -- --backend dummy >>"$LOG" 2>&1 &
   local app=$!
   local ok=1
   # The window appears after the song is transcribed; the cover after the plugin's worker loaded
