@@ -132,8 +132,11 @@ fn a_long_capture_stays_bounded_and_on_the_beat() {
     }
     let segments = rig.status.segments.load(Ordering::Relaxed) as f64;
     assert!(segments >= (minutes * 60.0 / MAX_SEGMENT_SECONDS).floor(), "{segments} segments: long takes are cut");
-    // The raw frames would be 1760 bytes a frame; the resident set grows by far less.
-    assert!(rss.saturating_sub(rss0) < frames * 1760 / 2, "resident set grew by {} MB", (rss - rss0) / 1_000_000);
+    // Bounded whatever the length: the capped re-decode frames plus one segment's transients and the
+    // allocator's slack (measured: +78 MB after 10 min, +168 MB after 60 min; the raw frames alone
+    // would be 545 MB per hour).
+    let bound = REDECODE_BUDGET_BYTES as u64 + (96 << 20);
+    assert!(rss.saturating_sub(rss0) < bound, "resident set grew by {} MB", (rss - rss0) / 1_000_000);
 
     // Every click captured once, on its beat, at the end as at the start.
     let tol = CLICK_TOL_SECONDS * tempo / 60.0;
