@@ -45,7 +45,8 @@ fn compact_frames_decode_and_arrange_like_the_raw_frames_on_the_dev_set() {
             let a = decode::notes_from_frames(&raw, &params);
             let b = decode::notes_from_frames(&back, &params);
             let key = |n: &pianola::notes::Note| (n.start_s.to_bits(), n.end_s.to_bits(), n.pitch);
-            let (ka, kb): (Vec<_>, Vec<_>) = (a.iter().map(key).collect(), b.iter().map(key).collect());
+            let (ka, mut kb): (Vec<_>, Vec<_>) = (a.iter().map(key).collect(), b.iter().map(key).collect());
+            kb.sort();
             let common_notes = ka.iter().filter(|k| kb.binary_search(k).is_ok()).count();
             for (x, y) in a.iter().zip(&b).filter(|(x, y)| key(x) == key(y)) {
                 worst_amplitude = worst_amplitude.max((x.amplitude - y.amplitude).abs());
