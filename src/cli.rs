@@ -62,14 +62,22 @@ impl ModelArgs {
 
 #[derive(Args)]
 struct TranscribeArgs {
-    /// Audio file (WAV, MP3, FLAC, OGG).
-    song: PathBuf,
-    /// MIDI file to write.
-    #[arg(short, long)]
-    output: PathBuf,
-    /// Also write the notes as JSON ({"notes": [[start_s, end_s, pitch, amplitude], ...]}).
+    /// Audio files, or folders of them (WAV, MP3, FLAC, OGG).
+    #[arg(required = true)]
+    songs: Vec<PathBuf>,
+    /// MIDI file to write (one song).
+    #[arg(short, long, conflicts_with = "out_dir")]
+    output: Option<PathBuf>,
+    /// Folder for the MIDI files (NAME.mid per song); required for several songs.
     #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Also write the notes as JSON ({"notes": [[start_s, end_s, pitch, amplitude], ...]}; one song).
+    #[arg(long, conflicts_with = "out_dir")]
     json: Option<PathBuf>,
+    /// Threads, each with its own model (default: every core). Several songs run side by side; a
+    /// single song has its windows spread over the threads.
+    #[arg(short, long)]
+    jobs: Option<usize>,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -145,6 +153,86 @@ fn collect_songs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(songs)
 }
 
+/// Where each song's file goes: `-o FILE` for one song, or `DIR/NAME.EXT` per song.
+fn output_paths(songs: &[PathBuf], output: &Option<PathBuf>, out_dir: &Option<PathBuf>, ext: &str) -> Result<Vec<PathBuf>> {
+    Ok(match (output, out_dir) {
+        (Some(out), None) if songs.len() == 1 => vec![out.clone()],
+        (Some(_), None) => bail!("{} songs given: use --out-dir instead of -o", songs.len()),
+        (None, Some(dir)) => songs.iter().map(|s| dir.join(format!("{}.{ext}", cover_name(s, songs)))).collect(),
+        _ => bail!("give -o FILE (one song) or --out-dir DIR"),
+    })
+}
+
+fn jobs_or_cores(jobs: Option<usize>) -> usize {
+    match jobs {
+        Some(n) if n > 0 => n,
+        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+/// Runs `work` on every song with `jobs` threads, each holding one model loaded once (a tract plan
+/// takes a while to build). With at least as many songs as threads the songs run side by side, one
+/// model each; otherwise the songs run one after another and `work` gets all the models, to spread
+/// a song's windows over them. Returns the results in song order and the seconds spent loading
+/// models (summed over threads). A model that cannot load fails the whole batch.
+fn for_each_song<T: Send>(
+    songs: &[PathBuf],
+    backend: Backend,
+    jobs: usize,
+    work: impl Fn(&mut [Box<dyn model::NoteModel>], &Path) -> Result<T> + Sync,
+) -> Result<(Vec<Result<T>>, f64)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+    let jobs = jobs.max(1);
+    let load = || -> Result<(Box<dyn model::NoteModel>, f64)> {
+        let t = Instant::now();
+        let m = model::load(backend)?;
+        Ok((m, t.elapsed().as_secs_f64()))
+    };
+    if songs.len() >= jobs {
+        let next = AtomicUsize::new(0);
+        let per_thread: Vec<Result<(Vec<(usize, Result<T>)>, f64)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..jobs)
+                .map(|_| {
+                    scope.spawn(|| -> Result<(Vec<(usize, Result<T>)>, f64)> {
+                        let (mut model, load_s) = load()?;
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(song) = songs.get(i) else { break };
+                            done.push((i, work(std::slice::from_mut(&mut model), song)));
+                        }
+                        Ok((done, load_s))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a transcription thread panicked")))).collect()
+        });
+        let mut results: Vec<Option<Result<T>>> = songs.iter().map(|_| None).collect();
+        let mut load_s = 0.0;
+        for thread in per_thread {
+            let (done, s) = thread?;
+            load_s += s;
+            for (i, r) in done {
+                results[i] = Some(r);
+            }
+        }
+        Ok((results.into_iter().map(|r| r.unwrap_or_else(|| Err(anyhow::anyhow!("not transcribed")))).collect(), load_s))
+    } else {
+        // Load the models side by side too: each tract plan is built on one core.
+        let loaded: Vec<Result<(Box<dyn model::NoteModel>, f64)>> =
+            std::thread::scope(|scope| (0..jobs).map(|_| scope.spawn(load)).collect::<Vec<_>>().into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("model load panicked")))).collect());
+        let mut models = Vec::with_capacity(jobs);
+        let mut load_s = 0.0;
+        for m in loaded {
+            let (m, s) = m?;
+            models.push(m);
+            load_s += s;
+        }
+        Ok((songs.iter().map(|song| work(&mut models, song)).collect(), load_s))
+    }
+}
+
 /// Output name for a song in a batch: the file stem, or parent folder + stem when stems repeat
 /// (a dev set of `*/audio.wav`).
 fn cover_name(song: &Path, songs: &[PathBuf]) -> String {
@@ -161,7 +249,6 @@ fn cover_name(song: &Path, songs: &[PathBuf]) -> String {
 fn cover(args: CoverArgs) -> Result<()> {
     use crate::arrange::{self, ArrangeInput, ArrangeSettings, Style};
     use crate::notes::BeatGrid;
-    use rayon::prelude::*;
 
     let params = args.model.decode_params()?;
     let style = match args.style.to_ascii_lowercase().as_str() {
@@ -180,43 +267,28 @@ fn cover(args: CoverArgs) -> Result<()> {
     }
     let settings = ArrangeSettings { density: args.density, style, quantize_strength: args.quantize, hand_span: args.hand_span, ..ArrangeSettings::default() }.sanitized();
     let songs = collect_songs(&args.songs)?;
-    let outputs: Vec<PathBuf> = match (&args.output, &args.out_dir) {
-        (Some(out), None) if songs.len() == 1 => vec![out.clone()],
-        (Some(_), None) => bail!("{} songs given: use --out-dir instead of -o", songs.len()),
-        (None, Some(dir)) => songs.iter().map(|s| dir.join(format!("{}.mid", cover_name(s, &songs)))).collect(),
-        _ => bail!("give -o FILE (one song) or --out-dir DIR"),
-    };
-    // Fail on a bad model before spending time on files.
-    drop(model::load(args.model.backend)?);
+    let outputs = output_paths(&songs, &args.output, &args.out_dir, "mid")?;
+    let index: std::collections::HashMap<&Path, &PathBuf> = songs.iter().map(|s| s.as_path()).zip(&outputs).collect();
 
     let progress = indicatif::ProgressBar::new(songs.len() as u64);
     progress.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {msg}").expect("valid template"));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
-    let results: Vec<Result<String>> = pool.install(|| {
-        songs
-            .par_iter()
-            .zip(&outputs)
-            .map_init(
-                || model::load(args.model.backend),
-                |model, (song, out)| -> Result<String> {
-                    let model = model.as_mut().map_err(|e| anyhow::anyhow!("{e}"))?;
-                    let t = transcribe_file(model.as_mut(), song, &params)?;
-                    let grid = match args.bpm {
-                        Some(bpm) => BeatGrid { bpm, beats_per_bar: args.beats_per_bar, first_beat_s: 0.0, first_downbeat_beat: args.first_downbeat * bpm / 60.0 },
-                        None => BeatGrid { beats_per_bar: args.beats_per_bar, ..crate::tempo::estimate(&t.notes) },
-                    };
-                    let input = ArrangeInput::from_transcription(&t.notes, Some(&t.frames), &grid);
-                    let cover = arrange::arrange(&input, &settings);
-                    // A grid whose beat 0 is not at 0 s (estimated phase) is shifted so the file's beat 0 is at 0 s.
-                    let shift = grid.first_beat_s / grid.seconds_per_beat();
-                    let cover: Vec<_> = cover.into_iter().map(|mut n| { n.start_beat += shift; n.end_beat += shift; n }).collect();
-                    write_file(out, &midi_file::cover_to_smf(&cover, &grid)?)?;
-                    progress.inc(1);
-                    Ok(format!("{}: {} notes -> cover of {} at {:.1} bpm -> {}", song.display(), t.notes.len(), cover.len(), grid.bpm, out.display()))
-                },
-            )
-            .collect()
-    });
+    // One model per thread, loaded once; a bad model fails here before any file is written.
+    let (results, _) = for_each_song(&songs, args.model.backend, jobs_or_cores(args.jobs), |models, song| -> Result<String> {
+        let out = index[song];
+        let t = transcribe_file(models, song, &params)?;
+        let grid = match args.bpm {
+            Some(bpm) => BeatGrid { bpm, beats_per_bar: args.beats_per_bar, first_beat_s: 0.0, first_downbeat_beat: args.first_downbeat * bpm / 60.0 },
+            None => BeatGrid { beats_per_bar: args.beats_per_bar, ..crate::tempo::estimate(&t.notes) },
+        };
+        let input = ArrangeInput::from_transcription(&t.notes, Some(&t.frames), &grid);
+        let cover = arrange::arrange(&input, &settings);
+        // A grid whose beat 0 is not at 0 s (estimated phase) is shifted so the file's beat 0 is at 0 s.
+        let shift = grid.first_beat_s / grid.seconds_per_beat();
+        let cover: Vec<_> = cover.into_iter().map(|mut n| { n.start_beat += shift; n.end_beat += shift; n }).collect();
+        write_file(out, &midi_file::cover_to_smf(&cover, &grid)?)?;
+        progress.inc(1);
+        Ok(format!("{}: {} notes -> cover of {} at {:.1} bpm -> {}", song.display(), t.notes.len(), cover.len(), grid.bpm, out.display()))
+    })?;
     progress.finish_and_clear();
     let mut failed = 0;
     for (song, result) in songs.iter().zip(results) {
@@ -251,10 +323,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Reads, resamples, transcribes and decodes one file.
-fn transcribe_file(model: &mut dyn model::NoteModel, song: &Path, params: &DecodeParams) -> Result<Transcription> {
+/// Reads, resamples, transcribes and decodes one file, its windows spread over `models`.
+fn transcribe_file(models: &mut [Box<dyn model::NoteModel>], song: &Path, params: &DecodeParams) -> Result<Transcription> {
     let clip = audio_file::read(song).with_context(|| format!("reading {}", song.display()))?;
-    engine::transcribe_clip(model, &clip, params).with_context(|| format!("transcribing {}", song.display()))
+    engine::transcribe_clip_parallel(models, &clip, params).with_context(|| format!("transcribing {}", song.display()))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -265,14 +337,47 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn transcribe(args: TranscribeArgs) -> Result<()> {
+    let started = std::time::Instant::now();
     let params = args.model.decode_params()?;
-    let mut model = model::load(args.model.backend)?;
-    let t = transcribe_file(model.as_mut(), &args.song, &params)?;
-    write_file(&args.output, &midi_file::notes_to_smf(&t.notes)?)?;
-    if let Some(json) = &args.json {
-        let rows: Vec<(f64, f64, u8, f32)> = t.notes.iter().map(|n| (n.start_s, n.end_s, n.pitch, n.amplitude)).collect();
-        write_file(json, serde_json::json!({ "n_frames": t.frames.n_frames(), "notes": rows }).to_string().as_bytes())?;
+    let songs = collect_songs(&args.songs)?;
+    let outputs = output_paths(&songs, &args.output, &args.out_dir, "mid")?;
+    let index: std::collections::HashMap<&Path, &PathBuf> = songs.iter().map(|s| s.as_path()).zip(&outputs).collect();
+    let jobs = jobs_or_cores(args.jobs);
+    let (results, load_s) = for_each_song(&songs, args.model.backend, jobs, |models, song| -> Result<f64> {
+        let out = index[song];
+        let t = transcribe_file(models, song, &params)?;
+        write_file(out, &midi_file::notes_to_smf(&t.notes)?)?;
+        if let Some(json) = &args.json {
+            let rows: Vec<(f64, f64, u8, f32)> = t.notes.iter().map(|n| (n.start_s, n.end_s, n.pitch, n.amplitude)).collect();
+            write_file(json, serde_json::json!({ "n_frames": t.frames.n_frames(), "notes": rows }).to_string().as_bytes())?;
+        }
+        eprintln!("{}: {} notes in {:.1} s of audio -> {}", song.display(), t.notes.len(), t.duration_s, out.display());
+        Ok(t.duration_s)
+    })?;
+    let mut failed = 0;
+    let mut audio_s = 0.0;
+    let single = songs.len() == 1;
+    for (song, result) in songs.iter().zip(results) {
+        match result {
+            Ok(s) => audio_s += s,
+            // One song: its error is the command's error.
+            Err(e) if single => return Err(e),
+            Err(e) => {
+                failed += 1;
+                eprintln!("pianola: {}: error: {e:#}", song.display());
+            }
+        }
     }
-    eprintln!("{}: {} notes in {:.1} s of audio -> {}", args.song.display(), t.notes.len(), t.duration_s, args.output.display());
+    let wall = started.elapsed().as_secs_f64();
+    // One line for benchmarks: what the whole command cost, model loads included.
+    eprintln!(
+        "pianola: {} song(s), {audio_s:.1} s of audio in {wall:.2} s ({:.1}x realtime) on {jobs} thread(s), {} backend; model loads {load_s:.2} s (summed over threads)",
+        songs.len() - failed,
+        audio_s / wall.max(1e-9),
+        args.model.backend.name()
+    );
+    if failed > 0 {
+        bail!("{failed} of {} songs failed", songs.len());
+    }
     Ok(())
 }

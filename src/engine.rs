@@ -123,6 +123,77 @@ pub fn frames_from_model_rate(model: &mut dyn NoteModel, audio: &[f32]) -> Resul
     stream.finish(model)
 }
 
+/// Number of windows the reference runs over `n` model-rate samples (the lead-in counts too, so even
+/// empty audio has one window; `finish` trims its frames away).
+pub fn windows_for_samples(n: usize) -> usize {
+    (LEAD_IN_SAMPLES + n).div_ceil(HOP_SAMPLES)
+}
+
+/// Frames for a whole model-rate clip with its windows spread over several models, one thread each
+/// (the CLI on a single song uses every core this way). Windows are independent, so the frames equal
+/// [`frames_from_model_rate`]'s for any number of models; one model runs on the calling thread.
+pub fn frames_from_model_rate_parallel(models: &mut [Box<dyn NoteModel>], audio: &[f32]) -> Result<FrameOutputs, ModelError> {
+    let n_windows = windows_for_samples(audio.len());
+    let workers = models.len().min(n_windows);
+    if workers <= 1 {
+        let model = models.first_mut().ok_or_else(|| ModelError::Inference("no model to run".into()))?;
+        return frames_from_model_rate(model.as_mut(), audio);
+    }
+    let mut frames = FrameOutputs {
+        note: vec![0.0; n_windows * KEPT_FRAMES * N_KEYS],
+        onset: vec![0.0; n_windows * KEPT_FRAMES * N_KEYS],
+        contour: vec![0.0; n_windows * KEPT_FRAMES * N_CONTOUR_BINS],
+    };
+    // Contiguous runs of windows per worker, the first ones one window longer when it does not divide.
+    let per_worker = |w: usize| n_windows / workers + usize::from(w < n_windows % workers);
+    let results: Vec<Result<(), ModelError>> = std::thread::scope(|scope| {
+        let (mut note, mut onset, mut contour) = (&mut frames.note[..], &mut frames.onset[..], &mut frames.contour[..]);
+        let mut first = 0;
+        let mut handles = Vec::with_capacity(workers);
+        for (w, model) in models.iter_mut().take(workers).enumerate() {
+            let count = per_worker(w);
+            let (n, rest_n) = std::mem::take(&mut note).split_at_mut(count * KEPT_FRAMES * N_KEYS);
+            let (o, rest_o) = std::mem::take(&mut onset).split_at_mut(count * KEPT_FRAMES * N_KEYS);
+            let (c, rest_c) = std::mem::take(&mut contour).split_at_mut(count * KEPT_FRAMES * N_CONTOUR_BINS);
+            (note, onset, contour) = (rest_n, rest_o, rest_c);
+            let windows = first..first + count;
+            first += count;
+            handles.push(scope.spawn(move || run_windows_into(model.as_mut(), audio, windows, n, o, c)));
+        }
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(ModelError::Inference("a model thread panicked".into())))).collect()
+    });
+    results.into_iter().collect::<Result<(), _>>()?;
+    let n = frames_for_samples(audio.len()).min(n_windows * KEPT_FRAMES);
+    frames.note.truncate(n * N_KEYS);
+    frames.onset.truncate(n * N_KEYS);
+    frames.contour.truncate(n * N_CONTOUR_BINS);
+    Ok(frames)
+}
+
+/// Runs windows `windows` of `audio` (lead-in included, zero-padded past the end) and writes their
+/// kept frames, in order, into the three slices.
+fn run_windows_into(model: &mut dyn NoteModel, audio: &[f32], windows: std::ops::Range<usize>, note: &mut [f32], onset: &mut [f32], contour: &mut [f32]) -> Result<(), ModelError> {
+    let mut window = vec![0.0f32; WINDOW_SAMPLES];
+    let mut scratch = WindowFrames::default();
+    let keep = OVERLAP_FRAMES / 2..FRAMES_PER_WINDOW - OVERLAP_FRAMES / 2;
+    for (i, w) in windows.enumerate() {
+        // Padded index p holds audio[p - LEAD_IN_SAMPLES]; outside the audio it is zero.
+        let start = w * HOP_SAMPLES;
+        window.fill(0.0);
+        let from = start.max(LEAD_IN_SAMPLES);
+        let to = (start + WINDOW_SAMPLES).min(LEAD_IN_SAMPLES + audio.len());
+        if from < to {
+            window[from - start..to - start].copy_from_slice(&audio[from - LEAD_IN_SAMPLES..to - LEAD_IN_SAMPLES]);
+        }
+        model.run_window(&window, &mut scratch)?;
+        note[i * KEPT_FRAMES * N_KEYS..(i + 1) * KEPT_FRAMES * N_KEYS].copy_from_slice(&scratch.note[keep.start * N_KEYS..keep.end * N_KEYS]);
+        onset[i * KEPT_FRAMES * N_KEYS..(i + 1) * KEPT_FRAMES * N_KEYS].copy_from_slice(&scratch.onset[keep.start * N_KEYS..keep.end * N_KEYS]);
+        contour[i * KEPT_FRAMES * N_CONTOUR_BINS..(i + 1) * KEPT_FRAMES * N_CONTOUR_BINS]
+            .copy_from_slice(&scratch.contour[keep.start * N_CONTOUR_BINS..keep.end * N_CONTOUR_BINS]);
+    }
+    Ok(())
+}
+
 /// Everything the transcriber found in a clip.
 #[derive(Clone, Debug)]
 pub struct Transcription {
@@ -144,6 +215,16 @@ pub fn transcribe_clip(model: &mut dyn NoteModel, clip: &AudioClip, params: &Dec
     let mono = clip.mono();
     let audio = resample::to_model_rate(&mono, clip.sample_rate)?;
     let frames = frames_from_model_rate(model, &audio)?;
+    let notes = decode::notes_from_frames(&frames, params);
+    Ok(Transcription { frames, notes, duration_s: mono.len() as f64 / clip.sample_rate as f64 })
+}
+
+/// [`transcribe_clip`] with the clip's windows spread over several models (one thread each); the
+/// result is the same.
+pub fn transcribe_clip_parallel(models: &mut [Box<dyn NoteModel>], clip: &AudioClip, params: &DecodeParams) -> Result<Transcription, EngineError> {
+    let mono = clip.mono();
+    let audio = resample::to_model_rate(&mono, clip.sample_rate)?;
+    let frames = frames_from_model_rate_parallel(models, &audio)?;
     let notes = decode::notes_from_frames(&frames, params);
     Ok(Transcription { frames, notes, duration_s: mono.len() as f64 / clip.sample_rate as f64 })
 }
@@ -213,6 +294,57 @@ mod tests {
         }
         let streamed = stream.finish(&mut probe).unwrap();
         assert_eq!(streamed, offline);
+    }
+
+    /// Frames that depend on the window's content only (its sum and first sample), so models on
+    /// different threads must agree with a single one.
+    struct Content;
+    impl NoteModel for Content {
+        fn backend(&self) -> &'static str {
+            "content"
+        }
+        fn run_window(&mut self, window: &[f32], out: &mut WindowFrames) -> Result<(), ModelError> {
+            crate::model::check_window(window)?;
+            let sum: f32 = window.iter().sum();
+            for t in 0..FRAMES_PER_WINDOW {
+                out.note[t * N_KEYS] = sum + t as f32;
+                out.onset[t * N_KEYS + 1] = window[t * FFT_HOP];
+                out.contour[t * N_CONTOUR_BINS + 2] = window[WINDOW_SAMPLES - 1 - t];
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn parallel_windows_equal_serial() {
+        // Lengths around the window edges: empty, inside the lead-in's first window, exact hops, long.
+        for n in [0, 1, 40_000, HOP_SAMPLES - LEAD_IN_SAMPLES, HOP_SAMPLES * 3 - LEAD_IN_SAMPLES + 1, 500_000] {
+            let audio: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 * 1e-3).collect();
+            let serial = frames_from_model_rate(&mut Content, &audio).unwrap();
+            for workers in 1..=5 {
+                let mut models: Vec<Box<dyn NoteModel>> = (0..workers).map(|_| Box::new(Content) as Box<dyn NoteModel>).collect();
+                let parallel = frames_from_model_rate_parallel(&mut models, &audio).unwrap();
+                assert_eq!(parallel, serial, "{n} samples on {workers} models");
+            }
+        }
+    }
+
+    #[test]
+    fn parallel_windows_pass_errors_on() {
+        let mut models: Vec<Box<dyn NoteModel>> = vec![Box::new(Content), Box::new(Probe { windows: vec![] })];
+        assert!(frames_from_model_rate_parallel(&mut [], &[0.0; 10]).is_err());
+        struct Failing;
+        impl NoteModel for Failing {
+            fn backend(&self) -> &'static str {
+                "failing"
+            }
+            fn run_window(&mut self, _: &[f32], _: &mut WindowFrames) -> Result<(), ModelError> {
+                Err(ModelError::Inference("broken".into()))
+            }
+        }
+        models.push(Box::new(Failing));
+        let err = frames_from_model_rate_parallel(&mut models, &vec![0.0; 300_000]).unwrap_err();
+        assert!(err.to_string().contains("broken"), "{err}");
     }
 
     #[test]

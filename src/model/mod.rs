@@ -81,6 +81,18 @@ pub enum Backend {
     Ort,
 }
 
+impl Backend {
+    /// The name `FromStr` accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Tract => "tract",
+            Backend::TractExact => "tract-exact",
+            #[cfg(feature = "onnxruntime")]
+            Backend::Ort => "ort",
+        }
+    }
+}
+
 impl std::str::FromStr for Backend {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
