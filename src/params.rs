@@ -400,7 +400,7 @@ mod tests {
         q.deserialize_fields(&fields);
         assert_eq!(q.capture.get(), song);
         // Floats survive bit for bit (serde_json alone may be an ulp off).
-        let tricky = CapturedSong { notes: vec![SavedNote(1.8630143613000754, 0.1 + 0.2, 60, 0.36545783, f32::MIN_POSITIVE)], seconds_per_beat: 60.0 / 116.0, ..song };
+        let tricky = CapturedSong { notes: vec![SavedNote(0.1 + 0.2, 1.8630143613000754, 60, 0.36545783, f32::MIN_POSITIVE)], seconds_per_beat: 60.0 / 116.0, ..song };
         p.capture.store(tricky.clone());
         q.deserialize_fields(&p.serialize_fields());
         assert_eq!(q.capture.get(), tricky);
