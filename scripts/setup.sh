@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 TESTS=0; [[ "${1:-}" == "--tests" ]] && TESTS=1
 
 pkgs="fluidsynth fluid-soundfont-gm"
-[[ $TESTS == 1 ]] && pkgs="$pkgs ardour"
+# Tests: Ardour (host test); ALSA/JACK headers for the standalone build and Xvfb, ImageMagick,
+# xwininfo/xprop and Mesa's software GL for the editor screenshot.
+[[ $TESTS == 1 ]] && pkgs="$pkgs ardour pkg-config libasound2-dev libjack-jackd2-dev xvfb imagemagick x11-utils libgl1-mesa-dri"
 missing=$(for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [[ -n "$missing" ]]; then
   SUDO=""; [[ $(id -u) != 0 ]] && SUDO=sudo
@@ -19,7 +21,7 @@ fi
 # Pinned: the dev-set builder (../shared/eval) and the Python reference (basic-pitch 0.4.0 on ONNX Runtime).
 python3 -m pip install -q --disable-pip-version-check music21==10.5.1 pretty_midi mir_eval numpy
 if [[ $TESTS == 1 ]]; then
-  python3 -m pip install -q --disable-pip-version-check onnxruntime==1.32.0 librosa 'resampy>=0.2.2,<0.4.3' scipy scikit-learn soundfile
+  python3 -m pip install -q --disable-pip-version-check onnxruntime==1.32.0 pillow librosa 'resampy>=0.2.2,<0.4.3' scipy scikit-learn soundfile
   python3 -m pip install -q --disable-pip-version-check --no-deps basic-pitch==0.4.0
 fi
 
