@@ -88,7 +88,7 @@ pub struct CaptureShared {
     pub pushed_samples: AtomicU64,
     /// Mono samples the worker has popped and handled; `pushed - handled` is the worker's backlog.
     pub handled_samples: AtomicU64,
-    /// Largest backlog the worker found when it looked at the ring (the editor's "worst lag").
+    /// Largest backlog seen since the plugin was created (the editor's "worst lag").
     pub max_backlog_samples: AtomicU64,
 }
 
@@ -99,7 +99,8 @@ impl CaptureShared {
         self.pushed_samples.load(Ordering::Acquire).saturating_sub(handled)
     }
 
-    /// Worker: records the current backlog in `max_backlog_samples` (called before draining).
+    /// Records the current backlog in `max_backlog_samples` (the writer after each push, the worker
+    /// before draining). Lock-free: one `fetch_max`, safe on the audio thread.
     pub fn note_backlog(&self) {
         self.max_backlog_samples.fetch_max(self.backlog_samples(), Ordering::Relaxed);
     }
@@ -259,6 +260,9 @@ impl CaptureWriter {
             }
         }
         self.shared.pushed_samples.fetch_add(len as u64, Ordering::Release);
+        // The backlog peaks right after a push: record it here, where it is known for certain (the
+        // worker's own look, before it drains, may come long after a burst of offline or fast blocks).
+        self.shared.note_backlog();
         self.seq += 1;
         stamp.seq = self.seq;
         // Cannot fail: space was checked and this is the only producer.

@@ -34,7 +34,8 @@ fn a_slow_worker_never_holds_up_the_audio_thread_and_catches_up() {
     );
     let gaps = rig.drop_gaps;
     assert!(rig.dropped_blocks > 0, "the ring never filled: the test did not make the worker fall behind");
-    assert!(backlog_now > 0 && worst as usize <= SAMPLE_RING, "the backlog is visible");
+    // The backlog counts the ring and the block the worker holds (popped, not yet handled).
+    assert!(backlog_now > 0 && worst as usize <= SAMPLE_RING + 512, "the backlog is visible: now {backlog_now}, worst {worst}");
     assert!(worst as f64 > 5.0 * sr, "the worst backlog is recorded ({worst} samples)");
     // Pushing never waited on the worker: 73 windows of 50 ms would take 3.6 s alone.
     assert!(pushing < Duration::from_millis(2500), "pushing took {pushing:?}");
