@@ -184,7 +184,7 @@ fn child_loads_bad_states() {
     let mut wrong_length = project.clone();
     wrong_length[0] = wrong_length[0].wrapping_add(7);
     let _ = plugin.load_state(&wrong_length);
-    assert_eq!(host::state_json(&plugin.save_state())["fields"], good["fields"], "a refused state changed the capture");
+    assert_eq!(host::state_json(&plugin.save_state())["fields"]["capture"], good["fields"]["capture"], "a refused state changed the capture");
 
     // Readable states with bad parts: accepted, the capture falls back to empty (with a log line).
     let mut future = good.clone();
@@ -218,7 +218,6 @@ fn child_loads_bad_states() {
 }
 
 #[test]
-#[ignore = "not yet run against a bundle built from this tree (filter_state is new); re-enable after one run"]
 fn bad_states_in_the_bundle_are_logged_and_survived() {
     let log = std::env::temp_dir().join(format!("pianola-hardening-state-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&log);
