@@ -348,6 +348,38 @@ pub fn melody_keys(line: &[MelNote]) -> Vec<Key> {
     keys.into_iter().map(|k| k.0).collect()
 }
 
+/// The occupied beats split into runs no more than [`HOLD_BEATS`] apart: each run is harmonised on
+/// its own (after a longer silence the harmony starts afresh).
+fn beat_runs<T>(beats: &[(i64, T)]) -> impl Iterator<Item = &[(i64, T)]> {
+    let mut rest = beats;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let len = 1 + rest.windows(2).take_while(|w| w[1].0 - w[0].0 <= HOLD_BEATS).count();
+        let (run, tail) = rest.split_at(len);
+        rest = tail;
+        Some(run)
+    })
+}
+
+/// A run's per-beat values laid out on every beat from its first (empty beats get `empty`).
+fn dense_run<T: Copy>(run: &[(i64, T)], empty: T) -> (i64, Vec<T>) {
+    let b0 = run[0].0;
+    let mut dense = vec![empty; (run[run.len() - 1].0 - b0 + 1) as usize];
+    for (b, v) in run {
+        dense[(b - b0) as usize] = *v;
+    }
+    (b0, dense)
+}
+
+/// Appends a run's chords from beat `b0`, with no chord on the empty beats before it.
+fn push_run(chords: &mut Vec<Option<Chord>>, first_beat: i64, b0: i64, run: impl Iterator<Item = Chord>) {
+    let have = first_beat + chords.len() as i64;
+    chords.extend((have..b0).map(|_| None));
+    chords.extend(run.map(Some));
+}
+
 /// ln of the sum of the exponentials, without overflow.
 fn log_sum_exp(xs: impl Iterator<Item = f64> + Clone) -> f64 {
     let m = xs.clone().fold(f64::NEG_INFINITY, f64::max);
@@ -398,18 +430,9 @@ pub fn harmonise_melody(line: &[MelNote], key: Key) -> Harmony {
     let common: [[f64; N_LABELS]; N_LABELS] =
         std::array::from_fn(|a| std::array::from_fn(|b| chord(a).pcs().iter().filter(|&&pc| chord(b).contains(pc)).count() as f64));
     let mut chords: Vec<Option<Chord>> = Vec::new();
-    let mut i = 0;
-    while i < beats.len() {
-        let mut j = i + 1;
-        while j < beats.len() && beats[j].0 - beats[j - 1].0 <= HOLD_BEATS {
-            j += 1;
-        }
-        let (b0, b1) = (beats[i].0, beats[j - 1].0);
-        let len = (b1 - b0 + 1) as usize;
-        let mut ev = vec![[0.0f64; N_LABELS]; len];
-        for (b, e) in &beats[i..j] {
-            ev[(b - b0) as usize] = *e;
-        }
+    for run in beat_runs(&beats) {
+        let (b0, ev) = dense_run(run, [0.0f64; N_LABELS]);
+        let len = ev.len();
         // Forward-backward: each beat's chord posterior given the whole run.
         let mut fwd = vec![[0.0f64; N_LABELS]; len];
         let mut bwd = vec![[0.0f64; N_LABELS]; len];
@@ -435,12 +458,7 @@ pub fn harmonise_melody(line: &[MelNote], key: Key) -> Harmony {
                 (0..N_LABELS).fold(0, |b, c| if gain(c) > gain(b) + 1e-12 { c } else { b })
             })
             .collect();
-        let have = first + chords.len() as i64;
-        for _ in have..b0 {
-            chords.push(None);
-        }
-        chords.extend(path.iter().map(|&l| Some(chord(l))));
-        i = j;
+        push_run(&mut chords, first, b0, path.iter().map(|&l| chord(l)));
     }
     Harmony { key, first_beat: first, chords }
 }
@@ -460,18 +478,9 @@ fn harmonise(beats: &[(i64, [f64; 12])], key: Key, meter: &Meter) -> (f64, Harmo
     let mut total = 0.0;
     // Viterbi over runs of beats no more than HOLD_BEATS apart (empty beats inside a run get the
     // prior only); runs are independent.
-    let mut i = 0;
-    while i < beats.len() {
-        let mut j = i + 1;
-        while j < beats.len() && beats[j].0 - beats[j - 1].0 <= HOLD_BEATS {
-            j += 1;
-        }
-        let (b0, b1) = (beats[i].0, beats[j - 1].0);
-        let len = (b1 - b0 + 1) as usize;
-        let mut prof = vec![[0.0f64; 12]; len];
-        for (b, p) in &beats[i..j] {
-            prof[(b - b0) as usize] = *p;
-        }
+    for run in beat_runs(beats) {
+        let (b0, prof) = dense_run(run, [0.0f64; 12]);
+        let len = prof.len();
         let mut score = vec![0.0f64; nc];
         let mut back = vec![0u8; len * nc];
         let fifth_bonus = FIFTH_BONUS;
@@ -515,14 +524,7 @@ fn harmonise(beats: &[(i64, [f64; 12])], key: Key, meter: &Meter) -> (f64, Harmo
             path[t] = c;
             c = back[t * nc + c] as usize;
         }
-        let have = first + chords.len() as i64;
-        for _ in have..b0 {
-            chords.push(None);
-        }
-        for t in 0..len {
-            chords.push(Some(vocab[path[t]]));
-        }
-        i = j;
+        push_run(&mut chords, first, b0, path.iter().map(|&c| vocab[c]));
     }
     (total, Harmony { key, first_beat: first, chords })
 }
@@ -530,6 +532,18 @@ fn harmonise(beats: &[(i64, [f64; 12])], key: Key, meter: &Meter) -> (f64, Harmo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn beats_split_into_runs_at_long_silences() {
+        let beats: Vec<(i64, u8)> = [0, 1, 3, 6, 7, 10].iter().map(|&b| (b, 1)).collect();
+        let runs: Vec<Vec<i64>> = beat_runs(&beats).map(|r| r.iter().map(|b| b.0).collect()).collect();
+        assert_eq!(runs, vec![vec![0, 1, 3], vec![6, 7], vec![10]]);
+        assert_eq!(dense_run(&beats[..3], 0), (0, vec![1, 1, 0, 1]));
+        let mut chords = vec![];
+        let c = Chord { root: 0, quality: Quality::Major };
+        push_run(&mut chords, 2, 4, [c].into_iter());
+        assert_eq!(chords, vec![None, None, Some(c)]);
+    }
 
     #[test]
     fn chorale_tables_are_probabilities() {
