@@ -5,6 +5,7 @@ use crate::audio_file;
 use crate::decode::DecodeParams;
 use crate::engine::{self, Transcription};
 use crate::midi_file;
+use crate::notes::{BeatGrid, Note};
 use crate::model::{self, Backend};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -60,6 +61,51 @@ impl ModelArgs {
     }
 }
 
+/// The song's beat grid, as `pianola cover` and `pianola standalone` take it.
+#[derive(Args, Clone, Debug)]
+pub struct GridArgs {
+    /// Song tempo in beats per minute; estimated from the notes when left out.
+    #[arg(long)]
+    pub bpm: Option<f64>,
+    /// Beats per bar.
+    #[arg(long, default_value_t = 4)]
+    pub beats_per_bar: u32,
+    /// Time of the first downbeat, in seconds (a pickup bar before it).
+    #[arg(long, default_value_t = 0.0)]
+    pub first_downbeat: f64,
+}
+
+impl GridArgs {
+    /// A clear error for a tempo or meter no song has.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(bpm) = self.bpm {
+            if !(bpm.is_finite() && (20.0..=400.0).contains(&bpm)) {
+                bail!("--bpm must be between 20 and 400, got {bpm}");
+            }
+        }
+        if !(1..=32).contains(&self.beats_per_bar) {
+            bail!("--beats-per-bar must be between 1 and 32, got {}", self.beats_per_bar);
+        }
+        if !self.first_downbeat.is_finite() {
+            bail!("--first-downbeat must be a number of seconds");
+        }
+        Ok(())
+    }
+
+    /// The grid at the given tempo, beat 0 at the file's start.
+    pub fn grid_at(&self, bpm: f64) -> BeatGrid {
+        BeatGrid { bpm, beats_per_bar: self.beats_per_bar, first_beat_s: 0.0, first_downbeat_beat: self.first_downbeat * bpm / 60.0 }
+    }
+
+    /// The grid: at `--bpm`, or estimated from the notes (tempo and phase) when it was left out.
+    pub fn grid_for(&self, notes: &[Note]) -> BeatGrid {
+        match self.bpm {
+            Some(bpm) => self.grid_at(bpm),
+            None => BeatGrid { beats_per_bar: self.beats_per_bar, ..crate::tempo::estimate(notes) },
+        }
+    }
+}
+
 #[derive(Args)]
 struct TranscribeArgs {
     /// Audio files, or folders of them (WAV, MP3, FLAC, OGG).
@@ -93,15 +139,8 @@ struct CoverArgs {
     /// Folder for the covers (NAME.mid per song); required for several songs.
     #[arg(long)]
     out_dir: Option<PathBuf>,
-    /// Song tempo; estimated from the notes when left out.
-    #[arg(long)]
-    bpm: Option<f64>,
-    /// Beats per bar.
-    #[arg(long, default_value_t = 4)]
-    beats_per_bar: u32,
-    /// Time of the first downbeat, in seconds (a pickup bar before it).
-    #[arg(long, default_value_t = 0.0)]
-    first_downbeat: f64,
+    #[command(flatten)]
+    grid: GridArgs,
     /// 0: melody alone .. 1: full two-hand texture.
     #[arg(long, default_value_t = 0.5)]
     density: f32,
@@ -248,7 +287,6 @@ fn cover_name(song: &Path, songs: &[PathBuf]) -> String {
 
 fn cover(args: CoverArgs) -> Result<()> {
     use crate::arrange::{self, ArrangeInput, ArrangeSettings, Style};
-    use crate::notes::BeatGrid;
 
     let params = args.model.decode_params()?;
     let style = match args.style.to_ascii_lowercase().as_str() {
@@ -257,14 +295,7 @@ fn cover(args: CoverArgs) -> Result<()> {
         "arpeggio" => Style::Arpeggio,
         other => bail!("unknown --style '{other}' (block, broken, arpeggio)"),
     };
-    if let Some(bpm) = args.bpm {
-        if !(bpm.is_finite() && (20.0..=400.0).contains(&bpm)) {
-            bail!("--bpm must be between 20 and 400, got {bpm}");
-        }
-    }
-    if !(1..=32).contains(&args.beats_per_bar) {
-        bail!("--beats-per-bar must be between 1 and 32");
-    }
+    args.grid.validate()?;
     let settings = ArrangeSettings { density: args.density, style, quantize_strength: args.quantize, hand_span: args.hand_span, ..ArrangeSettings::default() }.sanitized();
     let songs = collect_songs(&args.songs)?;
     let outputs = output_paths(&songs, &args.output, &args.out_dir, "mid")?;
@@ -276,10 +307,7 @@ fn cover(args: CoverArgs) -> Result<()> {
     let (results, _) = for_each_song(&songs, args.model.backend, jobs_or_cores(args.jobs), |models, song| -> Result<String> {
         let out = index[song];
         let t = transcribe_file(models, song, &params)?;
-        let grid = match args.bpm {
-            Some(bpm) => BeatGrid { bpm, beats_per_bar: args.beats_per_bar, first_beat_s: 0.0, first_downbeat_beat: args.first_downbeat * bpm / 60.0 },
-            None => BeatGrid { beats_per_bar: args.beats_per_bar, ..crate::tempo::estimate(&t.notes) },
-        };
+        let grid = args.grid.grid_for(&t.notes);
         let input = ArrangeInput::from_transcription(&t.notes, Some(&t.frames), &grid);
         let cover = arrange::arrange(&input, &settings);
         // A grid whose beat 0 is not at 0 s (estimated phase) is shifted so the file's beat 0 is at 0 s.

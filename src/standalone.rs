@@ -5,8 +5,8 @@
 //! screenshot test (scripts/editor_screenshot.sh) shows a real cover without a host.
 
 use crate::arrange::ArrangeInput;
+use crate::cli::GridArgs;
 use crate::decode::DecodeParams;
-use crate::notes::BeatGrid;
 use crate::params::{CapturedSong, SavedNote};
 use std::path::Path;
 use std::sync::Mutex;
@@ -25,21 +25,21 @@ pub fn set_preloaded_capture(song: CapturedSong) {
     }
 }
 
-/// A song file as the plugin would have captured it at a constant `bpm` with beat 0 at the file's
-/// start: the transcription in beats, the meter, and the whole file marked as captured.
-pub fn capture_from_file(path: &Path, bpm: f64, beats_per_bar: u32, first_downbeat_s: f64) -> anyhow::Result<CapturedSong> {
+/// A song file as the plugin would have captured it at a constant `--bpm` with beat 0 at the
+/// file's start: the transcription in beats, the meter, and the whole file marked as captured.
+pub fn capture_from_file(path: &Path, grid: &GridArgs) -> anyhow::Result<CapturedSong> {
     use anyhow::Context;
-    anyhow::ensure!(bpm.is_finite() && (20.0..=400.0).contains(&bpm), "--bpm must be between 20 and 400");
+    grid.validate()?;
+    let bpm = grid.bpm.context("--song needs the song's --bpm")?;
     let clip = crate::audio_file::read(path).with_context(|| format!("reading {}", path.display()))?;
     let mut model = crate::model::load(crate::model::Backend::Tract)?;
     let t = crate::engine::transcribe_clip(model.as_mut(), &clip, &DecodeParams::default())?;
-    let bpb = beats_per_bar.max(1);
-    let grid = BeatGrid { bpm, beats_per_bar: bpb, first_beat_s: 0.0, first_downbeat_beat: first_downbeat_s * bpm / 60.0 };
+    let grid = grid.grid_at(bpm);
     let input = ArrangeInput::from_transcription(&t.notes, Some(&t.frames), &grid);
     Ok(CapturedSong {
         notes: input.notes.iter().map(SavedNote::from).collect(),
-        beats_per_bar: bpb,
-        first_downbeat_beat: grid.first_downbeat_beat.rem_euclid(bpb as f64),
+        beats_per_bar: grid.beats_per_bar,
+        first_downbeat_beat: grid.first_downbeat_beat.rem_euclid(grid.beats_per_bar as f64),
         seconds_per_beat: 60.0 / bpm,
         covered: vec![[0.0, grid.beat_at(t.duration_s)]],
         ..CapturedSong::default()
@@ -49,17 +49,12 @@ pub fn capture_from_file(path: &Path, bpm: f64, beats_per_bar: u32, first_downbe
 #[cfg(feature = "standalone")]
 #[derive(clap::Args)]
 pub struct StandaloneArgs {
-    /// A song to show as already captured (WAV, MP3, FLAC, OGG).
+    /// A song to show as already captured (WAV, MP3, FLAC, OGG); needs --bpm, which is also the
+    /// dummy backend's tempo unless --tempo is passed after --.
     #[arg(long, requires = "bpm")]
     song: Option<std::path::PathBuf>,
-    /// The song's tempo (also the dummy backend's tempo unless --tempo is passed after --).
-    #[arg(long)]
-    bpm: Option<f64>,
-    #[arg(long, default_value_t = 4)]
-    beats_per_bar: u32,
-    /// Time of the first downbeat in seconds.
-    #[arg(long, default_value_t = 0.0)]
-    first_downbeat: f64,
+    #[command(flatten)]
+    grid: GridArgs,
     /// nice-plug's standalone options after `--` (`pianola standalone -- --help` lists them).
     #[arg(last = true)]
     wrapper_args: Vec<String>,
@@ -68,12 +63,12 @@ pub struct StandaloneArgs {
 #[cfg(feature = "standalone")]
 pub fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     let mut wrapper = vec!["pianola standalone".to_string()];
-    if let (Some(song), Some(bpm)) = (&args.song, args.bpm) {
-        let capture = capture_from_file(song, bpm, args.beats_per_bar, args.first_downbeat)?;
+    if let (Some(song), Some(bpm)) = (&args.song, args.grid.bpm) {
+        let capture = capture_from_file(song, &args.grid)?;
         eprintln!("{}: {} notes captured over {:.1} beats", song.display(), capture.notes.len(), capture.covered[0][1]);
         set_preloaded_capture(capture);
         if !args.wrapper_args.iter().any(|a| a == "--tempo") {
-            wrapper.extend(["--tempo".to_string(), bpm.to_string(), "--timesig-num".to_string(), args.beats_per_bar.to_string()]);
+            wrapper.extend(["--tempo".to_string(), bpm.to_string(), "--timesig-num".to_string(), args.grid.beats_per_bar.to_string()]);
         }
     }
     wrapper.extend(args.wrapper_args);
@@ -85,6 +80,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::arrange::{self, ArrangeSettings};
+    use crate::notes::BeatGrid;
     use std::path::PathBuf;
 
     fn devset() -> PathBuf {
@@ -98,7 +94,7 @@ mod tests {
         let song = devset().join("bach_bwv1.6-vocal/audio.wav");
         assert!(song.exists(), "{} is missing: build the dev set with `python3 ../shared/eval/make_devset.py DIR` (PIANOLA_DEVSET=DIR)", song.display());
         let (bpm, downbeat_s) = (116.0, 0.5172);
-        let capture = capture_from_file(&song, bpm, 4, downbeat_s).unwrap();
+        let capture = capture_from_file(&song, &GridArgs { bpm: Some(bpm), beats_per_bar: 4, first_downbeat: downbeat_s }).unwrap();
         assert!(capture.notes.len() > 20, "{} notes", capture.notes.len());
         // The CLI's path for the same file and tempo.
         let clip = crate::audio_file::read(&song).unwrap();
