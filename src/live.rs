@@ -544,7 +544,11 @@ impl LiveArranger {
                 }
             }
         }
-        out.sort_by(|a, b| a.start_beat.total_cmp(&b.start_beat).then(a.pitch.cmp(&b.pitch)));
+        // Notes still sounding from before the playhead can clash with the new arrangement (the same
+        // key, a hand's span, a harmony note above a new melody note): the playability pass cuts the
+        // earlier note at the new onset or drops the new note, and never touches an onset already
+        // played, so what was emitted stays true.
+        let out = arrange::playability::enforce_cover(&out, &settings.sanitized(), freeze);
         self.published = out.clone();
         out
     }
@@ -861,5 +865,41 @@ mod tests {
         }
         // The longer the lookahead, the fewer short notes pass.
         assert!(rows.windows(2).all(|w| w[1].1 >= w[0].1 - 0.01), "precision must grow with the lookahead");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// The Live arranger re-arranging as notes arrive and the playhead moves: every published
+        /// cover is playable (no key struck while it sounds, hands in span, melody on top), and a
+        /// note whose onset the playhead passed is never moved, re-pitched or taken back.
+        #[test]
+        fn every_live_update_is_playable_and_keeps_what_was_played(
+            inp in crate::arrange::tests::arb_input(),
+            s in crate::arrange::tests::arb_settings(),
+            step in 0.5f64..4.0,
+        ) {
+            let mut arranger = LiveArranger::new();
+            let mut notes = inp.notes.clone();
+            notes.sort_by(|a, b| a.start_beat.total_cmp(&b.start_beat));
+            let mut played: Vec<CoverNote> = vec![];
+            let mut playhead = 0.0;
+            while playhead < 72.0 {
+                // What the decoder knows by now: notes that started up to a beat before the playhead.
+                let known = ArrangeInput { notes: notes.iter().filter(|n| n.start_beat < playhead - 1.0).copied().collect(), ..inp.clone() };
+                let cover = arranger.update(&known, &s, playhead, 0.5);
+                if let Err(e) = crate::arrange::tests::check_cover(&cover, &s) {
+                    proptest::prop_assert!(false, "at beat {}: {}", playhead, e);
+                }
+                for p in &played {
+                    proptest::prop_assert!(
+                        cover.iter().any(|c| c.pitch == p.pitch && c.start_beat == p.start_beat),
+                        "the played note {:?} vanished at beat {}", p, playhead
+                    );
+                }
+                played = cover.iter().filter(|c| c.start_beat < playhead).copied().collect();
+                playhead += step;
+            }
+        }
     }
 }

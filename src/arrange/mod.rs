@@ -348,6 +348,6 @@ pub fn arrange(input: &ArrangeInput, settings: &ArrangeSettings) -> Vec<CoverNot
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 

@@ -16,7 +16,13 @@ use crate::notes::{CoverNote, Hand};
 
 const EPS: f64 = 1e-9;
 
-pub fn enforce(mut voices: Vec<Voice>, s: &ArrangeSettings) -> Vec<CoverNote> {
+pub fn enforce(voices: Vec<Voice>, s: &ArrangeSettings) -> Vec<CoverNote> {
+    enforce_after(voices, s, f64::NEG_INFINITY)
+}
+
+/// [`enforce`] where the notes starting before `played_before` were already played (Live mode):
+/// such a note is never dropped; whatever still sounds against it is cut at its onset instead.
+fn enforce_after(mut voices: Vec<Voice>, s: &ArrangeSettings, played_before: f64) -> Vec<CoverNote> {
     voices.retain_mut(|v| {
         if !(v.start.is_finite() && v.end.is_finite() && v.end > v.start) {
             return false;
@@ -47,7 +53,8 @@ pub fn enforce(mut voices: Vec<Voice>, s: &ArrangeSettings) -> Vec<CoverNote> {
     'notes: for n in voices {
         let t = n.start;
         active.retain(|&i| kept[i].end > t + EPS);
-        let removable = |v: &Voice| v.start < t - EPS && v.role <= n.role;
+        let played = t < played_before;
+        let removable = |v: &Voice| v.start < t - EPS && (v.role <= n.role || played);
         let mut cut: Vec<usize> = Vec::new();
         for &i in &active {
             let o = &kept[i];
@@ -125,6 +132,28 @@ pub fn enforce(mut voices: Vec<Voice>, s: &ArrangeSettings) -> Vec<CoverNote> {
         .collect();
     out.sort_by(|a, b| a.start_beat.total_cmp(&b.start_beat).then(a.pitch.cmp(&b.pitch)));
     out
+}
+
+/// [`enforce`] over a finished cover (the Live arranger's merge of notes already played, those
+/// starting before `played_before`, with a new arrangement): roles are read back from the notes
+/// (melody; the lowest left-hand note of an onset is the bass), so a cover that was playable comes
+/// back unchanged, and a played note is never dropped.
+pub fn enforce_cover(notes: &[CoverNote], s: &ArrangeSettings, played_before: f64) -> Vec<CoverNote> {
+    let voices = notes
+        .iter()
+        .map(|n| {
+            let bass = n.hand == Hand::Left
+                && !notes.iter().any(|o| o.hand == Hand::Left && o.pitch < n.pitch && (o.start_beat - n.start_beat).abs() < EPS);
+            let role = match (n.melody, n.hand) {
+                (true, _) => Role::Melody,
+                (false, Hand::Right) => Role::Harmony,
+                (false, Hand::Left) if bass => Role::Bass,
+                (false, Hand::Left) => Role::Chord,
+            };
+            Voice { start: n.start_beat, end: n.end_beat, pitch: n.pitch, velocity: n.velocity, hand: n.hand, role }
+        })
+        .collect();
+    enforce_after(voices, s, played_before)
 }
 
 #[cfg(test)]

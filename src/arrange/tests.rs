@@ -27,7 +27,7 @@ fn phrase() -> ArrangeInput {
 }
 
 /// Everything the cover promises, whatever went in.
-fn check_cover(cover: &[CoverNote], s: &ArrangeSettings) -> Result<(), String> {
+pub(crate) fn check_cover(cover: &[CoverNote], s: &ArrangeSettings) -> Result<(), String> {
     let s = s.sanitized();
     for w in cover.windows(2) {
         if (w[0].start_beat, w[0].pitch) > (w[1].start_beat, w[1].pitch) {
@@ -191,12 +191,12 @@ fn arb_note() -> impl Strategy<Value = BeatNote> {
         .prop_map(|(s, d, p, a, sal)| BeatNote { start_beat: s, end_beat: s + d, pitch: p, amplitude: a, salience: sal })
 }
 
-fn arb_input() -> impl Strategy<Value = ArrangeInput> {
+pub(crate) fn arb_input() -> impl Strategy<Value = ArrangeInput> {
     (prop::collection::vec(arb_note(), 0..160), 2u32..=7, -2.0f64..4.0, 0.25f64..1.5)
         .prop_map(|(notes, bpb, fd, spb)| ArrangeInput { notes, beats_per_bar: bpb, first_downbeat_beat: fd, seconds_per_beat: spb })
 }
 
-fn arb_settings() -> impl Strategy<Value = ArrangeSettings> {
+pub(crate) fn arb_settings() -> impl Strategy<Value = ArrangeSettings> {
     (0.0f32..=1.0, 0usize..3, 0.0f32..=1.0, prop::sample::select(vec![1u32, 2, 3, 4, 6, 8]), 9u8..=20, 21u8..=60, 60u8..=108, 0.0f32..2.0)
         .prop_map(|(density, st, q, g, span, lo, hi, vs)| ArrangeSettings {
             density,
@@ -226,6 +226,12 @@ proptest! {
         s.quantize_strength = 1.0;
         let cover = arrange(&inp, &s);
         prop_assert!(on_grid(&cover, s.grid_per_beat));
+    }
+
+    #[test]
+    fn a_playable_cover_passes_the_playability_pass_unchanged(inp in arb_input(), s in arb_settings()) {
+        let cover = arrange(&inp, &s);
+        prop_assert_eq!(playability::enforce_cover(&cover, &s.sanitized(), f64::NEG_INFINITY), cover);
     }
 
     #[test]
