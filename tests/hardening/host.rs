@@ -1,6 +1,7 @@
 //! A small CLAP host (clack-host 0.2) for the bundle-level rows: instances that can be activated,
-//! reset and deactivated at will, state saved and loaded as raw bytes, and a [`Player`] that owns an
-//! instance's audio processor on any thread and processes one block at a time with a transport.
+//! reset and deactivated at will, state saved and loaded as raw bytes, the latency they report, and a
+//! [`Player`] that owns an instance's audio processor on any thread and processes one block at a time
+//! with a transport (any input audio, seeks and tempo changes: one [`Player::run`] per stretch).
 //! Extend [`Instance`] for more host behaviour (an editor opened and closed while a [`Player`]
 //! runs: create it through the `gui` extension on the instance's thread).
 //!
@@ -48,6 +49,14 @@ pub fn entry() -> &'static PluginEntry {
     })
 }
 
+/// The plugin's description in the bundle's factory (a bundle built with the allocation check says
+/// `[assert_process_allocs]` there).
+pub fn description() -> String {
+    let factory = entry().get_plugin_factory().expect("plugin factory");
+    let descriptor = factory.plugin_descriptors().find(|d| d.id().is_some_and(|id| id.to_bytes() == PLUGIN_ID.as_bytes())).expect("Pianola in the bundle");
+    descriptor.description().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
 pub struct Shared {
     callback_requested: AtomicBool,
 }
@@ -65,6 +74,11 @@ impl HostHandlers for TestHost {
     type Shared<'a> = Shared;
     type MainThread<'a> = ();
     type AudioProcessor<'a> = ();
+
+    /// The host side of the `gui` extension (nice-plug's editor needs it to open).
+    fn declare_extensions(builder: &mut HostExtensions<Self>, _shared: &Self::Shared<'_>) {
+        builder.register::<crate::editor::HostGui>();
+    }
 }
 
 unsafe extern "C" fn write_vec(stream: *const clap_ostream, buffer: *const c_void, size: u64) -> i64 {
@@ -136,6 +150,13 @@ impl Instance {
         self.main_thread_tasks();
     }
 
+    /// The latency the plugin reports now, in samples (CLAP latency extension; while active).
+    pub fn latency(&self) -> u32 {
+        use clap_sys::ext::latency::{clap_plugin_latency, CLAP_EXT_LATENCY};
+        let ext = self.extension::<clap_plugin_latency>(CLAP_EXT_LATENCY);
+        unsafe { ((*ext).get.unwrap())(self.instance.raw_instance()) }
+    }
+
     pub fn activate(&mut self, sample_rate: f64, max_block: u32) {
         self.deactivate();
         let config = PluginAudioConfiguration { sample_rate, min_frames_count: 1, max_frames_count: max_block };
@@ -185,6 +206,11 @@ impl Instance {
         let ok = unsafe { ((*state).load.unwrap())(self.instance.raw_instance(), &stream) };
         self.main_thread_tasks();
         ok
+    }
+
+    /// The plugin's `gui` extension and the plugin to call it with (on this thread).
+    pub fn gui(&self) -> (*const clap_sys::ext::gui::clap_plugin_gui, *const clap_sys::plugin::clap_plugin) {
+        (self.extension(clap_sys::ext::gui::CLAP_EXT_GUI), self.instance.raw_instance())
     }
 }
 
@@ -244,7 +270,10 @@ pub struct Player {
     in_events: EventBuffer,
     out_events: EventBuffer,
     pub events: Vec<Event>,
+    /// Samples processed since the player was made.
     pub processed: u64,
+    /// Blocks processed since the player was made.
+    pub blocks: u64,
 }
 
 impl Player {
@@ -261,6 +290,7 @@ impl Player {
             out_events: EventBuffer::with_capacity(1024),
             events: vec![],
             processed: 0,
+            blocks: 0,
         }
     }
 
@@ -304,21 +334,38 @@ impl Player {
             };
             let offset = e.header().time() as u64;
             assert!((offset as usize) < n, "event offset {offset} outside a block of {n}");
-            self.events.push(Event { sample: self.processed + offset, beat: Some(host_beat + offset as f64 / spb), spb, key: raw.key as u8, on });
+            self.events.push(Event {
+                sample: self.processed + offset,
+                beat: Some(host_beat + offset as f64 / spb),
+                spb,
+                key: raw.key as u8,
+                on,
+                velocity: (raw.velocity * 127.0).round() as u8,
+                channel: raw.channel,
+            });
         }
         self.processed += n as u64;
+        self.blocks += 1;
     }
 
-    /// Plays beats `from..to` in blocks of `len`, then a stopped block.
-    pub fn play(&mut self, from: f64, to: f64, tempo: f64, len: usize) {
+    /// Plays beats `from..to` at `tempo` (playing) in blocks of `len`, the last one cut at `to` as
+    /// hosts cut at a loop end. Input sample `i` of channel `c`, counted from the player's first
+    /// block, is `input(c, i)`. Runs one after another that do not meet are a seek or a loop wrap.
+    pub fn run(&mut self, from: f64, to: f64, tempo: f64, len: usize, input: &mut dyn FnMut(usize, u64) -> f32) {
         let spb = self.sample_rate * 60.0 / tempo;
         let total = ((to - from) * spb).round() as usize;
         let mut done = 0;
         while done < total {
             let n = len.min(total - done);
-            self.block(from + done as f64 / spb, tempo, true, n, 0.0);
+            let base = self.processed;
+            self.block_with(from + done as f64 / spb, tempo, true, n, &mut |c, i| input(c, base + i as u64));
             done += n;
         }
+    }
+
+    /// Plays beats `from..to` in blocks of `len` with silent input, then a stopped block.
+    pub fn play(&mut self, from: f64, to: f64, tempo: f64, len: usize) {
+        self.run(from, to, tempo, len, &mut |_, _| 0.0);
         self.block(to, tempo, false, len, 0.0);
     }
 

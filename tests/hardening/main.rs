@@ -9,6 +9,11 @@
 //! - `length`: memory per captured hour and beat alignment after a long capture
 //! - `lag`: the worker falling behind in real time
 //! - `lifecycle`: the bundle in a CLAP host: activate/deactivate/reset cycles, instances side by side
+//! - `editor`: the bundle's editor opened and closed through the CLAP `gui` extension while processing
+//!   (under its own Xvfb when DISPLAY is unset)
+//! - `playback`: the bundle in a CLAP host on a dev-set song: capture, then playback with loops, seeks,
+//!   tempo changes at 44.1..96 kHz and blocks of 1..4096 against the in-process cover, offline bounce,
+//!   state restore, Live mode behind its reported latency
 //!
 //! In-process rows drive [`rig::Rig`] (capture ring + worker + timeline + emitter, as the plugin wires
 //! them) with the [`rig::Clicks`] stand-in model; bundle rows use [`host`] (clack-host).
@@ -18,10 +23,12 @@ mod rig;
 mod host;
 
 mod audio;
+mod editor;
 mod files;
 mod lag;
 mod length;
 mod lifecycle;
+mod playback;
 mod state;
 mod transport;
 

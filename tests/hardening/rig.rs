@@ -183,6 +183,10 @@ pub struct Event {
     pub spb: f64,
     pub key: u8,
     pub on: bool,
+    /// Note-on velocity, 0..127 (as the host rounds CLAP's 0..1; 0 for the rig's note-offs).
+    pub velocity: u8,
+    /// MIDI channel, 0..15.
+    pub channel: i16,
 }
 
 pub struct Rig {
@@ -301,13 +305,14 @@ impl Rig {
         let live_latency = (live_latency_seconds() * self.sample_rate as f64).round();
         let spb = info.tempo.map_or(1.0, |t| self.sample_rate as f64 * 60.0 / t);
         let (processed, events) = (self.processed, &mut self.events);
+        let channel = self.params.midi_channel() as i16;
         let mut send = |e: EmitEvent| {
-            let (key, on) = match e {
-                EmitEvent::On { key, .. } => (key, true),
-                EmitEvent::Off { key, .. } => (key, false),
+            let (key, on, velocity) = match e {
+                EmitEvent::On { key, velocity, .. } => (key, true, velocity),
+                EmitEvent::Off { key, .. } => (key, false, 0),
             };
             assert!((e.offset() as usize) < len, "event offset {} outside a block of {len}", e.offset());
-            events.push(Event { sample: processed + e.offset() as u64, beat: info.beat.map(|x| x + e.offset() as f64 / spb), spb, key, on });
+            events.push(Event { sample: processed + e.offset() as u64, beat: info.beat.map(|x| x + e.offset() as f64 / spb), spb, key, on, velocity, channel });
             true
         };
         if mode != self.mode {

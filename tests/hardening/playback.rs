@@ -1,0 +1,325 @@
+//! Playback row, on the real bundle in a CLAP host ([`host`]): a dev-set song is played through the
+//! bundle with a transport at the song's tempo. A capture pass (offline render, so the worker keeps
+//! up), then playback passes with a loop, a seek and a tempo change at block sizes 1, 64, 333, 4096
+//! and 44.1/48/96 kHz, each checked against the cover the library makes in-process from the same
+//! audio (what `pianola cover` does). Also: every note-on has its note-off, the offline bounce equals
+//! the real-time pass, and the saved state restores the cover in a new instance. Live mode: the
+//! notes come out behind the latency the plugin reports.
+//!
+//! The bundle must be built with the allocation check, so every `process()` call below runs under
+//! nice-plug's `assert_process_allocs` (an allocation aborts the test):
+//!     cargo xtask bundle pianola --release --features onnxruntime,assert_process_allocs
+//!     cargo test --release --features onnxruntime,assert_process_allocs --test hardening playback:: -- --nocapture
+//! Dev set: `python3 ../shared/eval/make_devset.py DIR`, in `PIANOLA_DEVSET` (default `target/devset`, as in tests/common).
+//! Another bundle: `PIANOLA_CLAP=/path/to/pianola.clap`.
+
+use crate::common::devset_dir;
+use crate::host::{self, Instance};
+use crate::rig::{self, Event};
+use pianola::arrange::{self, ArrangeInput, ArrangeSettings};
+use pianola::audio_file;
+use pianola::decode::DecodeParams;
+use pianola::engine;
+use pianola::model::{self, Backend};
+use pianola::notes::{BeatGrid, CoverNote};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+const SONG: &str = "bach_bwv1.6-mix";
+
+/// One contiguous stretch of transport: beats `[from, to)` at `tempo`. Consecutive runs that do not
+/// meet are a seek or a loop wrap, as the plugin sees them.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    from: f64,
+    to: f64,
+    tempo: f64,
+}
+
+/// The note events of one pass, as the host received them.
+struct Pass {
+    events: Vec<Event>,
+    /// Index in `events` of each run's first event, then of the stopped block's.
+    starts: Vec<usize>,
+    blocks: u64,
+    seconds: f64,
+}
+
+impl Pass {
+    /// The events that came in run `r` (`runs.len()`: the stopped block after them).
+    fn run_events(&self, r: usize) -> &[Event] {
+        let end = self.starts.get(r + 1).copied().unwrap_or(self.events.len());
+        &self.events[self.starts[r]..end]
+    }
+}
+
+/// Plays `runs` in blocks of `block` samples (a run's last block is cut at the run's end, as hosts
+/// split at a loop end) on an audio thread, then one stopped block. `audio` (stereo, at the instance's
+/// sample rate) is the input from sample 0 of the first run on; silence after it or without it.
+fn play(plugin: &mut Instance, runs: &[Run], block: usize, audio: Option<&[Vec<f32>; 2]>) -> Pass {
+    let started = Instant::now();
+    let player = plugin.player();
+    let (player, starts) = std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut player = player;
+            let mut input = |c: usize, i: u64| audio.and_then(|a| a[c].get(i as usize).copied()).unwrap_or(0.0);
+            let mut starts = vec![];
+            for run in runs {
+                starts.push(player.events.len());
+                player.run(run.from, run.to, run.tempo, block, &mut input);
+            }
+            starts.push(player.events.len());
+            let last = runs.last().unwrap();
+            let base = player.processed;
+            player.block_with(last.to, last.tempo, false, block, &mut |c, i| input(c, base + i as u64));
+            (player, starts)
+        })
+        .join()
+        .expect("audio thread")
+    });
+    let blocks = player.blocks;
+    let events = plugin.put_back(player);
+    Pass { events, starts, blocks, seconds: started.elapsed().as_secs_f64() }
+}
+
+fn beat(e: &Event) -> f64 {
+    e.beat.expect("the host gives a position")
+}
+
+/// Every note-on is followed by its note-off, no key is struck twice while down, nothing hangs, and
+/// everything is on the default MIDI channel (index 0).
+fn check_balanced(events: &[Event], what: &str) {
+    for e in events {
+        assert_eq!(e.channel, 0, "{what}: channel");
+    }
+    rig::check_balanced(events, what);
+}
+
+/// Note-ons of each run against the cover's notes starting in that run, in samples from the run's
+/// start (where the host's sample grid lies); notes within a sample of a run's edges are left out of
+/// both (whether they fall just inside is not what is tested).
+fn check_ons(pass: &Pass, cover: &[CoverNote], runs: &[Run], sample_rate: f64, what: &str) -> usize {
+    let mut checked = 0;
+    for (r, run) in runs.iter().enumerate() {
+        let spb = sample_rate * 60.0 / run.tempo;
+        let edge = 1.0 / spb;
+        let inside = |b: f64| b >= run.from + edge && b < run.to - edge;
+        let mut want: Vec<(u8, i64, u8)> = cover
+            .iter()
+            .filter(|n| inside(n.start_beat) && n.end_beat > n.start_beat)
+            .map(|n| (n.pitch, ((n.start_beat - run.from) * spb).round() as i64, n.velocity))
+            .collect();
+        let mut got: Vec<(u8, i64, u8)> = pass
+            .run_events(r)
+            .iter()
+            .filter(|e| e.on && inside(beat(e)))
+            .map(|e| (e.key, ((beat(e) - run.from) * spb).round() as i64, e.velocity))
+            .collect();
+        want.sort();
+        got.sort();
+        if want != got {
+            let missing: Vec<_> = want.iter().filter(|w| !got.contains(w)).take(10).collect();
+            let extra: Vec<_> = got.iter().filter(|g| !want.contains(g)).take(10).collect();
+            panic!(
+                "{what}, run {r} {run:?}: {} note-ons, the cover has {}; missing (pitch, sample, velocity) {missing:?}, extra {extra:?}",
+                got.len(),
+                want.len()
+            );
+        }
+        checked += got.len();
+    }
+    checked
+}
+
+struct Song {
+    stereo: [Vec<f32>; 2],
+    sample_rate: u32,
+    bpm: f64,
+    frames: usize,
+    cover: Vec<CoverNote>,
+}
+
+fn load_song() -> Song {
+    let dir = devset_dir().join(SONG);
+    let wav = dir.join("audio.wav");
+    assert!(
+        wav.exists(),
+        "{} is missing: build the dev set with `python3 ../shared/eval/make_devset.py DIR` and set PIANOLA_DEVSET=DIR",
+        wav.display()
+    );
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+    let bpm = meta["bpm"].as_f64().unwrap();
+    let clip = audio_file::read(&wav).unwrap();
+    assert_eq!(clip.channels, 2);
+    let frames = clip.frames();
+    let stereo = [
+        clip.interleaved.iter().step_by(2).copied().collect::<Vec<f32>>(),
+        clip.interleaved.iter().skip(1).step_by(2).copied().collect::<Vec<f32>>(),
+    ];
+    // The library's cover of the same audio, as `pianola cover` makes it, on the grid the host plays:
+    // beat 0 at 0 s, 4/4, bars from beat 0.
+    let t0 = Instant::now();
+    let mut m = model::load(Backend::Tract).unwrap();
+    let t = engine::transcribe_clip(m.as_mut(), &clip, &DecodeParams::default()).unwrap();
+    let grid = BeatGrid { bpm, beats_per_bar: 4, first_beat_s: 0.0, first_downbeat_beat: 0.0 };
+    let input = ArrangeInput::from_transcription(&t.notes, Some(&t.frames), &grid);
+    let cover = arrange::arrange(&input, &ArrangeSettings::default());
+    eprintln!("reference: {} notes -> cover of {} notes in {:.1} s", t.notes.len(), cover.len(), t0.elapsed().as_secs_f64());
+    assert!(cover.len() > 50, "the reference cover is implausibly small");
+    Song { stereo, sample_rate: clip.sample_rate, bpm, frames, cover }
+}
+
+/// A playback pass: from the start, a loop over bars 3-4 twice, a seek, a tempo change.
+fn playback_runs(bpm: f64) -> Vec<Run> {
+    let slow = bpm * 0.8;
+    vec![
+        Run { from: 0.0, to: 8.0, tempo: bpm },
+        Run { from: 8.0, to: 16.0, tempo: bpm },
+        Run { from: 8.0, to: 16.0, tempo: bpm },
+        Run { from: 30.3, to: 38.0, tempo: bpm },
+        Run { from: 38.0, to: 46.0, tempo: slow },
+    ]
+}
+
+#[test]
+fn capture_then_play_back_through_clap() {
+    let song = load_song();
+    assert!(
+        host::description().contains("assert_process_allocs"),
+        "{} was built without the allocation check; rebuild it with \
+         `cargo xtask bundle pianola --release --features onnxruntime,assert_process_allocs`",
+        host::bundle_path().display()
+    );
+
+    let sr0 = song.sample_rate as f64;
+    let song_beats = song.frames as f64 / (sr0 * 60.0 / song.bpm);
+    let mut plugin = Instance::new();
+
+    // Capture: the whole song once, offline (a bounce waits for the worker; real time would drop
+    // blocks in a host running this much faster than real time).
+    plugin.set_offline(true);
+    plugin.activate(sr0, 4096);
+    let capture = [Run { from: 0.0, to: song_beats, tempo: song.bpm }];
+    let pass = play(&mut plugin, &capture, 512, Some(&song.stereo));
+    eprintln!("capture pass: {} blocks in {:.1} s ({} note events while recording)", pass.blocks, pass.seconds, pass.events.len());
+    check_balanced(&pass.events, "capture pass");
+
+    // The whole song again: every note of the cover on its beat.
+    let full = [Run { from: 0.0, to: song_beats, tempo: song.bpm }];
+    let offline_full = play(&mut plugin, &full, 512, None);
+    check_balanced(&offline_full.events, "full playback (offline)");
+    let n = check_ons(&offline_full, &song.cover, &full, sr0, "full playback (offline)");
+    eprintln!("full playback: {n} of {} cover notes on their samples", song.cover.len());
+    // Notes the transport never reaches (before beat 0 after the arranger's lag alignment, or past
+    // the end) are all that may be left out; notes right at the edges are compared here too.
+    let playable: Vec<&CoverNote> = song.cover.iter().filter(|c| c.start_beat >= 0.0 && c.start_beat < song_beats - 1e-6).collect();
+    let ons: Vec<&Event> = offline_full.events.iter().filter(|e| e.on).collect();
+    assert_eq!(
+        ons.len(),
+        playable.len(),
+        "full playback: {} note-ons for {} cover notes in the song; not played: {:?}",
+        ons.len(),
+        playable.len(),
+        song.cover.iter().filter(|c| !(c.start_beat >= 0.0 && c.start_beat < song_beats)).map(|c| c.start_beat).collect::<Vec<_>>()
+    );
+    for (e, c) in ons.iter().zip(&playable) {
+        assert!(e.key == c.pitch && (beat(e) - c.start_beat).abs() * sr0 * 60.0 / song.bpm <= 0.5 + 1e-6, "{e:?} vs {c:?}");
+    }
+
+    // Real time from here on: the cover is there at activation.
+    plugin.deactivate();
+    plugin.set_offline(false);
+    let runs = playback_runs(song.bpm);
+    let mut summary = BTreeMap::new();
+    let mut reference_48k: Option<(Vec<usize>, Vec<Event>)> = None;
+    for sr in [44100.0, 48000.0, 96000.0] {
+        plugin.activate(sr, 4096);
+        for block in [1usize, 64, 333, 4096] {
+            let what = format!("{sr} Hz, blocks of {block}");
+            let pass = play(&mut plugin, &runs, block, None);
+            check_balanced(&pass.events, &what);
+            let n = check_ons(&pass, &song.cover, &runs, sr, &what);
+            assert!(n > 40, "{what}: only {n} notes played");
+            summary.insert((sr as u32, block), (n, pass.blocks, pass.seconds));
+            if sr == 48000.0 && block == 333 {
+                reference_48k = Some((pass.starts.clone(), pass.events.clone()));
+            }
+        }
+    }
+    for ((sr, block), (n, blocks, s)) in &summary {
+        eprintln!("{sr:>6} Hz, block {block:>4}: {n:>4} note-ons on their samples, {blocks:>8} blocks, {s:.2} s");
+    }
+    let reference_48k = reference_48k.unwrap();
+
+    // An offline bounce equals the real-time pass (every event, in the same run).
+    plugin.deactivate();
+    plugin.set_offline(true);
+    plugin.activate(48000.0, 4096);
+    let bounce = play(&mut plugin, &runs, 333, None);
+    assert_eq!((bounce.starts, bounce.events), reference_48k, "offline bounce differs from the real-time pass");
+
+    // State: a new instance restores the cover from the saved project alone.
+    plugin.deactivate();
+    let state = plugin.save_state();
+    let text = String::from_utf8_lossy(&state[8..]).into_owned();
+    assert!(text.contains("capture"), "the state has no capture field");
+    drop(plugin);
+    let mut restored = Instance::new();
+    assert!(restored.load_state(&state), "state load failed");
+    restored.activate(48000.0, 4096);
+    let pass = play(&mut restored, &runs, 333, None);
+    assert_eq!((pass.starts, pass.events), reference_48k, "the restored instance plays a different cover");
+    let (before, after) = (host::state_json(&state), host::state_json(&restored.save_state()));
+    assert_eq!(after["params"], before["params"], "parameters after the state round trip");
+    let (cb, ca) = (before["fields"]["capture"].as_str().unwrap_or(""), after["fields"]["capture"].as_str().unwrap_or(""));
+    if cb != ca {
+        let at = cb.bytes().zip(ca.bytes()).position(|(x, y)| x != y).unwrap_or(cb.len().min(ca.len()));
+        let ctx = |s: &str| s.get(at.saturating_sub(80)..(at + 80).min(s.len())).unwrap_or("").to_string();
+        panic!("the saved capture changed in the round trip ({} vs {} bytes), at byte {at}:\n{}\n{}", cb.len(), ca.len(), ctx(cb), ctx(ca));
+    }
+}
+
+/// Live mode: the song is transcribed while it plays and the notes come out `latency` late, which
+/// the plugin reports to the host (the live pipeline's worst case, well under a second). The live
+/// cover is decoded causally and arranged from what has been heard so far, so it need not equal the
+/// finished cover note for note; most of its notes must still be near one of the cover's.
+#[test]
+fn live_mode_plays_behind_a_reported_latency() {
+    let song = load_song();
+    let mut plugin = Instance::new();
+    // Switch to Live through the saved state, as a project would.
+    let mut state = host::state_json(&plugin.save_state());
+    state["params"]["mode"] = serde_json::json!({ "string": "live" });
+    assert!(plugin.load_state(&host::state_bytes(&state)), "state load failed");
+
+    let sr = song.sample_rate as f64;
+    plugin.set_offline(true);
+    plugin.activate(sr, 4096);
+    let latency = plugin.latency();
+    assert_eq!(latency, (pianola::worker::live_latency_seconds() * sr).round() as u32, "reported latency");
+    assert!(latency as f64 / sr < 0.5, "live latency {latency} samples");
+    let latency_beats = latency as f64 / (sr * 60.0 / song.bpm);
+    let song_beats = song.frames as f64 / (sr * 60.0 / song.bpm);
+    let runs = [Run { from: 0.0, to: song_beats + latency_beats + 1.0, tempo: song.bpm }];
+    let pass = play(&mut plugin, &runs, 512, Some(&song.stereo));
+    check_balanced(&pass.events, "live pass");
+    let ons: Vec<&Event> = pass.events.iter().filter(|e| e.on).collect();
+    // Where each note-on belongs in the song: the host shifts the plugin's output back by its latency.
+    // Same pitch within a sixteenth of a cover note's start (the live decoder's frame grid and
+    // the arranger's context differ from the finished cover's).
+    let matched = ons
+        .iter()
+        .filter(|e| song.cover.iter().any(|c| c.pitch == e.key && (c.start_beat - (beat(e) - latency_beats)).abs() <= 0.25 + 1e-6))
+        .count();
+    eprintln!(
+        "live: latency {latency} samples ({latency_beats:.2} beats), {} note-ons for a finished cover of {}, {matched} on a cover note's sample",
+        ons.len(),
+        song.cover.len()
+    );
+    // With the 4.5 s windowed Live mode: 227 note-ons, 222 of them the cover's (228 cover notes).
+    // The streaming Live mode's floors below are not measured through CLAP yet (the dev-set bench,
+    // benches/live.rs, gives live covers 2.75 notes per beat against offline 2.88 and a melody_f1
+    // of 0.60 against 0.67): lower them only with a measurement.
+    assert!(ons.len() * 10 >= song.cover.len() * 7, "live mode played only {} notes", ons.len());
+    assert!(matched * 10 >= ons.len() * 6, "only {matched} of {} live notes are near the cover's", ons.len());
+}
