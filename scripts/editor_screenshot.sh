@@ -33,7 +33,8 @@ LOG=target/editor-screenshot.log
 : > "$LOG"
 
 shoot() { # scale output
-  local scale=$1 out=$2 display=":$((90 + scale))"
+  local scale=$1 out=$2
+  local display=":$((90 + scale))"
   Xvfb "$display" -screen 0 2200x1400x24 -nolisten tcp -noreset >>"$LOG" 2>&1 &
   local xvfb=$!
   sleep 1

@@ -21,7 +21,7 @@ fi
 # Pinned: the dev-set builder (../shared/eval) and the Python reference (basic-pitch 0.4.0 on ONNX Runtime).
 python3 -m pip install -q --disable-pip-version-check music21==10.5.1 pretty_midi mir_eval numpy
 if [[ $TESTS == 1 ]]; then
-  python3 -m pip install -q --disable-pip-version-check onnxruntime==1.32.0 pillow librosa 'resampy>=0.2.2,<0.4.3' scipy scikit-learn soundfile
+  python3 -m pip install -q --disable-pip-version-check onnxruntime==1.32.0 pillow==13.0.0 librosa 'resampy>=0.2.2,<0.4.3' scipy scikit-learn soundfile
   python3 -m pip install -q --disable-pip-version-check --no-deps basic-pitch==0.4.0
 fi
 
