@@ -13,7 +13,7 @@
 //! the share of late notes, the worker's CPU share of one core and its worst lag, then the
 //! scorer's onset_f1 (transcriptions) and cover_score (covers) for offline and every setting.
 //!
-//!     cargo bench --features onnxruntime,assert_process_allocs --bench live
+//!     cargo bench --features onnxruntime,assert_process_allocs,standalone --bench live
 //!     env: LIVE_BENCH_BACKEND=ort|tract (ort), LIVE_BENCH_STREAMS="8:4,8:8" (hop:right frames),
 //!          LIVE_BENCH_LOOKAHEADS="0,2,4,6,8,11", LIVE_BENCH_ITEMS=N (first N items),
 //!          LIVE_BENCH_SECONDS=S (first S seconds of each item), PIANOLA_DEVSET, LIVE_BENCH_OUT,

@@ -30,7 +30,7 @@ Each system runs over all files `--passes` times (passes interleaved across syst
 time per system is kept. Realtime factor = total audio seconds / total wall seconds.
 Target printed: ort (all cores) >= 3x python-ort. Exits non-zero only on errors, never on a missed target.
 Prerequisites: pip install --no-deps basic-pitch==0.4.0 onnxruntime librosa 'resampy>=0.2.2,<0.4.3' scipy
-scikit-learn soundfile pretty_midi; cargo build --release --features onnxruntime,assert_process_allocs
+scikit-learn soundfile pretty_midi; cargo build --release --features onnxruntime,assert_process_allocs,standalone
 --bin pianola; cargo xtask fetch-model --with-onnxruntime (models/libonnxruntime.so).
 """
 import argparse
@@ -89,7 +89,7 @@ def main():
     if not files:
         sys.exit(f"error: no {args.devset}/*/audio.wav")
     if not os.access(args.bin, os.X_OK):
-        sys.exit(f"error: {args.bin} missing; cargo build --release --features onnxruntime,assert_process_allocs --bin pianola")
+        sys.exit(f"error: {args.bin} missing; cargo build --release --features onnxruntime,assert_process_allocs,standalone --bin pianola")
     total_audio = sum(audio_seconds(f) for f in files)
     cores = os.cpu_count() or 1
     try:

@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-# One build path for bundles, CLI and tests (same features), so nothing compiles twice.
-cargo xtask bundle pianola --release --features onnxruntime,assert_process_allocs
+# The bundles a producer installs: no allocation check in process() (the test build has it, and
+# the standalone wrapper for the screenshot; scripts/test.sh builds that set), ONNX Runtime for the
+# CLI's `--backend ort` (the plugin itself runs tract).
+cargo xtask bundle pianola --release --features onnxruntime
 ls -la target/bundled/
 song=target/devset/bach_bwv1.6-mix
 read -r bpm bpb fd < <(python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print(m['bpm'], m['beats_per_bar'], m['first_downbeat_s'])" $song/meta.json)

@@ -9,7 +9,7 @@
 # Results (kept as CI artifacts): target/editor-screenshot.png, target/editor-screenshot-2x.png.
 # Needs apt: xvfb imagemagick x11-utils (xwininfo, xprop) libgl1-mesa-dri (run time), libasound2-dev libjack-jackd2-dev
 # (to build the standalone feature); python3 with Pillow. Without a binary argument it builds one
-# (`--features onnxruntime,assert_process_allocs,standalone`, which rebuilds nice-plug once).
+# (`--features onnxruntime,assert_process_allocs,standalone`, the set scripts/test.sh builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-${PIANOLA_STANDALONE:-}}

@@ -3,7 +3,7 @@
 //! unreadable, empty, garbage and huge files: a clear error and a non-zero exit, never a panic.
 //!
 //! CI runs `FUZZ_CASES` (default 256) cases per property; a longer run:
-//!     PROPTEST_CASES=20000 cargo test --release --features onnxruntime,assert_process_allocs --test hardening files::
+//!     PROPTEST_CASES=20000 cargo test --release --features onnxruntime,assert_process_allocs,standalone --test hardening files::
 
 use pianola::audio_file::{self, AudioClip, AudioFileError};
 use pianola::midi_file;

@@ -36,7 +36,7 @@ pub fn bundle_path() -> PathBuf {
             .find(|p| p.exists())
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bundled/Pianola.clap")),
     };
-    assert!(path.exists(), "{} is missing: `cargo xtask bundle pianola --release --features onnxruntime,assert_process_allocs`", path.display());
+    assert!(path.exists(), "{} is missing: `cargo xtask bundle pianola --release --features onnxruntime,assert_process_allocs,standalone`", path.display());
     path
 }
 

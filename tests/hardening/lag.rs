@@ -4,7 +4,7 @@
 //! worker catches up once the audio stops, and a second pass records the beats that were dropped.
 //!
 //! The largest lag of the real model, at the real pace (32 s of a dev-set song, ignored in CI):
-//!     cargo test --release --features onnxruntime,assert_process_allocs --test hardening lag:: -- --ignored --nocapture
+//!     cargo test --release --features onnxruntime,assert_process_allocs,standalone --test hardening lag:: -- --ignored --nocapture
 
 use crate::rig::{self, check_clicks_captured, click_at, Clicks, Rig, Sleepy, CLICK_TOL_SECONDS};
 use pianola::capture::SAMPLE_RING;

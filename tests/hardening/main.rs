@@ -17,7 +17,7 @@
 //!
 //! In-process rows drive [`rig::Rig`] (capture ring + worker + timeline + emitter, as the plugin wires
 //! them) with the [`rig::Clicks`] stand-in model; bundle rows use [`host`] (clack-host).
-//!     cargo test --release --features onnxruntime,assert_process_allocs --test hardening
+//!     cargo test --release --features onnxruntime,assert_process_allocs,standalone --test hardening
 
 mod rig;
 mod host;

@@ -8,8 +8,8 @@
 //!
 //! The bundle must be built with the allocation check, so every `process()` call below runs under
 //! nice-plug's `assert_process_allocs` (an allocation aborts the test):
-//!     cargo xtask bundle pianola --release --features onnxruntime,assert_process_allocs
-//!     cargo test --release --features onnxruntime,assert_process_allocs --test hardening playback:: -- --nocapture
+//!     cargo xtask bundle pianola --release --features onnxruntime,assert_process_allocs,standalone
+//!     cargo test --release --features onnxruntime,assert_process_allocs,standalone --test hardening playback:: -- --nocapture
 //! Dev set: `python3 ../shared/eval/make_devset.py DIR`, in `PIANOLA_DEVSET` (default `target/devset`, as in tests/common).
 //! Another bundle: `PIANOLA_CLAP=/path/to/pianola.clap`.
 
@@ -187,7 +187,7 @@ fn capture_then_play_back_through_clap() {
     assert!(
         host::description().contains("assert_process_allocs"),
         "{} was built without the allocation check; rebuild it with \
-         `cargo xtask bundle pianola --release --features onnxruntime,assert_process_allocs`",
+         `cargo xtask bundle pianola --release --features onnxruntime,assert_process_allocs,standalone`",
         host::bundle_path().display()
     );
 
