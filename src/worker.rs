@@ -46,10 +46,14 @@ pub const LIVE_MAX_LAG_SECONDS: f64 = 0.1;
 /// Capture mode ends a segment after this much audio and goes straight on with a new one, so the
 /// model frames a segment holds until it is decoded (~151 kB/s) and the decoder's working copies
 /// stay bounded in a long take. The next segment starts [`CUT_OVERLAP_SECONDS`] before the cut (the
-/// model and the decoder get context on both sides); notes starting before the middle of the
-/// overlap are the old segment's, the rest the new one's. A note held across the cut ends at it.
+/// model and the decoder get context on both sides). Both segments' notes in the overlap are kept,
+/// a note both heard once ([`join_at_cut`]): neither edge is trusted alone (a split at the middle
+/// lost the click just before it at 2 of 5 cuts, missing from the old segment's last second).
 pub const MAX_SEGMENT_SECONDS: f64 = 120.0;
 pub const CUT_OVERLAP_SECONDS: f64 = 1.0;
+/// Two onsets of one pitch this close, one from each side of a cut, are the same note (a model
+/// frame is 11.6 ms; the two segments' frame grids differ).
+pub const CUT_SAME_NOTE_SECONDS: f64 = 0.05;
 /// Most bytes of compact frames kept for re-decoding finished segments on a sensitivity change
 /// (~163 MB per captured hour, see `compact`): past it the oldest segments keep only their notes.
 pub const REDECODE_BUDGET_BYTES: usize = 128 << 20;
@@ -325,8 +329,8 @@ struct Segment {
     cut_at: Option<u64>,
     /// The input audio of the last [`CUT_OVERLAP_SECONDS`] before the cut, for the next segment.
     tail: Vec<f32>,
-    /// Notes starting before this beat belong to the previous segment (after a cut).
-    keep_from_beat: f64,
+    /// Set when this segment resumed after a cut.
+    joins: Option<Join>,
     /// Live mode: the streaming pipeline instead of the reference windowing.
     live: Option<LiveTake>,
 }
@@ -341,8 +345,8 @@ struct Carry {
     end_beat: f64,
     beats_per_bar: u32,
     bar_start_beat: f64,
-    /// The middle of the overlap: where one segment's notes end and the next one's begin.
-    split_beat: f64,
+    /// Where the old and the new segment meet.
+    join: Join,
 }
 
 impl Carry {
@@ -368,7 +372,7 @@ impl Segment {
             bar_start_beat: s.bar_start_beat,
             cut_at: None,
             tail: vec![],
-            keep_from_beat: f64::NEG_INFINITY,
+            joins: None,
             live,
         })
     }
@@ -388,7 +392,7 @@ impl Segment {
         seg.tempo = c.tempo;
         seg.end_beat = c.end_beat;
         seg.next_index = c.next_index;
-        seg.keep_from_beat = c.split_beat;
+        seg.joins = Some(c.join);
         seg.recorded = c.tail.len() as u64;
         seg.resampler.push(&c.tail, &mut seg.scratch).map_err(|e| e.to_string())?;
         seg.stream.push(model, &seg.scratch).map_err(|e| e.to_string())?;
@@ -407,7 +411,7 @@ impl Segment {
         let from_s = cut_s - tail.len() as f64 / rate;
         Carry {
             map: self.map.from(from_s),
-            split_beat: self.map.beat_at(cut_s - CUT_OVERLAP_SECONDS.min(cut_s - from_s) / 2.0),
+            join: Join { until_beat: self.map.beat_at(cut_s), tolerance_beats: CUT_SAME_NOTE_SECONDS * self.tempo / 60.0 },
             tail,
             rate: self.rate,
             tempo: self.tempo,
@@ -449,9 +453,7 @@ impl Segment {
     /// Notes so far (only final frames).
     fn provisional(&self, params: &DecodeParams) -> Vec<BeatNote> {
         let frames = truncated(self.stream.frames(), self.stream.final_frames());
-        let mut notes = to_beats(&decode::notes_from_frames(&frames, params), &frames, &self.map);
-        notes.retain(|n| n.start_beat >= self.keep_from_beat);
-        notes
+        to_beats(&decode::notes_from_frames(&frames, params), &frames, &self.map)
     }
 
     /// Flushes the resampler and the stream: all frames of the segment.
@@ -460,8 +462,7 @@ impl Segment {
         self.resampler.finish(&mut self.scratch).map_err(|e| e.to_string())?;
         self.stream.push(model, &self.scratch).map_err(|e| e.to_string())?;
         let frames = self.stream.finish(model).map_err(|e| e.to_string())?;
-        let keep = [self.keep_from_beat, f64::INFINITY];
-        Ok(FinishedSegment { raw: None, frames: None, map: self.map, range: [self.start_beat, self.end_beat], keep, notes: vec![] }.decoded_from(frames))
+        Ok(FinishedSegment { raw: None, frames: None, map: self.map, range: [self.start_beat, self.end_beat], joins: self.joins, notes: vec![] }.decoded_from(frames))
     }
 }
 
@@ -473,9 +474,36 @@ struct FinishedSegment {
     frames: Option<CompactFrames>,
     map: BeatMap,
     range: [f64; 2],
-    /// Notes kept: those starting in `[keep[0], keep[1])` (segments overlap after a cut).
-    keep: [f64; 2],
+    /// Continues the previous finished segment after a cut.
+    joins: Option<Join>,
     notes: Vec<BeatNote>,
+}
+
+/// Where a segment resumed after a cut meets the one before it.
+#[derive(Clone, Copy, Debug)]
+struct Join {
+    /// Notes of the new segment starting before this beat may also be in the old one.
+    until_beat: f64,
+    /// Two onsets of one pitch this close (in beats) are the same note heard by both segments.
+    tolerance_beats: f64,
+}
+
+/// Joins a segment resumed after a cut to the old one: a note of the new segment in the shared
+/// stretch (before `join.until_beat`) that the old one also started (same pitch, onsets within the
+/// tolerance) is the same note: the old one's copy takes the later end (the old segment cut it at
+/// the cut); the new segment's other notes are returned, to follow the old ones.
+fn join_at_cut(old: &mut [BeatNote], new: &[BeatNote], join: Join) -> Vec<BeatNote> {
+    let mut rest = Vec::with_capacity(new.len());
+    for n in new {
+        let same = (n.start_beat < join.until_beat)
+            .then(|| old.iter_mut().find(|o| o.pitch == n.pitch && (o.start_beat - n.start_beat).abs() <= join.tolerance_beats))
+            .flatten();
+        match same {
+            Some(o) => o.end_beat = o.end_beat.max(n.end_beat),
+            None => rest.push(*n),
+        }
+    }
+    rest
 }
 
 impl FinishedSegment {
@@ -494,12 +522,6 @@ impl FinishedSegment {
             let frames = c.to_frames();
             self.notes = to_beats(&decode::notes_from_frames(&frames, params), &frames, &self.map);
         }
-        self.keep_notes();
-    }
-
-    fn keep_notes(&mut self) {
-        let [from, before] = self.keep;
-        self.notes.retain(|n| n.start_beat >= from && n.start_beat < before);
     }
 
     fn redecode_bytes(&self) -> usize {
@@ -659,11 +681,6 @@ impl Worker {
             };
             let resumed = match (carry, self.model.as_mut()) {
                 (Some(c), Some(model)) if self.mode == Mode::Capture => {
-                    // The notes of the overlap's second half are the new segment's.
-                    if let Some(last) = self.finished.last_mut() {
-                        last.keep[1] = c.split_beat;
-                        last.keep_notes();
-                    }
                     Some(Segment::resume(c, model.as_mut()))
                 }
                 _ => None,
@@ -771,10 +788,22 @@ impl Worker {
     /// The capture as saved: restored notes, then each finished segment's, in capture order.
     fn song(&self) -> CapturedSong {
         let mut song = self.restored.clone();
-        for f in &self.finished {
-            song.notes.extend(f.notes.iter().map(SavedNote::from));
+        let mut notes: Vec<BeatNote> = Vec::new();
+        // Where the previous segment's notes begin in `notes`.
+        let mut previous = 0;
+        for (k, f) in self.finished.iter().enumerate() {
+            let here = notes.len();
+            match f.joins {
+                Some(join) if k > 0 => {
+                    let rest = join_at_cut(&mut notes[previous..], &f.notes, join);
+                    notes.extend(rest);
+                }
+                _ => notes.extend_from_slice(&f.notes),
+            }
+            previous = here;
             song.covered.push(f.range);
         }
+        song.notes.extend(notes.iter().map(SavedNote::from));
         song
     }
 
@@ -832,7 +861,10 @@ impl Worker {
                 if song.notes.is_empty() && self.finished.is_empty() {
                     song = CapturedSong { ..self.meter_of(seg.beats_per_bar, seg.bar_start_beat, seg.map.pieces[0].tempo) };
                 }
-                song.notes.extend(notes.iter().map(SavedNote::from));
+                match (seg.joins, self.finished.last()) {
+                    (Some(join), Some(old)) => song.notes.extend(join_at_cut(&mut old.notes.clone(), &notes, join).iter().map(SavedNote::from)),
+                    _ => song.notes.extend(notes.iter().map(SavedNote::from)),
+                }
                 let cover = arrange::arrange(&song.arrange_input(), &self.settings);
                 if let Ok(mut c) = self.status.cover.lock() {
                     *c = Arc::new(Timeline::new(cover, 0));
@@ -871,6 +903,20 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_note_heard_by_both_segments_at_a_cut_is_kept_once() {
+        let n = |start: f64, end: f64, pitch: u8| BeatNote { start_beat: start, end_beat: end, pitch, amplitude: 0.5, salience: 0.5 };
+        // The shared stretch ends at the cut, beat 240. The old segment heard a click a frame late
+        // and cut a held note at the cut; the new one heard both (the held note to its end), a
+        // note the old one missed, and goes on after the cut.
+        let join = Join { until_beat: 240.0, tolerance_beats: 0.1 };
+        let mut old = [n(238.5, 239.0, 60), n(239.02, 239.5, 64), n(239.5, 240.0, 67)];
+        let new = [n(238.99, 239.5, 64), n(239.0, 239.3, 72), n(239.52, 241.0, 67), n(239.7, 240.2, 60), n(240.5, 241.0, 64)];
+        let rest: Vec<(f64, u8)> = join_at_cut(&mut old, &new, join).iter().map(|b| (b.start_beat, b.pitch)).collect();
+        assert_eq!(rest, vec![(239.0, 72), (239.7, 60), (240.5, 64)]);
+        assert_eq!(old.map(|o| o.end_beat), [239.0, 239.5, 241.0], "the held note takes its end from the new segment");
+    }
 
     #[test]
     fn a_model_that_cannot_load_is_reported_and_the_ring_still_drains() {
