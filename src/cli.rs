@@ -106,8 +106,9 @@ impl GridArgs {
     }
 }
 
+/// The songs a command reads and where their MIDI files go.
 #[derive(Args)]
-struct TranscribeArgs {
+struct SongsArgs {
     /// Audio files, or folders of them (WAV, MP3, FLAC, OGG).
     #[arg(required = true)]
     songs: Vec<PathBuf>,
@@ -117,6 +118,21 @@ struct TranscribeArgs {
     /// Folder for the MIDI files (NAME.mid per song); required for several songs.
     #[arg(long)]
     out_dir: Option<PathBuf>,
+}
+
+impl SongsArgs {
+    /// The audio files (folders expanded) and the MIDI file each one gets.
+    fn songs_and_outputs(&self) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+        let songs = collect_songs(&self.songs)?;
+        let outputs = output_paths(&songs, &self.output, &self.out_dir, "mid")?;
+        Ok((songs, outputs))
+    }
+}
+
+#[derive(Args)]
+struct TranscribeArgs {
+    #[command(flatten)]
+    io: SongsArgs,
     /// Also write the notes as JSON ({"notes": [[start_s, end_s, pitch, amplitude], ...]}; one song).
     #[arg(long, conflicts_with = "out_dir")]
     json: Option<PathBuf>,
@@ -130,15 +146,8 @@ struct TranscribeArgs {
 
 #[derive(Args)]
 struct CoverArgs {
-    /// Audio files, or folders of them (WAV, MP3, FLAC, OGG).
-    #[arg(required = true)]
-    songs: Vec<PathBuf>,
-    /// MIDI file to write (one song).
-    #[arg(short, long, conflicts_with = "out_dir")]
-    output: Option<PathBuf>,
-    /// Folder for the covers (NAME.mid per song); required for several songs.
-    #[arg(long)]
-    out_dir: Option<PathBuf>,
+    #[command(flatten)]
+    io: SongsArgs,
     #[command(flatten)]
     grid: GridArgs,
     /// 0: melody alone .. 1: full two-hand texture.
@@ -297,8 +306,7 @@ fn cover(args: CoverArgs) -> Result<()> {
     };
     args.grid.validate()?;
     let settings = ArrangeSettings { density: args.density, style, quantize_strength: args.quantize, hand_span: args.hand_span, ..ArrangeSettings::default() }.sanitized();
-    let songs = collect_songs(&args.songs)?;
-    let outputs = output_paths(&songs, &args.output, &args.out_dir, "mid")?;
+    let (songs, outputs) = args.io.songs_and_outputs()?;
     let index: std::collections::HashMap<&Path, &PathBuf> = songs.iter().map(|s| s.as_path()).zip(&outputs).collect();
 
     let progress = indicatif::ProgressBar::new(songs.len() as u64);
@@ -367,8 +375,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 fn transcribe(args: TranscribeArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let params = args.model.decode_params()?;
-    let songs = collect_songs(&args.songs)?;
-    let outputs = output_paths(&songs, &args.output, &args.out_dir, "mid")?;
+    let (songs, outputs) = args.io.songs_and_outputs()?;
     let index: std::collections::HashMap<&Path, &PathBuf> = songs.iter().map(|s| s.as_path()).zip(&outputs).collect();
     let jobs = jobs_or_cores(args.jobs);
     let (results, load_s) = for_each_song(&songs, args.model.backend, jobs, |models, song| -> Result<f64> {
