@@ -241,8 +241,15 @@ proptest! {
         prop_assert_eq!(a, b);
     }
 
+    /// More density never means fewer notes, when the key range leaves each hand its room (two
+    /// octaves and two hand spans). In a narrower range the hands share a few keys, and an added
+    /// left-hand note can outrank and drop right-hand notes at playability (found by this test:
+    /// 4 -> 3 notes at keys 55..64, 11 -> 10 at 57..75).
     #[test]
-    fn note_count_does_not_fall_with_density(inp in arb_input(), s in arb_settings()) {
+    fn note_count_does_not_fall_with_density(inp in arb_input(), mut s in arb_settings()) {
+        let room = (2 * s.hand_span).max(24);
+        s.lowest_key = s.lowest_key.min(108 - room);
+        s.highest_key = s.highest_key.max(s.lowest_key + room);
         let mut last = 0usize;
         for d in [0.0f32, 0.2, 0.4, 0.5, 0.7, 0.9, 1.0] {
             let n = arrange(&inp, &ArrangeSettings { density: d, ..s }).len();
