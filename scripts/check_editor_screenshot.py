@@ -23,7 +23,7 @@ def main():
     w, h, x, y = map(int, m.groups())
     img = Image.open(root).convert("RGB").crop((x, y, x + w, y + h))
     img.save(out)
-    pixels = list(img.getdata()) if not hasattr(img, 'get_flattened_data') else list(img.get_flattened_data())
+    pixels = list(img.get_flattened_data())
     colours = len(set(pixels))
     counts = {name: 0 for name in HANDS}
     for p in pixels:

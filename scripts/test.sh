@@ -4,9 +4,8 @@
 # Rust tests in the release profile (the bundle's profile), the editor screenshot under Xvfb, the
 # dev-set arranger evaluation and the Ardour host test. Every step runs even when one before it
 # failed (CI shows all that is wrong at once); the exit status says whether any failed.
-set -uo pipefail
+set -euo pipefail
 cd "$(dirname "$0")/.."
-set -e
 scripts/setup.sh --tests
 FEATURES=onnxruntime,assert_process_allocs,standalone
 cargo xtask bundle pianola --release --features $FEATURES
@@ -21,7 +20,7 @@ step() {
 step cargo test --release --features $FEATURES --no-fail-fast
 step scripts/editor_screenshot.sh target/release/pianola
 step scripts/eval_arranger.sh target/devset target/eval
-[[ -x scripts/ardour_test.sh ]] && step scripts/ardour_test.sh
+step scripts/ardour_test.sh
 if (( ${#failed[@]} )); then
   printf 'FAILED: %s\n' "${failed[@]}" >&2
   exit 1

@@ -139,11 +139,18 @@ fn enforce_after(mut voices: Vec<Voice>, s: &ArrangeSettings, played_before: f64
 /// (melody; the lowest left-hand note of an onset is the bass), so a cover that was playable comes
 /// back unchanged, and a played note is never dropped.
 pub fn enforce_cover(notes: &[CoverNote], s: &ArrangeSettings, played_before: f64) -> Vec<CoverNote> {
+    // The lowest left-hand pitch of each onset, from the left hand's notes in time order (this runs
+    // on every Live hop over the whole take: no pairwise scan).
+    let mut left: Vec<&CoverNote> = notes.iter().filter(|n| n.hand == Hand::Left).collect();
+    left.sort_by(|a, b| a.start_beat.total_cmp(&b.start_beat).then(a.pitch.cmp(&b.pitch)));
+    let lowest_at = |t: f64| {
+        let k = left.partition_point(|o| o.start_beat <= t - EPS);
+        left.get(k).filter(|o| o.start_beat < t + EPS).map(|o| o.pitch)
+    };
     let voices = notes
         .iter()
         .map(|n| {
-            let bass = n.hand == Hand::Left
-                && !notes.iter().any(|o| o.hand == Hand::Left && o.pitch < n.pitch && (o.start_beat - n.start_beat).abs() < EPS);
+            let bass = n.hand == Hand::Left && lowest_at(n.start_beat).is_some_and(|p| p >= n.pitch);
             let role = match (n.melody, n.hand) {
                 (true, _) => Role::Melody,
                 (false, Hand::Right) => Role::Harmony,

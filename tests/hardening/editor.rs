@@ -8,11 +8,10 @@
 //! installs it) and draws with Mesa's software OpenGL (`LIBGL_ALWAYS_SOFTWARE=1`).
 
 use crate::host::{self, Instance, TestHost};
-use crate::lifecycle::clicks_project;
+use crate::lifecycle::{clicks_project, notes_in, TEMPO};
 use crate::rig::{check_balanced, check_on_beat};
 use clack_host::extensions::prelude::*;
 use clap_sys::ext::gui::{clap_host_gui, clap_window, clap_window_handle, CLAP_EXT_GUI, CLAP_WINDOW_API_X11};
-use pianola::notes::CoverNote;
 use std::ffi::{c_ulong, CString};
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -20,7 +19,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use x11_dl::xlib;
 
-const TEMPO: f64 = 120.0;
 const SAMPLE_RATE: f64 = 48000.0;
 const BLOCK: usize = 512;
 /// The audio thread plays at least this many beats, and goes on until the editor is done.
@@ -218,12 +216,6 @@ impl Drop for X {
 
 // ---------------------------------------------------------------------------------------------
 
-fn notes_in(cover: &[CoverNote], from: f64, to: f64) -> usize {
-    // As in `lifecycle`: a run owns [from, to) less half a sample.
-    let edge = 0.5 / (SAMPLE_RATE * 60.0 / TEMPO);
-    cover.iter().filter(|c| c.start_beat >= from - edge && c.start_beat < to - edge).count()
-}
-
 /// Sets the flag when dropped, so the audio thread stops even when the main thread panics.
 struct Raise<'a>(&'a AtomicBool);
 impl Drop for Raise<'_> {
@@ -275,7 +267,7 @@ fn the_editor_opens_and_closes_while_processing() {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 p.block(to, TEMPO, false, BLOCK, 0.0);
-                expected += notes_in(&cover, from, to);
+                expected += notes_in(&cover, from, to, SAMPLE_RATE);
                 beats += to - from;
                 k += 1;
             }

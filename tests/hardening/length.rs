@@ -150,9 +150,9 @@ fn a_long_capture_stays_bounded_and_on_the_beat() {
     let missing: Vec<i64> = (0..beats).filter(|b| got.binary_search(b).is_err()).collect();
     let cuts = rig.status.segments.load(Ordering::Relaxed).saturating_sub(1) as usize;
     eprintln!("{} of {beats} clicks captured; missing {missing:?} ({cuts} cuts)", got.len());
-    // No click lost at a cut: the one right at the overlap's middle (beats 239, 477, 715, ... here)
-    // was lost once, when the two segments' frame grids put its onset on opposite sides of a hard
-    // split; both now keep a slack around it and the new segment drops its copy.
+    // No click lost at a cut: the one just before the overlap's middle (beats 239, 477, 715, ...
+    // here) was lost once, when the middle split the overlap and the old segment, which misses
+    // notes in its last second, owned that half; now both segments' notes are joined.
     assert!(missing.is_empty(), "{} clicks lost at {cuts} cuts: {missing:?}", missing.len());
     let mean = |xs: &[(i64, f64)]| xs.iter().map(|x| x.1).sum::<f64>() / xs.len() as f64 * 60.0 / tempo * 1000.0;
     let mut sorted = captured.clone();

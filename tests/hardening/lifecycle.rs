@@ -9,7 +9,8 @@ use crate::rig::{check_balanced, check_on_beat, click_key};
 use pianola::notes::CoverNote;
 use pianola::params::{CapturedSong, PianolaParams, SavedNote};
 
-const TEMPO: f64 = 120.0;
+/// The clicks project's tempo (also the editor row's).
+pub const TEMPO: f64 = 120.0;
 
 /// A saved project whose capture is a note on each of 32 beats (what the click track gives).
 pub fn clicks_project() -> (Vec<u8>, Vec<CoverNote>) {
@@ -29,7 +30,8 @@ pub fn clicks_project() -> (Vec<u8>, Vec<CoverNote>) {
     (host::state_bytes(&state), pianola::worker::saved_cover(&params))
 }
 
-fn notes_in(cover: &[CoverNote], from: f64, to: f64, sr: f64) -> usize {
+/// Cover notes a run over beats `[from, to)` at `sr` plays.
+pub fn notes_in(cover: &[CoverNote], from: f64, to: f64, sr: f64) -> usize {
     // The emitter plays a note at the sample its beat rounds to: a run owns [from, to) less half a sample.
     let edge = 0.5 / (sr * 60.0 / TEMPO);
     cover.iter().filter(|c| c.start_beat >= from - edge && c.start_beat < to - edge).count()
