@@ -16,7 +16,8 @@
 //!     cargo bench --features onnxruntime,assert_process_allocs,standalone --bench live
 //!     env: LIVE_BENCH_BACKEND=ort|tract (ort), LIVE_BENCH_STREAMS="8:4,8:8" (hop:right frames),
 //!          LIVE_BENCH_LOOKAHEADS="0,2,4,6,8,11", LIVE_BENCH_ITEMS=N (first N items),
-//!          LIVE_BENCH_SECONDS=S (first S seconds of each item), PIANOLA_DEVSET, LIVE_BENCH_OUT,
+//!          LIVE_BENCH_SECONDS=S (first S seconds of each item), LIVE_BENCH_WINDOWS="130,172" (model
+//!          window in frames), PIANOLA_DEVSET, LIVE_BENCH_OUT,
 //!          SCORER (score_dir.py)
 
 use pianola::arrange::{ArrangeInput, ArrangeSettings};
@@ -275,6 +276,7 @@ fn main() {
         (h.parse().unwrap(), r.parse().unwrap())
     }).collect();
     let lookaheads: Vec<usize> = env_list("LIVE_BENCH_LOOKAHEADS", "0,2,4,6,8,11").iter().map(|s| s.parse().unwrap()).collect();
+    let windows: Vec<usize> = env_list("LIVE_BENCH_WINDOWS", &pianola::model::MIN_WINDOW_FRAMES.to_string()).iter().map(|s| s.parse().unwrap()).collect();
     let settings = ArrangeSettings::default();
 
     let mut model = model::load(backend).expect("model");
@@ -297,12 +299,13 @@ fn main() {
     let (_, off_cover) = score(&scorer, &devset, &out_dir.join("offline-cover"));
 
     let mut rows = vec![format!(
-        "| offline | - | - | - | - | - | - | - | {:.1}% | - | {off_f1:.3} | {off_cover:.3} |",
+        "| offline | 172 | - | - | - | - | - | - | - | {:.1}% | - | {off_f1:.3} | {off_cover:.3} |",
         100.0 * offline_s / audio_s
     )];
     for &(hop, right) in &streams {
-        for &melodia in &[false] {
-            let config = LiveConfig { hop_frames: hop, right_context_frames: right, lookahead_frames: 0, melodia };
+        for &window_frames in &windows {
+            let config = LiveConfig { hop_frames: hop, right_context_frames: right, lookahead_frames: 0, melodia: false, window_frames }.sanitized();
+            model.prepare_window(config.window_frames).expect("the model runs this window");
             // Known latency and event latency per lookahead.
             let mut per_lane: Vec<(Vec<f64>, Vec<f64>, usize, usize, f64, f64, usize)> = vec![(vec![], vec![], 0, 0, 0.0, 0.0, 0); lookaheads.len()];
             let mut model_times = vec![];
@@ -310,7 +313,7 @@ fn main() {
             // The latency the plugin would report needs the model's time per window: measured here
             // first (the worst of 8 windows), as the plugin would from its first windows.
             let mut window = pianola::model::WindowFrames::default();
-            let probe = vec![0.01f32; pianola::model::WINDOW_SAMPLES];
+            let probe = vec![0.01f32; pianola::model::window_samples(config.window_frames)];
             let compute_guess = (0..8)
                 .map(|_| {
                     let t0 = Instant::now();
@@ -351,13 +354,13 @@ fn main() {
                     lane.4 += r.compute;
                     lane.5 = lane.5.max(r.max_lag);
                     lane.6 += r.late_melody;
-                    let tag = format!("h{hop}-r{right}-l{}", r.lookahead);
+                    let tag = format!("w{window_frames}-h{hop}-r{right}-l{}", r.lookahead);
                     write(&out_dir.join(format!("{tag}-notes")).join(format!("{}.mid", item.id)), pianola::midi_file::notes_to_smf(&r.notes));
                     write(&out_dir.join(format!("{tag}-cover")).join(format!("{}.mid", item.id)), pianola::midi_file::cover_to_smf(&r.cover, &item.grid));
                 }
             }
             for (li, &lookahead) in lookaheads.iter().enumerate() {
-                let tag = format!("h{hop}-r{right}-l{lookahead}");
+                let tag = format!("w{window_frames}-h{hop}-r{right}-l{lookahead}");
                 let (f1, _) = score(&scorer, &devset, &out_dir.join(format!("{tag}-notes")));
                 let (_, cs) = score(&scorer, &devset, &out_dir.join(format!("{tag}-cover")));
                 let lane = &mut per_lane[li];
@@ -365,7 +368,7 @@ fn main() {
                 let (k50, k95) = (percentile(&mut lane.0, 0.5), percentile(&mut lane.0, 0.95));
                 let (e50, e95) = (percentile(&mut lane.1, 0.5), percentile(&mut lane.1, 0.95));
                 rows.push(format!(
-                    "| live | {hop} | {right} | {lookahead} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.1}% | {:.1}% (max lag {:.0} ms) | {:.0} | {f1:.3} | {cs:.3} |",
+                    "| live | {window_frames} | {hop} | {right} | {lookahead} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.1}% | {:.1}% (max lag {:.0} ms) | {:.0} | {f1:.3} | {cs:.3} |",
                     reported * 1000.0,
                     k50 * 1000.0,
                     k95 * 1000.0,
@@ -377,12 +380,12 @@ fn main() {
                     lane.6,
                 ));
             }
-            eprintln!("hop {hop} right {right}: model {:.1} ms p50, {:.1} ms p95 per window; {:.1}% of a core for the model alone", c_p50 * 1e3, c_p95 * 1e3, 100.0 * model_times.iter().sum::<f64>() / audio_s);
+            eprintln!("window {window_frames} hop {hop} right {right}: model {:.1} ms p50, {:.1} ms p95 per window; {:.1}% of a core for the model alone", c_p50 * 1e3, c_p95 * 1e3, 100.0 * model_times.iter().sum::<f64>() / audio_s);
         }
     }
     println!("\nLive vs offline, {} items, {:.0} s, backend {} (latencies: true onset -> note known / -> MIDI event, p50 / p95, ms)\n", items.len(), audio_s, model.backend());
-    println!("| mode | hop | right ctx | lookahead | reported latency ms | known p50 / p95 | event p50 / p95 | late | CPU of one core | late melody moved | onset_f1 | cover_score |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| mode | window | hop | right ctx | lookahead | reported latency ms | known p50 / p95 | event p50 / p95 | late | CPU of one core | late melody moved | onset_f1 | cover_score |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         println!("{r}");
     }

@@ -675,8 +675,17 @@ impl Worker {
             return;
         }
         if self.segment.is_none() {
-            let live = match (self.mode, self.model.as_ref()) {
-                (Mode::Live, Some(m)) => Some(LiveTake::new(live::config_for(m.backend()), &self.decode)),
+            let live = match (self.mode, self.model.as_mut()) {
+                (Mode::Live, Some(m)) => {
+                    let mut config = live::config_for(m.backend());
+                    // The Live window gets its own plan once; if the model cannot run it, the full
+                    // window still works (the same notes, more compute per hop).
+                    if let Err(e) = m.prepare_window(config.sanitized().window_frames) {
+                        self.status.set_error(format!("Live mode runs the full model window: {e}"));
+                        config.window_frames = crate::model::FRAMES_PER_WINDOW;
+                    }
+                    Some(LiveTake::new(config, &self.decode))
+                }
                 _ => None,
             };
             let resumed = match (carry, self.model.as_mut()) {

@@ -131,3 +131,52 @@ fn embedded_model_is_the_pinned_one() {
     let digest: String = Sha256::digest(model::BASIC_PITCH_ONNX).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(digest, model::BASIC_PITCH_SHA256);
 }
+
+/// Live mode runs a shorter window (`model::graph`). The resized graph must compute exactly what the
+/// original computes at the full length, and a 130-frame window must give the frames a 2 s window
+/// gives at the same place, up to the model's window-wide log normalisation (what that costs in
+/// notes is measured by the live bench's onset_f1).
+#[test]
+fn resized_windows_agree_with_the_full_window() {
+    use pianola::model::{window_samples, WindowFrames, FRAMES_PER_WINDOW, MIN_WINDOW_FRAMES, WINDOW_SAMPLES};
+    let item = fixture_items().into_iter().find(|p| p.to_string_lossy().contains("mix")).unwrap();
+    let audio = read_f32(&item.join("audio_22050.f32"));
+    let resized_full = model::graph::with_window_frames(model::BASIC_PITCH_ONNX, FRAMES_PER_WINDOW).unwrap();
+    let live_backends: Vec<(Backend, f32)> = backends().into_iter().filter(|(b, _)| *b != Backend::TractExact).collect();
+    for (backend, _) in live_backends {
+        let mut original = model::load(backend).unwrap();
+        let mut resized = model::load_from_bytes(backend, &resized_full).unwrap();
+        let (mut worst_same, mut onset_diff, mut onset_n, mut worst_short) = (0.0f32, 0.0f64, 0usize, 0.0f32);
+        let (mut full, mut same, mut short) = (WindowFrames::default(), WindowFrames::default(), WindowFrames::default());
+        // Windows across the song, each ending at `end`.
+        for end in (WINDOW_SAMPLES..audio.len()).step_by(WINDOW_SAMPLES / 2 + 1000) {
+            let window = &audio[end - WINDOW_SAMPLES..end];
+            original.run_window(window, &mut full).unwrap();
+            resized.run_window(window, &mut same).unwrap();
+            worst_same = worst_same.max(max_abs_diff(&full.note, &same.note)).max(max_abs_diff(&full.onset, &same.onset));
+            original.run_window(&audio[end - window_samples(MIN_WINDOW_FRAMES)..end], &mut short).unwrap();
+            assert_eq!(short.n_frames(), MIN_WINDOW_FRAMES);
+            // Short frame i is full frame i + 42. Compare where Live commits: >= 4 frames of right
+            // context, and away from the short window's left edge.
+            let shift = FRAMES_PER_WINDOW - MIN_WINDOW_FRAMES;
+            for i in 40..MIN_WINDOW_FRAMES - 4 {
+                for k in 0..88 {
+                    let d = (short.onset[i * 88 + k] - full.onset[(i + shift) * 88 + k]).abs();
+                    worst_short = worst_short.max(d).max((short.note[i * 88 + k] - full.note[(i + shift) * 88 + k]).abs());
+                    onset_diff += d as f64;
+                    onset_n += 1;
+                }
+            }
+        }
+        let mean = onset_diff / onset_n as f64;
+        println!("{backend:?}: resized graph at 172 frames max diff {worst_same:.2e}; 130-frame window vs 2 s: max {worst_short:.3}, mean onset {mean:.2e}");
+        assert!(worst_same <= 1e-6, "{backend:?}: the resized graph changed the full window's outputs by {worst_same:e}");
+        // Measured: mean 1.3e-3, a few posteriors near a threshold up to 0.46 (tract and ort); a
+        // frame off the grid would be ~10x the mean.
+        assert!(mean <= 2e-3 && worst_short <= 0.6, "{backend:?}: a 130-frame window drifts from the 2 s window (mean {mean:e}, max {worst_short})");
+        // One frame short of the minimum, or off the hop grid: an error, not a panic.
+        for len in [window_samples(MIN_WINDOW_FRAMES) - 256, WINDOW_SAMPLES - 100] {
+            assert!(original.run_window(&audio[..len], &mut short).is_err(), "{backend:?}: {len} samples");
+        }
+    }
+}

@@ -1,5 +1,5 @@
 //! The model contract: one window of mono 22050 Hz audio in, 172 frames of note, onset and contour
-//! posteriors out. Everything above this module (engine, plugin) talks to `dyn NoteModel`, so a better
+//! posteriors out (or a shorter window, [`MIN_WINDOW_FRAMES`] frames or more, for Live mode). Everything above this module (engine, plugin) talks to `dyn NoteModel`, so a better
 //! model can replace Basic Pitch by implementing the trait with its own window geometry constants.
 //!
 //! Backends: [`tract::TractModel`] (pure Rust, the default and what the plugin bundle ships) and,
@@ -7,6 +7,7 @@
 
 use crate::notes::{N_CONTOUR_BINS, N_KEYS};
 
+pub mod graph;
 pub mod tract;
 #[cfg(feature = "onnxruntime")]
 pub mod ort;
@@ -19,6 +20,19 @@ pub const WINDOW_SAMPLES: usize = 43844;
 pub const FRAMES_PER_WINDOW: usize = 172;
 /// Model hop in samples (86 frames per second, integer as in the reference).
 pub const FFT_HOP: usize = 256;
+/// The shortest window the graph runs (see [`graph`]): 130 frames, 1.5 s.
+pub const MIN_WINDOW_FRAMES: usize = 130;
+
+/// Samples of a window of `frames` frames: the 2 s window shortened by whole hops, so every CQT
+/// octave keeps the same rounding.
+pub const fn window_samples(frames: usize) -> usize {
+    WINDOW_SAMPLES - FFT_HOP * (FRAMES_PER_WINDOW - frames)
+}
+
+/// The frames of a window of `samples` samples, if the model runs that length.
+pub fn window_frames(samples: usize) -> Option<usize> {
+    (MIN_WINDOW_FRAMES..=FRAMES_PER_WINDOW).find(|&f| window_samples(f) == samples)
+}
 /// Frames per second as the reference computes it (22050 // 256).
 pub const FRAMES_PER_SECOND: usize = 86;
 
@@ -40,11 +54,12 @@ pub enum ModelError {
     Load(String),
     #[error("the note model failed on a window: {0}")]
     Inference(String),
-    #[error("window has {got} samples, the model takes {WINDOW_SAMPLES}")]
+    #[error("window has {got} samples, the model takes {WINDOW_SAMPLES} (or that less whole hops of 256, down to {MIN_WINDOW_FRAMES} frames)")]
     WindowLength { got: usize },
 }
 
-/// Frame outputs of one window, row-major `[FRAMES_PER_WINDOW][bins]`.
+/// Frame outputs of one window, row-major `[frames][bins]` ([`FRAMES_PER_WINDOW`] unless the window
+/// was shorter).
 #[derive(Clone, Debug, PartialEq)]
 pub struct WindowFrames {
     pub note: Vec<f32>,
@@ -54,11 +69,24 @@ pub struct WindowFrames {
 
 impl Default for WindowFrames {
     fn default() -> Self {
-        Self {
-            note: vec![0.0; FRAMES_PER_WINDOW * N_KEYS],
-            onset: vec![0.0; FRAMES_PER_WINDOW * N_KEYS],
-            contour: vec![0.0; FRAMES_PER_WINDOW * N_CONTOUR_BINS],
-        }
+        Self::with_frames(FRAMES_PER_WINDOW)
+    }
+}
+
+impl WindowFrames {
+    pub fn with_frames(frames: usize) -> Self {
+        Self { note: vec![0.0; frames * N_KEYS], onset: vec![0.0; frames * N_KEYS], contour: vec![0.0; frames * N_CONTOUR_BINS] }
+    }
+
+    pub fn n_frames(&self) -> usize {
+        self.note.len() / N_KEYS
+    }
+
+    /// Resizes for a window of `frames` (a no-op, no allocation, when it already is).
+    pub fn set_frames(&mut self, frames: usize) {
+        self.note.resize(frames * N_KEYS, 0.0);
+        self.onset.resize(frames * N_KEYS, 0.0);
+        self.contour.resize(frames * N_CONTOUR_BINS, 0.0);
     }
 }
 
@@ -66,8 +94,15 @@ impl Default for WindowFrames {
 pub trait NoteModel: Send {
     /// Short name of the backend, for status lines and benchmarks.
     fn backend(&self) -> &'static str;
-    /// Runs one window of exactly [`WINDOW_SAMPLES`] samples, writing into `out` (reused between calls).
+    /// Runs one window of [`WINDOW_SAMPLES`] samples, or of [`window_samples`]`(frames)` for a shorter
+    /// one, writing its frames into `out` (reused between calls, resized to the window's frames).
     fn run_window(&mut self, window: &[f32], out: &mut WindowFrames) -> Result<(), ModelError>;
+    /// Gets ready to run windows of `frames` frames (a backend plans each length once), so the first
+    /// such window does not stall.
+    fn prepare_window(&mut self, frames: usize) -> Result<(), ModelError> {
+        let _ = frames;
+        Ok(())
+    }
 }
 
 /// Which inference backend to use.
@@ -123,12 +158,19 @@ pub fn load_from_bytes(backend: Backend, onnx: &[u8]) -> Result<Box<dyn NoteMode
     }
 }
 
-/// Checks a window's length before it reaches a backend, so a wrong caller gets an error, not a panic.
-pub(crate) fn check_window(window: &[f32]) -> Result<(), ModelError> {
-    if window.len() == WINDOW_SAMPLES {
-        Ok(())
+/// Checks a window's length before it reaches a backend, so a wrong caller gets an error, not a
+/// panic. Returns the window's frames.
+pub fn check_window(window: &[f32]) -> Result<usize, ModelError> {
+    window_frames(window.len()).ok_or(ModelError::WindowLength { got: window.len() })
+}
+
+/// The ONNX bytes for windows of `frames`: the file itself for the full window, else the graph with
+/// its window resized ([`graph::with_window_frames`]).
+pub(crate) fn onnx_for_frames(onnx: &[u8], frames: usize) -> Result<std::borrow::Cow<'_, [u8]>, ModelError> {
+    if frames == FRAMES_PER_WINDOW {
+        Ok(std::borrow::Cow::Borrowed(onnx))
     } else {
-        Err(ModelError::WindowLength { got: window.len() })
+        graph::with_window_frames(onnx, frames).map(std::borrow::Cow::Owned)
     }
 }
 

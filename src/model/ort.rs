@@ -4,7 +4,7 @@
 //! Runtime allows one environment per process. One intra-op thread, no spinning: a plugin must not
 //! eat the cores the DAW needs.
 
-use super::{check_window, copy_output, ModelError, NoteModel, WindowFrames, CONTOUR_OUTPUT, INPUT_NAME, NOTE_OUTPUT, ONSET_OUTPUT, WINDOW_SAMPLES};
+use super::{check_window, copy_output, onnx_for_frames, ModelError, NoteModel, WindowFrames, CONTOUR_OUTPUT, FRAMES_PER_WINDOW, INPUT_NAME, NOTE_OUTPUT, ONSET_OUTPUT};
 use ort::session::Session;
 use ort::value::TensorRef;
 use std::path::PathBuf;
@@ -42,23 +42,39 @@ fn environment() -> Result<&'static ort::environment::Environment, ModelError> {
 }
 
 pub struct OrtModel {
-    session: Session,
+    /// The ONNX file, kept to make sessions for other window lengths (230 kB).
+    onnx: Vec<u8>,
+    /// (frames, session): the full window's first, then any shorter ones asked for.
+    sessions: Vec<(usize, Session)>,
 }
 
 impl OrtModel {
     pub fn from_bytes(onnx: &[u8]) -> Result<Self, ModelError> {
-        let env = environment()?;
-        let load = |e: ort::Error| ModelError::Load(e.to_string());
-        let session = Session::builder(env)
-            .map_err(load)?
-            .with_intra_threads(1)
-            .map_err(|e| ModelError::Load(e.to_string()))?
-            .with_intra_op_spinning(false)
-            .map_err(|e| ModelError::Load(e.to_string()))?
-            .commit_from_memory(onnx)
-            .map_err(load)?;
-        Ok(Self { session })
+        let full = session(onnx)?;
+        Ok(Self { onnx: onnx.to_vec(), sessions: vec![(FRAMES_PER_WINDOW, full)] })
     }
+
+    fn session_index(&mut self, frames: usize) -> Result<usize, ModelError> {
+        if let Some(i) = self.sessions.iter().position(|(f, _)| *f == frames) {
+            return Ok(i);
+        }
+        let s = session(&onnx_for_frames(&self.onnx, frames)?)?;
+        self.sessions.push((frames, s));
+        Ok(self.sessions.len() - 1)
+    }
+}
+
+fn session(onnx: &[u8]) -> Result<Session, ModelError> {
+    let env = environment()?;
+    let load = |e: ort::Error| ModelError::Load(e.to_string());
+    Session::builder(env)
+        .map_err(load)?
+        .with_intra_threads(1)
+        .map_err(|e| ModelError::Load(e.to_string()))?
+        .with_intra_op_spinning(false)
+        .map_err(|e| ModelError::Load(e.to_string()))?
+        .commit_from_memory(onnx)
+        .map_err(load)
 }
 
 impl NoteModel for OrtModel {
@@ -67,15 +83,21 @@ impl NoteModel for OrtModel {
     }
 
     fn run_window(&mut self, window: &[f32], out: &mut WindowFrames) -> Result<(), ModelError> {
-        check_window(window)?;
+        let frames = check_window(window)?;
+        let i = self.session_index(frames)?;
+        out.set_frames(frames);
         let err = |e: ort::Error| ModelError::Inference(e.to_string());
-        let input = TensorRef::from_array_view(([1usize, WINDOW_SAMPLES, 1], window)).map_err(err)?;
-        let outputs = self.session.run(ort::inputs![INPUT_NAME => input]).map_err(err)?;
+        let input = TensorRef::from_array_view(([1usize, window.len(), 1], window)).map_err(err)?;
+        let outputs = self.sessions[i].1.run(ort::inputs![INPUT_NAME => input]).map_err(err)?;
         for (dst, name) in [(&mut out.note, NOTE_OUTPUT), (&mut out.onset, ONSET_OUTPUT), (&mut out.contour, CONTOUR_OUTPUT)] {
             let value = outputs.get(name).ok_or_else(|| ModelError::Inference(format!("no output {name}")))?;
             let (_, data) = value.try_extract_tensor::<f32>().map_err(err)?;
             copy_output(dst, data, name)?;
         }
         Ok(())
+    }
+
+    fn prepare_window(&mut self, frames: usize) -> Result<(), ModelError> {
+        self.session_index(frames).map(|_| ())
     }
 }
