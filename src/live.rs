@@ -82,7 +82,9 @@ impl LiveConfig {
     }
 }
 
-/// Streaming inference on a sliding window; keeps only the audio the next window needs.
+/// Streaming inference on a sliding window; keeps only the audio the next window needs, and the
+/// committed frames from [`Self::frames_origin`] on (a take forgets what it has decoded, see
+/// [`LiveTake::forget_before`]).
 pub struct LiveStream {
     hop: usize,
     right: usize,
@@ -94,7 +96,9 @@ pub struct LiveStream {
     received: u64,
     /// Window `m` commits frames `[m * hop, (m + 1) * hop)`.
     next_window: u64,
+    /// Committed frames from absolute frame `origin` on.
     frames: FrameOutputs,
+    origin: usize,
     window: Vec<f32>,
     scratch: WindowFrames,
 }
@@ -111,6 +115,7 @@ impl LiveStream {
             received: 0,
             next_window: 0,
             frames: FrameOutputs::default(),
+            origin: 0,
             window: vec![0.0; window_samples(c.window_frames)],
             scratch: WindowFrames::with_frames(c.window_frames),
         }
@@ -130,9 +135,34 @@ impl LiveStream {
         self.received
     }
 
-    /// Committed frames (frame `j` at `j * FRAME_SECONDS`).
+    /// Committed frames still kept: row `r` is absolute frame `frames_origin() + r`, at
+    /// `(frames_origin() + r) * FRAME_SECONDS`.
     pub fn frames(&self) -> &FrameOutputs {
         &self.frames
+    }
+
+    /// Absolute frame of the first kept row of [`Self::frames`] (0 until frames are forgotten).
+    pub fn frames_origin(&self) -> usize {
+        self.origin
+    }
+
+    /// Frames committed since the start of the take.
+    pub fn frames_committed(&self) -> usize {
+        self.origin + self.frames.n_frames()
+    }
+
+    /// Drops the kept frames before absolute frame `frame` (the caller has decoded them). Rows move
+    /// only once a few seconds are to go, so a per-hop call costs nothing most hops.
+    pub fn forget_before(&mut self, frame: usize) {
+        const BATCH_FRAMES: usize = 1024;
+        let drop = frame.saturating_sub(self.origin).min(self.frames.n_frames());
+        if drop < BATCH_FRAMES {
+            return;
+        }
+        self.frames.note.drain(..drop * N_KEYS);
+        self.frames.onset.drain(..drop * N_KEYS);
+        self.frames.contour.drain(..drop * N_CONTOUR_BINS);
+        self.origin += drop;
     }
 
     /// Model-rate samples that had arrived when frame `j` was committed.
@@ -171,12 +201,13 @@ impl LiveStream {
     pub fn finish(&mut self, model: &mut dyn NoteModel) -> Result<usize, ModelError> {
         let before = self.frames.n_frames();
         let total = crate::engine::frames_for_samples(self.received as usize);
-        while self.frames.n_frames() < total {
+        while self.frames_committed() < total {
             self.run_next_window(model)?;
         }
-        self.frames.note.truncate(total * N_KEYS);
-        self.frames.onset.truncate(total * N_KEYS);
-        self.frames.contour.truncate(total * N_CONTOUR_BINS);
+        let kept = total.saturating_sub(self.origin);
+        self.frames.note.truncate(kept * N_KEYS);
+        self.frames.onset.truncate(kept * N_KEYS);
+        self.frames.contour.truncate(kept * N_CONTOUR_BINS);
         Ok(self.frames.n_frames().saturating_sub(before))
     }
 
@@ -566,24 +597,29 @@ impl LiveArranger {
     }
 }
 
-/// Model time per window the reported latency allows for, by backend: the p95 measured on one core
-/// of the dev machine (tract ~90 ms, ONNX Runtime ~42 ms) with headroom for a busy CPU.
+/// Model time per 130-frame window the reported latency allows for, by backend: the p95 measured
+/// on one core of the dev machine (tract 89-91 ms, ONNX Runtime 56-57 ms, `cargo bench --bench live`)
+/// with a little headroom.
 pub fn compute_allowance_s(backend: &str) -> f64 {
     match backend {
         "ort" => 0.060,
-        _ => 0.120,
+        _ => 0.100,
     }
 }
 
 /// The host's block (512 samples at 44.1 kHz) plus the resampler's input chunk (1024 samples).
 pub const IO_ALLOWANCE_S: f64 = (512.0 + 1024.0) / 44100.0;
 
-/// The live settings for a backend: one inference per hop, and the hop long enough that the worker
-/// needs about half a core (tract: 90 ms per 186 ms hop; ONNX Runtime: 42 ms per 93 ms hop).
+/// The live settings for a backend: one inference per hop on the 130-frame window, the hop long
+/// enough that the model needs about two thirds of a core (ONNX Runtime: 55 ms per 81 ms hop, 68%;
+/// tract: 84 ms per 116 ms hop, 73%), and a lookahead of 2 frames. Measured over the dev set
+/// (`cargo bench --bench live`): ort event latency p95 280 ms, onset_f1 0.639 (offline 0.604);
+/// tract p95 353 ms, onset_f1 0.632.
 pub fn config_for(backend: &str) -> LiveConfig {
+    let base = LiveConfig { right_context_frames: 4, lookahead_frames: 2, window_frames: MIN_WINDOW_FRAMES, ..LiveConfig::default() };
     match backend {
-        "ort" => LiveConfig { hop_frames: 8, ..LiveConfig::default() },
-        _ => LiveConfig { hop_frames: 16, ..LiveConfig::default() },
+        "ort" => LiveConfig { hop_frames: 7, ..base },
+        _ => LiveConfig { hop_frames: 10, ..base },
     }
 }
 
@@ -616,8 +652,20 @@ impl LiveTake {
         Ok(self.stream.frames().n_frames() - before)
     }
 
+    /// The kept frames; row `r` is absolute frame `frames_origin() + r`.
     pub fn frames(&self) -> &FrameOutputs {
         self.stream.frames()
+    }
+
+    pub fn frames_origin(&self) -> usize {
+        self.stream.frames_origin()
+    }
+
+    /// Forgets the frames before `seconds` from the take's start (already decoded; the arranger
+    /// reads only recent ones), so a take's memory stays bounded however long the pass runs.
+    pub fn forget_before(&mut self, seconds: f64) {
+        let frame = (seconds.max(0.0) / FRAME_SECONDS) as usize;
+        self.stream.forget_before(frame.min(self.decoder.frames_seen()));
     }
 
     /// The notes that end after `since_s` (seconds from the take's start); a sounding note reaches
@@ -703,6 +751,36 @@ mod tests {
         // The end of a take commits the rest.
         stream.finish(&mut probe).unwrap();
         assert_eq!(stream.frames().n_frames(), crate::engine::frames_for_samples(60_000));
+    }
+
+    /// A long take keeps only the frames not yet forgotten, and they stay on the absolute grid.
+    #[test]
+    fn a_long_take_forgets_decoded_frames() {
+        let config = LiveConfig { hop_frames: 8, right_context_frames: 4, lookahead_frames: 0, melodia: false, window_frames: MIN_WINDOW_FRAMES };
+        let mut stream = LiveStream::new(&config);
+        let mut probe = Probe { starts: vec![] };
+        let minutes = 2;
+        let block: Vec<f32> = (0..4096).map(|_| 0.0).collect();
+        let mut sample = 0u64;
+        let mut most = 0;
+        while sample < minutes * 60 * MODEL_SAMPLE_RATE as u64 {
+            // The probe reads each sample's absolute index + 1.
+            let piece: Vec<f32> = block.iter().enumerate().map(|(i, _)| (sample + i as u64 + 1) as f32).collect();
+            stream.push(&mut probe, &piece).unwrap();
+            sample += piece.len() as u64;
+            stream.forget_before(stream.frames_committed().saturating_sub(500));
+            most = most.max(stream.frames().n_frames());
+            let origin = stream.frames_origin();
+            for r in [0, stream.frames().n_frames().saturating_sub(1)] {
+                if r < stream.frames().n_frames() {
+                    assert_eq!(stream.frames().note_row(r)[0], (origin + r) as f32, "row {r} from origin {origin}");
+                }
+            }
+        }
+        assert!(stream.frames_origin() > 9_000, "old frames were forgotten (origin {})", stream.frames_origin());
+        assert!(most <= 500 + 1024 + 64, "kept {most} frames at most");
+        stream.finish(&mut probe).unwrap();
+        assert_eq!(stream.frames_committed(), crate::engine::frames_for_samples(sample as usize));
     }
 
     fn empty(n: usize) -> FrameOutputs {

@@ -8,7 +8,7 @@
 
 use crate::capture::{self, CaptureShared, CaptureWriter, TransportInfo};
 use crate::emit::{BlockTransport, EmitEvent, Emitter};
-use crate::model::{self, Backend, NoteModel};
+use crate::model::{self, NoteModel};
 use crate::params::{Mode, PianolaParams};
 use crate::timeline::{self, Timeline};
 use crate::worker::{self, Status, WorkerHandle, WorkerSetup, LIVE_MAX_LAG_SECONDS};
@@ -181,7 +181,7 @@ impl Plugin for Pianola {
         self.capture.done_seq.store(0, Ordering::Release);
         let model = match self.model.take() {
             Some(m) => Ok(m),
-            None => Err(Box::new(|| model::load(Backend::Tract)) as worker::ModelLoader),
+            None => Err(Box::new(|| model::load(model::plugin_backend())) as worker::ModelLoader),
         };
         let setup = WorkerSetup {
             params: self.params.clone(),

@@ -35,10 +35,10 @@ use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
 /// How Live mode delays its notes behind the audio: the live pipeline's worst case for the plugin's
-/// backend (tract), see `live::latency_for`: the model's right context, the hop, the decoder's
-/// lookahead, one inference and the host block.
+/// backend (`model::plugin_backend`), see `live::latency_for`: the model's right context, the hop,
+/// the decoder's lookahead, one inference and the host block.
 pub fn live_latency_seconds() -> f64 {
-    live::latency_for("tract")
+    live::latency_for(crate::model::plugin_backend().name())
 }
 /// In offline Live rendering the audio thread lets the worker fall this far behind before it waits:
 /// less than the latency's allowance for compute and I/O, so a bounce hears every note in time.
@@ -152,7 +152,7 @@ pub fn saved_cover(params: &PianolaParams) -> Vec<CoverNote> {
     catch_unwind(AssertUnwindSafe(|| arrange::arrange(&song.arrange_input(), &params.arrange_settings()))).unwrap_or_default()
 }
 
-/// Loads a model (the plugin passes `model::load(Backend::Tract)`; tests pass failures).
+/// Loads a model (the plugin passes `model::load(model::plugin_backend())`; tests pass failures).
 pub type ModelLoader = Box<dyn FnOnce() -> Result<Box<dyn NoteModel>, ModelError> + Send>;
 
 /// Everything a worker thread needs.
@@ -288,10 +288,13 @@ impl BeatMap {
 }
 
 /// Notes (seconds from the segment start) -> beats, with the contour salience the arranger wants.
-fn to_beats(notes: &[Note], frames: &FrameOutputs, map: &BeatMap) -> Vec<BeatNote> {
+/// Notes in seconds to beats through `map`, with salience from `frames` (row `r` is frame
+/// `frames_origin + r`).
+fn to_beats(notes: &[Note], frames: &FrameOutputs, frames_origin: usize, map: &BeatMap) -> Vec<BeatNote> {
     // Seconds stay seconds through this grid (60 bpm from 0 s); the map then does the tempo.
     let identity = BeatGrid { bpm: 60.0, beats_per_bar: 4, first_beat_s: 0.0, first_downbeat_beat: 0.0 };
-    let mut input = ArrangeInput::from_transcription(notes, Some(frames), &identity);
+    let frame_time = |r: usize| (frames_origin + r) as f64 * crate::live::FRAME_SECONDS;
+    let mut input = ArrangeInput::from_transcription_with(notes, Some(frames), &identity, frame_time);
     for (b, n) in input.notes.iter_mut().zip(notes) {
         b.start_beat = map.beat_at(n.start_s);
         b.end_beat = map.beat_at(n.end_s);
@@ -453,7 +456,7 @@ impl Segment {
     /// Notes so far (only final frames).
     fn provisional(&self, params: &DecodeParams) -> Vec<BeatNote> {
         let frames = truncated(self.stream.frames(), self.stream.final_frames());
-        to_beats(&decode::notes_from_frames(&frames, params), &frames, &self.map)
+        to_beats(&decode::notes_from_frames(&frames, params), &frames, 0, &self.map)
     }
 
     /// Flushes the resampler and the stream: all frames of the segment.
@@ -517,10 +520,10 @@ impl FinishedSegment {
 
     fn decode(&mut self, params: &DecodeParams) {
         if let Some(raw) = self.raw.take() {
-            self.notes = to_beats(&decode::notes_from_frames(&raw, params), &raw, &self.map);
+            self.notes = to_beats(&decode::notes_from_frames(&raw, params), &raw, 0, &self.map);
         } else if let Some(c) = &self.frames {
             let frames = c.to_frames();
-            self.notes = to_beats(&decode::notes_from_frames(&frames, params), &frames, &self.map);
+            self.notes = to_beats(&decode::notes_from_frames(&frames, params), &frames, 0, &self.map);
         }
     }
 
@@ -677,7 +680,8 @@ impl Worker {
         if self.segment.is_none() {
             let live = match (self.mode, self.model.as_mut()) {
                 (Mode::Live, Some(m)) => {
-                    let mut config = live::config_for(m.backend());
+                    // The settings the reported latency was computed for (the model is the plugin's).
+                    let mut config = live::config_for(crate::model::plugin_backend().name());
                     // The Live window gets its own plan once; if the model cannot run it, the full
                     // window still works (the same notes, more compute per hop).
                     if let Err(e) = m.prepare_window(config.sanitized().window_frames) {
@@ -890,8 +894,11 @@ impl Worker {
         let tempo = seg.tempo;
         let recent_s = take.decoded_s() - (live::ARRANGE_CONTEXT_BEATS + 8.0) * 60.0 / tempo;
         let notes = take.notes_since(recent_s);
+        // Frames older than the notes re-arranged are never read again (a held note's salience
+        // then comes from its last half minute).
+        take.forget_before(recent_s - 30.0);
         let input = ArrangeInput {
-            notes: to_beats(&notes, take.frames(), &seg.map),
+            notes: to_beats(&notes, take.frames(), take.frames_origin(), &seg.map),
             beats_per_bar: bpb,
             first_downbeat_beat: seg.bar_start_beat.rem_euclid(bpb as f64),
             seconds_per_beat: 60.0 / seg.map.pieces[0].tempo,

@@ -210,7 +210,7 @@ impl PianolaEditor {
                     &self.params.mode,
                     &[
                         (Mode::Capture, "Capture", "Listens on the first pass, plays the cover on every later pass, sample-exact. The capture is saved with the project."),
-                        (Mode::Live, "Live", "Plays notes while it listens, a few seconds behind the audio (reported to the host as latency). Nothing is saved."),
+                        (Mode::Live, "Live", "Plays notes while it listens, about a quarter of a second behind the audio (reported to the host as latency, so it lines up). Nothing is saved."),
                     ],
                     32.0,
                 );

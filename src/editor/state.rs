@@ -208,11 +208,11 @@ pub fn headline(s: &Snapshot) -> StatusItem {
     }
     match s.mode {
         Mode::Live => {
-            let latency = if s.sample_rate > 0.0 { s.latency_samples as f64 / s.sample_rate as f64 } else { 0.0 };
+            let latency_ms = if s.sample_rate > 0.0 { 1000.0 * s.latency_samples as f64 / s.sample_rate as f64 } else { 0.0 };
             if s.recording {
                 item(
                     Level::Good,
-                    format!("Live: notes follow the audio {latency:.1} s late"),
+                    format!("Live: notes follow the audio {latency_ms:.0} ms late"),
                     "The plugin reports this delay to the host, which compensates it. Live notes are not saved; switch to Capture to keep a cover.",
                 )
             } else {
@@ -271,10 +271,10 @@ pub fn facts(s: &Snapshot) -> Vec<StatusItem> {
         out.push(item(Level::Good, "Keeping up", "The transcription keeps pace with the audio."));
     }
     if s.mode == Mode::Live {
-        let latency = if s.sample_rate > 0.0 { s.latency_samples as f64 / s.sample_rate as f64 } else { 0.0 };
+        let latency_ms = if s.sample_rate > 0.0 { 1000.0 * s.latency_samples as f64 / s.sample_rate as f64 } else { 0.0 };
         out.push(item(
             Level::Idle,
-            if latency > 0.0 { format!("Latency {latency:.1} s") } else { "Latency: set when audio starts".to_string() },
+            if latency_ms > 0.0 { format!("Latency {latency_ms:.0} ms") } else { "Latency: set when audio starts".to_string() },
             "Reported to the host so it can delay the other tracks to match.",
         ));
     }
@@ -521,11 +521,11 @@ mod tests {
     }
 
     #[test]
-    fn live_mode_reports_its_latency_in_seconds() {
-        let live = Snapshot { mode: Mode::Live, recording: true, latency_samples: 216_000, ..ready(CaptureSummary::default(), 10) };
-        assert_eq!(headline(&live).text, "Live: notes follow the audio 4.5 s late");
+    fn live_mode_reports_its_latency_in_milliseconds() {
+        let live = Snapshot { mode: Mode::Live, recording: true, latency_samples: 12_348, ..ready(CaptureSummary::default(), 10) };
+        assert_eq!(headline(&live).text, "Live: notes follow the audio 257 ms late");
         let f = facts(&live);
-        assert!(f.iter().any(|i| i.text == "Latency 4.5 s"), "{f:?}");
+        assert!(f.iter().any(|i| i.text == "Latency 257 ms"), "{f:?}");
         assert!(!f.iter().any(|i| i.text.starts_with("Nothing captured")), "Live without a capture says nothing about captures");
         let capture = facts(&ready(CaptureSummary::default(), 0));
         assert!(!capture.iter().any(|i| i.text.starts_with("Latency")), "no latency line in Capture mode");

@@ -143,6 +143,25 @@ impl std::str::FromStr for Backend {
     }
 }
 
+/// The backend the plugin runs: ONNX Runtime when this build has it (feature `onnxruntime`) and its
+/// library loads, because it is about 1.5x as fast and Live mode's latency follows the time per
+/// window; else tract. `PIANOLA_BACKEND=tract|ort` chooses (ort still needs its library). Decided
+/// once per process, so the latency reported at activation and the model the worker loads agree.
+pub fn plugin_backend() -> Backend {
+    static CHOSEN: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        let wanted = std::env::var("PIANOLA_BACKEND").ok().and_then(|s| s.parse::<Backend>().ok());
+        #[cfg(feature = "onnxruntime")]
+        if matches!(wanted, None | Some(Backend::Ort)) && ort::available() {
+            return Backend::Ort;
+        }
+        match wanted {
+            Some(Backend::TractExact) => Backend::TractExact,
+            _ => Backend::Tract,
+        }
+    })
+}
+
 /// Loads the embedded Basic Pitch model on the chosen backend.
 pub fn load(backend: Backend) -> Result<Box<dyn NoteModel>, ModelError> {
     load_from_bytes(backend, BASIC_PITCH_ONNX)

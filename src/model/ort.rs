@@ -41,6 +41,11 @@ fn environment() -> Result<&'static ort::environment::Environment, ModelError> {
         .map_err(|e| ModelError::Load(e.clone()))
 }
 
+/// Whether ONNX Runtime's library loads in this process (it is loaded at most once).
+pub fn available() -> bool {
+    environment().is_ok()
+}
+
 pub struct OrtModel {
     /// The ONNX file, kept to make sessions for other window lengths (230 kB).
     onnx: Vec<u8>,

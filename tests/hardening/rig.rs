@@ -5,7 +5,7 @@
 use nice_plug::params::InternalParamMut;
 use pianola::capture::{self, CaptureShared, CaptureWriter, Pushed, TransportInfo};
 use pianola::emit::{BlockTransport, EmitEvent, Emitter};
-use pianola::model::{ModelError, NoteModel, WindowFrames, FFT_HOP, FRAMES_PER_WINDOW};
+use pianola::model::{ModelError, NoteModel, WindowFrames, FFT_HOP};
 use pianola::notes::{CoverNote, N_CONTOUR_BINS, N_KEYS};
 use pianola::params::{Mode, PianolaParams};
 use pianola::timeline::{self, Timeline};
@@ -42,6 +42,9 @@ impl NoteModel for Clicks {
 
     fn run_window(&mut self, w: &[f32], out: &mut WindowFrames) -> Result<(), ModelError> {
         self.windows += 1;
+        // Any window length the real model runs (Live mode's is shorter).
+        let frames = pianola::model::check_window(w)?;
+        out.set_frames(frames);
         out.note.fill(0.0);
         out.onset.fill(0.0);
         out.contour.fill(0.0);
@@ -57,9 +60,9 @@ impl NoteModel for Clicks {
                 let which = (0..4).min_by(|&a, &b| (LEVELS[a] - median).abs().total_cmp(&(LEVELS[b] - median).abs())).unwrap();
                 let k = (KEYS[which] - 21) as usize;
                 let t = (i as f64 / FFT_HOP as f64).round() as usize;
-                if t < FRAMES_PER_WINDOW {
+                if t < frames {
                     out.onset[t * N_KEYS + k] = 0.95;
-                    for u in t..(t + NOTE_FRAMES).min(FRAMES_PER_WINDOW) {
+                    for u in t..(t + NOTE_FRAMES).min(frames) {
                         out.note[u * N_KEYS + k] = 0.9;
                         out.contour[u * N_CONTOUR_BINS + 3 * k] = 0.9;
                     }
