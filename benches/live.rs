@@ -310,18 +310,10 @@ fn main() {
             let mut per_lane: Vec<(Vec<f64>, Vec<f64>, usize, usize, f64, f64, usize)> = vec![(vec![], vec![], 0, 0, 0.0, 0.0, 0); lookaheads.len()];
             let mut model_times = vec![];
             let mut results_all = vec![];
-            // The latency the plugin would report needs the model's time per window: measured here
-            // first (the worst of 8 windows), as the plugin would from its first windows.
-            let mut window = pianola::model::WindowFrames::default();
-            let probe = vec![0.01f32; pianola::model::window_samples(config.window_frames)];
-            let compute_guess = (0..8)
-                .map(|_| {
-                    let t0 = Instant::now();
-                    model.run_window(&probe, &mut window).unwrap();
-                    t0.elapsed().as_secs_f64()
-                })
-                .fold(0.0, f64::max);
-            let io_s = (BLOCK + 1024) as f64 / 44100.0;
+            // The latency the plugin reports: its allowance for one window of this backend (the
+            // model's measured time per window is printed below, to check the allowance holds).
+            let compute_guess = pianola::live::compute_allowance_s(model.backend());
+            let io_s = pianola::live::IO_ALLOWANCE_S;
             let latency = |l: usize| LiveConfig { lookahead_frames: l, ..config }.latency_seconds(compute_guess, io_s);
             for item in &items {
                 let (results, times) = run_item(model.as_mut(), item, config, &lookaheads, &latency, &settings);

@@ -613,8 +613,8 @@ pub const IO_ALLOWANCE_S: f64 = (512.0 + 1024.0) / 44100.0;
 /// The live settings for a backend: one inference per hop on the 130-frame window, the hop long
 /// enough that the model needs about two thirds of a core (ONNX Runtime: 55 ms per 81 ms hop, 68%;
 /// tract: 84 ms per 116 ms hop, 73%), and a lookahead of 2 frames. Measured over the dev set
-/// (`cargo bench --bench live`): ort event latency p95 280 ms, onset_f1 0.639 (offline 0.604);
-/// tract p95 353 ms, onset_f1 0.632.
+/// (`cargo bench --bench live`): ort event latency p95 286 ms, onset_f1 0.639 (offline 0.604);
+/// tract p95 361 ms, onset_f1 0.632.
 pub fn config_for(backend: &str) -> LiveConfig {
     let base = LiveConfig { right_context_frames: 4, lookahead_frames: 2, window_frames: MIN_WINDOW_FRAMES, ..LiveConfig::default() };
     match backend {

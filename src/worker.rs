@@ -221,7 +221,11 @@ fn run(setup: WorkerSetup, stop: Arc<AtomicBool>) -> Option<Box<dyn NoteModel>> 
         Ok(m) => Ok(m),
         Err(load) => load(),
     })) {
-        Ok(Ok(m)) => {
+        Ok(Ok(mut m)) => {
+            // Plan Live mode's shorter window now, while the panel says the model is loading, so
+            // switching to Live does not stall its first notes (a failure is handled when Live starts).
+            let live_window = live::config_for(crate::model::plugin_backend().name()).sanitized().window_frames;
+            let _ = catch_unwind(AssertUnwindSafe(|| m.prepare_window(live_window)));
             status.model_ready.store(true, Ordering::Release);
             Some(m)
         }

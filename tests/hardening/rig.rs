@@ -125,9 +125,6 @@ impl Block {
     pub fn playing(beat: f64, tempo: f64, len: usize) -> Self {
         Block { playing: true, beat: Some(beat), tempo: Some(tempo), time_sig: Some((4, 4)), len }
     }
-    pub fn end_beat(&self, sample_rate: f64) -> f64 {
-        self.beat.unwrap_or(0.0) + self.len as f64 * self.tempo.unwrap_or(120.0) / 60.0 / sample_rate
-    }
 }
 
 /// Contiguous blocks from `from` to `to` beats at `tempo`, lengths from `sizes` (cycled); the last
@@ -269,11 +266,6 @@ impl Rig {
         }
         self.writer = None;
         self.reader = None;
-        self.emitter.break_chain();
-    }
-
-    /// As `Pianola::reset`.
-    pub fn reset(&mut self) {
         self.emitter.break_chain();
     }
 
