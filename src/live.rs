@@ -598,7 +598,7 @@ impl LiveArranger {
 }
 
 /// Model time per 130-frame window the reported latency allows for, by backend: the p95 measured
-/// on one core of the dev machine (tract 89-91 ms, ONNX Runtime 56-57 ms, `cargo bench --bench live`)
+/// on one core of the dev machine (tract 89-103 ms, ONNX Runtime 56-59 ms, `cargo bench --bench live`)
 /// with a little headroom.
 pub fn compute_allowance_s(backend: &str) -> f64 {
     match backend {

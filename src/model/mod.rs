@@ -1,9 +1,11 @@
 //! The model contract: one window of mono 22050 Hz audio in, 172 frames of note, onset and contour
-//! posteriors out (or a shorter window, [`MIN_WINDOW_FRAMES`] frames or more, for Live mode). Everything above this module (engine, plugin) talks to `dyn NoteModel`, so a better
+//! posteriors out (Live mode runs shorter windows, down to [`MIN_WINDOW_FRAMES`] frames, through
+//! [`graph`]). Everything above this module (engine, plugin) talks to `dyn NoteModel`, so a better
 //! model can replace Basic Pitch by implementing the trait with its own window geometry constants.
 //!
-//! Backends: [`tract::TractModel`] (pure Rust, the default and what the plugin bundle ships) and,
-//! with the `onnxruntime` feature, [`ort::OrtModel`] (ONNX Runtime loaded by absolute path).
+//! Backends: [`tract::TractModel`] (pure Rust, the default: a bundle without the `onnxruntime`
+//! feature is one self-contained file) and, with that feature, [`ort::OrtModel`] (ONNX Runtime
+//! loaded by absolute path), which the plugin prefers when its library loads ([`plugin_backend`]).
 
 use crate::notes::{N_CONTOUR_BINS, N_KEYS};
 
@@ -54,7 +56,7 @@ pub enum ModelError {
     Load(String),
     #[error("the note model failed on a window: {0}")]
     Inference(String),
-    #[error("window has {got} samples, the model takes {WINDOW_SAMPLES} (or that less whole hops of 256, down to {MIN_WINDOW_FRAMES} frames)")]
+    #[error("window has {got} samples; the model takes {WINDOW_SAMPLES}, or fewer by whole hops of 256 down to {MIN_WINDOW_FRAMES} frames")]
     WindowLength { got: usize },
 }
 
