@@ -12,8 +12,7 @@
 //!   reference's energy tolerance. Inferred onsets use the running maxima instead of the whole clip's.
 //! - [`LiveArranger`]: the arranger re-run on the recent notes after each hop; what the playhead has
 //!   reached is frozen, so chords of a beat come from the harmony known when the beat is played,
-//!   and a melody note that is known only after its time is moved to the playhead (the next grid
-//!   line) instead of lost.
+//!   and a melody note that is known only after its time is moved to the playhead instead of lost.
 //!
 //! Receptive field (measured with `scripts/live_receptive_field.py`, see DEVELOPERS.md): a frame's
 //! onset posterior settles within ~4 frames of right context, the note posterior within ~15..20;
@@ -546,7 +545,7 @@ pub struct LiveArranger {
     /// The cover published last.
     published: Vec<CoverNote>,
     freeze_beat: f64,
-    /// Melody notes moved to the playhead (its next grid line) because they were known too late.
+    /// Melody notes moved to the playhead because they were known too late.
     pub late_melody: usize,
 }
 
@@ -562,8 +561,7 @@ impl LiveArranger {
     /// Re-arranges `input` (the notes so far, in beats) and returns the cover to publish. Notes
     /// published before and starting before `playhead_beat` stay as they were (the emitter has
     /// played them; a sounding one takes its new end); later notes follow the new arrangement;
-    /// a new melody note at most `max_late_beats` before the playhead starts at the playhead (on the
-    /// next grid line of a quantized cover).
+    /// a new melody note at most `max_late_beats` before the playhead starts at the playhead.
     pub fn update(&mut self, input: &ArrangeInput, settings: &ArrangeSettings, playhead_beat: f64, max_late_beats: f64) -> Vec<CoverNote> {
         let newest = input.notes.iter().map(|n| n.start_beat).fold(f64::NEG_INFINITY, f64::max);
         let from = newest.min(playhead_beat) - ARRANGE_CONTEXT_BEATS;
@@ -578,23 +576,14 @@ impl LiveArranger {
             }
         }
         let frozen = out.len();
-        // A late melody note starts at the playhead, on the next grid line when the cover is
-        // quantized (a note between grid lines would be the only one off the grid).
-        let s = settings.sanitized();
-        let late_start = if s.quantize_strength >= 0.5 {
-            let step = 1.0 / s.grid_per_beat as f64;
-            (freeze / step - 1e-9).ceil() * step
-        } else {
-            freeze
-        };
         for n in fresh {
             if n.start_beat >= freeze {
                 out.push(n);
             } else if n.melody && n.start_beat >= freeze - max_late_beats && n.end_beat > freeze {
                 let known = out[..frozen].iter().any(|p| p.pitch == n.pitch && (p.start_beat - n.start_beat).abs() <= max_late_beats + 0.25);
-                if !known && late_start < n.end_beat {
+                if !known {
                     self.late_melody += 1;
-                    out.push(CoverNote { start_beat: late_start, ..n });
+                    out.push(CoverNote { start_beat: freeze, ..n });
                 }
             }
         }
@@ -602,7 +591,7 @@ impl LiveArranger {
         // key, a hand's span, a harmony note above a new melody note): the playability pass cuts the
         // earlier note at the new onset or drops the new note, and never touches an onset already
         // played, so what was emitted stays true.
-        let out = arrange::playability::enforce_cover(&out, &s, freeze);
+        let out = arrange::playability::enforce_cover(&out, &settings.sanitized(), freeze);
         self.published = out.clone();
         out
     }
@@ -762,26 +751,6 @@ mod tests {
         // The end of a take commits the rest.
         stream.finish(&mut probe).unwrap();
         assert_eq!(stream.frames().n_frames(), crate::engine::frames_for_samples(60_000));
-    }
-
-    /// A melody note known after the playhead passed its start is played from the next grid line,
-    /// not lost and not off the grid.
-    #[test]
-    fn a_late_melody_note_starts_on_the_next_grid_line() {
-        use crate::arrange::{ArrangeInput, ArrangeSettings, BeatNote};
-        let settings = ArrangeSettings::default();
-        let input = |notes: Vec<BeatNote>| ArrangeInput { notes, beats_per_bar: 4, first_downbeat_beat: 0.0, seconds_per_beat: 0.5 };
-        let mut arranger = LiveArranger::new();
-        // Beats 0..3 known in time; the note at 3.9 (quantized to 4.0) only once the playhead is at 4.1.
-        let mut notes: Vec<BeatNote> =
-            (0..4).map(|b| BeatNote { start_beat: b as f64, end_beat: b as f64 + 0.9, pitch: 72, amplitude: 0.8, salience: 0.9 }).collect();
-        arranger.update(&input(notes.clone()), &settings, 0.0, 0.5);
-        notes.push(BeatNote { start_beat: 3.9, end_beat: 5.5, pitch: 76, amplitude: 0.8, salience: 0.9 });
-        let cover = arranger.update(&input(notes), &settings, 4.1, 0.5);
-        let late: Vec<_> = cover.iter().filter(|c| c.pitch == 76 && c.melody).collect();
-        assert_eq!(late.len(), 1, "{cover:?}");
-        assert_eq!(late[0].start_beat, 4.25, "the next sixteenth after the playhead");
-        assert_eq!(arranger.late_melody, 1);
     }
 
     /// A long take keeps only the frames not yet forgotten, and they stay on the absolute grid.
