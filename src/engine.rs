@@ -89,10 +89,7 @@ impl FrameStream {
         while self.next_window * HOP_SAMPLES < padded_len {
             self.run_next_window(model)?;
         }
-        let n = frames_for_samples(self.received).min(self.frames.n_frames());
-        self.frames.note.truncate(n * N_KEYS);
-        self.frames.onset.truncate(n * N_KEYS);
-        self.frames.contour.truncate(n * N_CONTOUR_BINS);
+        self.frames.truncate_frames(frames_for_samples(self.received));
         Ok(self.frames)
     }
 
@@ -103,9 +100,7 @@ impl FrameStream {
         self.window[available..].fill(0.0);
         model.run_window(&self.window, &mut self.scratch)?;
         let keep = OVERLAP_FRAMES / 2..FRAMES_PER_WINDOW - OVERLAP_FRAMES / 2;
-        self.frames.note.extend_from_slice(&self.scratch.note[keep.start * N_KEYS..keep.end * N_KEYS]);
-        self.frames.onset.extend_from_slice(&self.scratch.onset[keep.start * N_KEYS..keep.end * N_KEYS]);
-        self.frames.contour.extend_from_slice(&self.scratch.contour[keep.start * N_CONTOUR_BINS..keep.end * N_CONTOUR_BINS]);
+        self.scratch.append_to(keep, &mut self.frames);
         self.next_window += 1;
         // Drop audio no later window reads.
         let next_start = self.next_window * HOP_SAMPLES;
@@ -163,10 +158,7 @@ pub fn frames_from_model_rate_parallel(models: &mut [Box<dyn NoteModel>], audio:
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(ModelError::Inference("a model thread panicked".into())))).collect()
     });
     results.into_iter().collect::<Result<(), _>>()?;
-    let n = frames_for_samples(audio.len()).min(n_windows * KEPT_FRAMES);
-    frames.note.truncate(n * N_KEYS);
-    frames.onset.truncate(n * N_KEYS);
-    frames.contour.truncate(n * N_CONTOUR_BINS);
+    frames.truncate_frames(frames_for_samples(audio.len()));
     Ok(frames)
 }
 

@@ -23,7 +23,7 @@
 use crate::arrange::{self, ArrangeInput, ArrangeSettings};
 use crate::decode::DecodeParams;
 use crate::model::{window_samples, ModelError, NoteModel, WindowFrames, FFT_HOP, FRAMES_PER_WINDOW, MIN_WINDOW_FRAMES, MODEL_SAMPLE_RATE, WINDOW_SAMPLES};
-use crate::notes::{CoverNote, FrameOutputs, Note, LOWEST_KEY, N_CONTOUR_BINS, N_KEYS};
+use crate::notes::{CoverNote, FrameOutputs, Note, LOWEST_KEY, N_KEYS};
 
 /// Seconds per model frame.
 pub const FRAME_SECONDS: f64 = FFT_HOP as f64 / MODEL_SAMPLE_RATE as f64;
@@ -106,17 +106,18 @@ pub struct LiveStream {
 impl LiveStream {
     pub fn new(config: &LiveConfig) -> Self {
         let c = config.sanitized();
+        let window_len = window_samples(c.window_frames);
         Self {
             hop: c.hop_frames,
             right: c.right_context_frames,
-            window_len: window_samples(c.window_frames),
+            window_len,
             buffer: Vec::with_capacity(WINDOW_SAMPLES * 2),
             buffer_start: 0,
             received: 0,
             next_window: 0,
             frames: FrameOutputs::default(),
             origin: 0,
-            window: vec![0.0; window_samples(c.window_frames)],
+            window: vec![0.0; window_len],
             scratch: WindowFrames::with_frames(c.window_frames),
         }
     }
@@ -159,9 +160,7 @@ impl LiveStream {
         if drop < BATCH_FRAMES {
             return;
         }
-        self.frames.note.drain(..drop * N_KEYS);
-        self.frames.onset.drain(..drop * N_KEYS);
-        self.frames.contour.drain(..drop * N_CONTOUR_BINS);
+        self.frames.drop_first_frames(drop);
         self.origin += drop;
     }
 
@@ -204,10 +203,7 @@ impl LiveStream {
         while self.frames_committed() < total {
             self.run_next_window(model)?;
         }
-        let kept = total.saturating_sub(self.origin);
-        self.frames.note.truncate(kept * N_KEYS);
-        self.frames.onset.truncate(kept * N_KEYS);
-        self.frames.contour.truncate(kept * N_CONTOUR_BINS);
+        self.frames.truncate_frames(total.saturating_sub(self.origin));
         Ok(self.frames.n_frames().saturating_sub(before))
     }
 
@@ -226,10 +222,7 @@ impl LiveStream {
         }
         // Window frame i is absolute frame start / 256 + i (start is a multiple of 256).
         let first = (m * self.hop as u64) as i64 - start.div_euclid(FFT_HOP as i64);
-        let keep = first as usize..first as usize + self.hop;
-        self.frames.note.extend_from_slice(&self.scratch.note[keep.start * N_KEYS..keep.end * N_KEYS]);
-        self.frames.onset.extend_from_slice(&self.scratch.onset[keep.start * N_KEYS..keep.end * N_KEYS]);
-        self.frames.contour.extend_from_slice(&self.scratch.contour[keep.start * N_CONTOUR_BINS..keep.end * N_CONTOUR_BINS]);
+        self.scratch.append_to(first as usize..first as usize + self.hop, &mut self.frames);
         self.next_window += 1;
         // Drop audio no later window reads.
         let next_start = (self.window_end(self.next_window) - self.window_len as i64).max(0) as u64;
@@ -691,6 +684,7 @@ mod tests {
     use super::*;
     use crate::decode::notes_from_frames;
     use crate::model::WindowFrames;
+    use crate::notes::N_CONTOUR_BINS;
 
     /// A stand-in model whose frames say which absolute frame they are (from the window's first
     /// sample, which the test writes as its absolute index).
@@ -760,12 +754,11 @@ mod tests {
         let mut stream = LiveStream::new(&config);
         let mut probe = Probe { starts: vec![] };
         let minutes = 2;
-        let block: Vec<f32> = (0..4096).map(|_| 0.0).collect();
         let mut sample = 0u64;
         let mut most = 0;
         while sample < minutes * 60 * MODEL_SAMPLE_RATE as u64 {
             // The probe reads each sample's absolute index + 1.
-            let piece: Vec<f32> = block.iter().enumerate().map(|(i, _)| (sample + i as u64 + 1) as f32).collect();
+            let piece: Vec<f32> = (0..4096u64).map(|i| (sample + i + 1) as f32).collect();
             stream.push(&mut probe, &piece).unwrap();
             sample += piece.len() as u64;
             stream.forget_before(stream.frames_committed().saturating_sub(500));

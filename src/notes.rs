@@ -34,6 +34,19 @@ impl FrameOutputs {
     pub fn contour_row(&self, frame: usize) -> &[f32] {
         &self.contour[frame * N_CONTOUR_BINS..(frame + 1) * N_CONTOUR_BINS]
     }
+    /// Keeps the first `n` frames (all of them if there are fewer).
+    pub fn truncate_frames(&mut self, n: usize) {
+        self.note.truncate(n * N_KEYS);
+        self.onset.truncate(n * N_KEYS);
+        self.contour.truncate(n * N_CONTOUR_BINS);
+    }
+    /// Removes the first `n` frames (at most all of them).
+    pub fn drop_first_frames(&mut self, n: usize) {
+        let n = n.min(self.n_frames());
+        self.note.drain(..n * N_KEYS);
+        self.onset.drain(..n * N_KEYS);
+        self.contour.drain(..n * N_CONTOUR_BINS);
+    }
 }
 
 /// A transcribed note, in seconds from the start of the audio.

@@ -40,6 +40,11 @@ use std::time::Duration;
 pub fn live_latency_seconds() -> f64 {
     live::latency_for(crate::model::plugin_backend().name())
 }
+
+/// The Live settings [`live_latency_seconds`] is computed for.
+fn live_config() -> live::LiveConfig {
+    live::config_for(crate::model::plugin_backend().name()).sanitized()
+}
 /// In offline Live rendering the audio thread lets the worker fall this far behind before it waits:
 /// less than the latency's allowance for compute and I/O, so a bounce hears every note in time.
 pub const LIVE_MAX_LAG_SECONDS: f64 = 0.1;
@@ -224,8 +229,7 @@ fn run(setup: WorkerSetup, stop: Arc<AtomicBool>) -> Option<Box<dyn NoteModel>> 
         Ok(Ok(mut m)) => {
             // Plan Live mode's shorter window now, while the panel says the model is loading, so
             // switching to Live does not stall its first notes (a failure is handled when Live starts).
-            let live_window = live::config_for(crate::model::plugin_backend().name()).sanitized().window_frames;
-            let _ = catch_unwind(AssertUnwindSafe(|| m.prepare_window(live_window)));
+            let _ = catch_unwind(AssertUnwindSafe(|| m.prepare_window(live_config().window_frames)));
             status.model_ready.store(true, Ordering::Release);
             Some(m)
         }
@@ -291,9 +295,8 @@ impl BeatMap {
     }
 }
 
-/// Notes (seconds from the segment start) -> beats, with the contour salience the arranger wants.
-/// Notes in seconds to beats through `map`, with salience from `frames` (row `r` is frame
-/// `frames_origin + r`).
+/// Notes (seconds from the segment start) -> beats through `map`, with the contour salience the
+/// arranger wants from `frames` (row `r` is frame `frames_origin + r`).
 fn to_beats(notes: &[Note], frames: &FrameOutputs, frames_origin: usize, map: &BeatMap) -> Vec<BeatNote> {
     // Seconds stay seconds through this grid (60 bpm from 0 s); the map then does the tempo.
     let identity = BeatGrid { bpm: 60.0, beats_per_bar: 4, first_beat_s: 0.0, first_downbeat_beat: 0.0 };
@@ -684,11 +687,10 @@ impl Worker {
         if self.segment.is_none() {
             let live = match (self.mode, self.model.as_mut()) {
                 (Mode::Live, Some(m)) => {
-                    // The settings the reported latency was computed for (the model is the plugin's).
-                    let mut config = live::config_for(crate::model::plugin_backend().name());
+                    let mut config = live_config();
                     // The Live window gets its own plan once; if the model cannot run it, the full
                     // window still works (the same notes, more compute per hop).
-                    if let Err(e) = m.prepare_window(config.sanitized().window_frames) {
+                    if let Err(e) = m.prepare_window(config.window_frames) {
                         self.status.set_error(format!("Live mode runs the full model window: {e}"));
                         config.window_frames = crate::model::FRAMES_PER_WINDOW;
                     }

@@ -139,6 +139,7 @@ fn embedded_model_is_the_pinned_one() {
 #[test]
 fn resized_windows_agree_with_the_full_window() {
     use pianola::model::{window_samples, WindowFrames, FRAMES_PER_WINDOW, MIN_WINDOW_FRAMES, WINDOW_SAMPLES};
+    use pianola::notes::N_KEYS;
     let item = fixture_items().into_iter().find(|p| p.to_string_lossy().contains("mix")).unwrap();
     let audio = read_f32(&item.join("audio_22050.f32"));
     let resized_full = model::graph::with_window_frames(model::BASIC_PITCH_ONNX, FRAMES_PER_WINDOW).unwrap();
@@ -160,9 +161,9 @@ fn resized_windows_agree_with_the_full_window() {
             // context, and away from the short window's left edge.
             let shift = FRAMES_PER_WINDOW - MIN_WINDOW_FRAMES;
             for i in 40..MIN_WINDOW_FRAMES - 4 {
-                for k in 0..88 {
-                    let d = (short.onset[i * 88 + k] - full.onset[(i + shift) * 88 + k]).abs();
-                    worst_short = worst_short.max(d).max((short.note[i * 88 + k] - full.note[(i + shift) * 88 + k]).abs());
+                for k in 0..N_KEYS {
+                    let d = (short.onset[i * N_KEYS + k] - full.onset[(i + shift) * N_KEYS + k]).abs();
+                    worst_short = worst_short.max(d).max((short.note[i * N_KEYS + k] - full.note[(i + shift) * N_KEYS + k]).abs());
                     onset_diff += d as f64;
                     onset_n += 1;
                 }

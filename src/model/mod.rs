@@ -7,7 +7,7 @@
 //! feature is one self-contained file) and, with that feature, [`ort::OrtModel`] (ONNX Runtime
 //! loaded by absolute path), which the plugin prefers when its library loads ([`plugin_backend`]).
 
-use crate::notes::{N_CONTOUR_BINS, N_KEYS};
+use crate::notes::{FrameOutputs, N_CONTOUR_BINS, N_KEYS};
 
 pub mod graph;
 pub mod tract;
@@ -89,6 +89,42 @@ impl WindowFrames {
         self.note.resize(frames * N_KEYS, 0.0);
         self.onset.resize(frames * N_KEYS, 0.0);
         self.contour.resize(frames * N_CONTOUR_BINS, 0.0);
+    }
+
+    /// Appends this window's frames `keep` to `out`.
+    pub fn append_to(&self, keep: std::ops::Range<usize>, out: &mut FrameOutputs) {
+        out.note.extend_from_slice(&self.note[keep.start * N_KEYS..keep.end * N_KEYS]);
+        out.onset.extend_from_slice(&self.onset[keep.start * N_KEYS..keep.end * N_KEYS]);
+        out.contour.extend_from_slice(&self.contour[keep.start * N_CONTOUR_BINS..keep.end * N_CONTOUR_BINS]);
+    }
+}
+
+/// A backend's compiled graphs, one per window length, each made once when first asked for: the
+/// full window's at load, Live mode's shorter one on `prepare_window` or its first window.
+pub(crate) struct WindowPlans<T> {
+    /// The ONNX file, kept to make plans for other window lengths (230 kB).
+    onnx: Vec<u8>,
+    plans: Vec<(usize, T)>,
+}
+
+impl<T> WindowPlans<T> {
+    /// Plans the full window with `make`, which gets the ONNX bytes and the window's frames.
+    pub fn new(onnx: &[u8], make: impl FnOnce(&[u8], usize) -> Result<T, ModelError>) -> Result<Self, ModelError> {
+        let full = make(onnx, FRAMES_PER_WINDOW)?;
+        Ok(Self { onnx: onnx.to_vec(), plans: vec![(FRAMES_PER_WINDOW, full)] })
+    }
+
+    /// The plan for windows of `frames`, made with `make` on the resized graph the first time.
+    pub fn get(&mut self, frames: usize, make: impl FnOnce(&[u8], usize) -> Result<T, ModelError>) -> Result<&mut T, ModelError> {
+        let i = match self.plans.iter().position(|(f, _)| *f == frames) {
+            Some(i) => i,
+            None => {
+                let plan = make(&graph::with_window_frames(&self.onnx, frames)?, frames)?;
+                self.plans.push((frames, plan));
+                self.plans.len() - 1
+            }
+        };
+        Ok(&mut self.plans[i].1)
     }
 }
 
@@ -185,15 +221,6 @@ pub fn check_window(window: &[f32]) -> Result<usize, ModelError> {
     window_frames(window.len()).ok_or(ModelError::WindowLength { got: window.len() })
 }
 
-/// The ONNX bytes for windows of `frames`: the file itself for the full window, else the graph with
-/// its window resized ([`graph::with_window_frames`]).
-pub(crate) fn onnx_for_frames(onnx: &[u8], frames: usize) -> Result<std::borrow::Cow<'_, [u8]>, ModelError> {
-    if frames == FRAMES_PER_WINDOW {
-        Ok(std::borrow::Cow::Borrowed(onnx))
-    } else {
-        graph::with_window_frames(onnx, frames).map(std::borrow::Cow::Owned)
-    }
-}
 
 /// Copies one named output into its slot, checking the element count.
 pub(crate) fn copy_output(dst: &mut [f32], src: &[f32], name: &str) -> Result<(), ModelError> {

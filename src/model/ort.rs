@@ -4,7 +4,7 @@
 //! Runtime allows one environment per process. One intra-op thread, no spinning: a plugin must not
 //! eat the cores the DAW needs.
 
-use super::{check_window, copy_output, onnx_for_frames, ModelError, NoteModel, WindowFrames, CONTOUR_OUTPUT, FRAMES_PER_WINDOW, INPUT_NAME, NOTE_OUTPUT, ONSET_OUTPUT};
+use super::{check_window, copy_output, ModelError, NoteModel, WindowFrames, WindowPlans, CONTOUR_OUTPUT, INPUT_NAME, NOTE_OUTPUT, ONSET_OUTPUT};
 use ort::session::Session;
 use ort::value::TensorRef;
 use std::path::PathBuf;
@@ -47,29 +47,18 @@ pub fn available() -> bool {
 }
 
 pub struct OrtModel {
-    /// The ONNX file, kept to make sessions for other window lengths (230 kB).
-    onnx: Vec<u8>,
-    /// (frames, session): the full window's first, then any shorter ones asked for.
-    sessions: Vec<(usize, Session)>,
+    /// One session per window length.
+    sessions: WindowPlans<Session>,
 }
 
 impl OrtModel {
     pub fn from_bytes(onnx: &[u8]) -> Result<Self, ModelError> {
-        let full = session(onnx)?;
-        Ok(Self { onnx: onnx.to_vec(), sessions: vec![(FRAMES_PER_WINDOW, full)] })
-    }
-
-    fn session_index(&mut self, frames: usize) -> Result<usize, ModelError> {
-        if let Some(i) = self.sessions.iter().position(|(f, _)| *f == frames) {
-            return Ok(i);
-        }
-        let s = session(&onnx_for_frames(&self.onnx, frames)?)?;
-        self.sessions.push((frames, s));
-        Ok(self.sessions.len() - 1)
+        Ok(Self { sessions: WindowPlans::new(onnx, session)? })
     }
 }
 
-fn session(onnx: &[u8]) -> Result<Session, ModelError> {
+/// A session for one window length (its graph's shapes are fixed).
+fn session(onnx: &[u8], _frames: usize) -> Result<Session, ModelError> {
     let env = environment()?;
     let load = |e: ort::Error| ModelError::Load(e.to_string());
     Session::builder(env)
@@ -89,11 +78,11 @@ impl NoteModel for OrtModel {
 
     fn run_window(&mut self, window: &[f32], out: &mut WindowFrames) -> Result<(), ModelError> {
         let frames = check_window(window)?;
-        let i = self.session_index(frames)?;
+        let session = self.sessions.get(frames, session)?;
         out.set_frames(frames);
         let err = |e: ort::Error| ModelError::Inference(e.to_string());
         let input = TensorRef::from_array_view(([1usize, window.len(), 1], window)).map_err(err)?;
-        let outputs = self.sessions[i].1.run(ort::inputs![INPUT_NAME => input]).map_err(err)?;
+        let outputs = session.run(ort::inputs![INPUT_NAME => input]).map_err(err)?;
         for (dst, name) in [(&mut out.note, NOTE_OUTPUT), (&mut out.onset, ONSET_OUTPUT), (&mut out.contour, CONTOUR_OUTPUT)] {
             let value = outputs.get(name).ok_or_else(|| ModelError::Inference(format!("no output {name}")))?;
             let (_, data) = value.try_extract_tensor::<f32>().map_err(err)?;
@@ -103,6 +92,6 @@ impl NoteModel for OrtModel {
     }
 
     fn prepare_window(&mut self, frames: usize) -> Result<(), ModelError> {
-        self.session_index(frames).map(|_| ())
+        self.sessions.get(frames, session).map(|_| ())
     }
 }

@@ -3,7 +3,7 @@
 //! length, the only shapes tract can optimise this graph for: a shorter window (Live mode) gets its
 //! own plan, made once.
 
-use super::{check_window, copy_output, onnx_for_frames, window_samples, ModelError, NoteModel, WindowFrames, CONTOUR_OUTPUT, FRAMES_PER_WINDOW, NOTE_OUTPUT, ONSET_OUTPUT};
+use super::{check_window, copy_output, window_samples, ModelError, NoteModel, WindowFrames, WindowPlans, CONTOUR_OUTPUT, NOTE_OUTPUT, ONSET_OUTPUT};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::knobs::KnobScope;
 
@@ -19,7 +19,6 @@ pub enum TractPrecision {
 
 /// One planned window length.
 struct Plan {
-    frames: usize,
     /// Reused between windows: tract keeps its scratch buffers in the state.
     state: TypedSimpleState,
     /// Output slot of (note, onset, contour) in the plan's outputs, resolved by ONNX name.
@@ -27,26 +26,18 @@ struct Plan {
 }
 
 pub struct TractModel {
-    /// The ONNX file, kept to plan other window lengths (230 kB).
-    onnx: Vec<u8>,
     precision: TractPrecision,
-    /// The full window's plan first, then any shorter ones asked for.
-    plans: Vec<Plan>,
+    plans: WindowPlans<Plan>,
 }
 
 impl TractModel {
     pub fn from_bytes(onnx: &[u8], precision: TractPrecision) -> Result<Self, ModelError> {
-        let full = plan(onnx, FRAMES_PER_WINDOW, precision)?;
-        Ok(Self { onnx: onnx.to_vec(), precision, plans: vec![full] })
+        Ok(Self { precision, plans: WindowPlans::new(onnx, |onnx, frames| plan(onnx, frames, precision))? })
     }
 
-    fn plan_index(&mut self, frames: usize) -> Result<usize, ModelError> {
-        if let Some(i) = self.plans.iter().position(|p| p.frames == frames) {
-            return Ok(i);
-        }
-        let bytes = onnx_for_frames(&self.onnx, frames)?;
-        self.plans.push(plan(&bytes, frames, self.precision)?);
-        Ok(self.plans.len() - 1)
+    fn plan(&mut self, frames: usize) -> Result<&mut Plan, ModelError> {
+        let precision = self.precision;
+        self.plans.get(frames, |onnx, frames| plan(onnx, frames, precision))
     }
 }
 
@@ -85,7 +76,7 @@ fn plan(onnx: &[u8], frames: usize, precision: TractPrecision) -> Result<Plan, M
         return Err(ModelError::Load("model lacks the Basic Pitch note/onset/contour outputs".into()));
     }
     let state = model.into_runnable().map_err(load)?.spawn().map_err(load)?;
-    Ok(Plan { frames, state, slots })
+    Ok(Plan { state, slots })
 }
 
 impl NoteModel for TractModel {
@@ -95,8 +86,7 @@ impl NoteModel for TractModel {
 
     fn run_window(&mut self, window: &[f32], out: &mut WindowFrames) -> Result<(), ModelError> {
         let frames = check_window(window)?;
-        let plan = self.plan_index(frames)?;
-        let plan = &mut self.plans[plan];
+        let plan = self.plan(frames)?;
         out.set_frames(frames);
         let err = |e: TractError| ModelError::Inference(format!("{e:#}"));
         let input = Tensor::from_shape(&[1, window.len(), 1], window).map_err(err)?;
@@ -113,6 +103,6 @@ impl NoteModel for TractModel {
     }
 
     fn prepare_window(&mut self, frames: usize) -> Result<(), ModelError> {
-        self.plan_index(frames).map(|_| ())
+        self.plan(frames).map(|_| ())
     }
 }
