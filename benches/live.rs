@@ -146,13 +146,30 @@ struct LaneResult {
     late_melody: usize,
 }
 
-fn run_item(model: &mut dyn NoteModel, item: &Item, config: LiveConfig, lookaheads: &[usize], latency: &dyn Fn(usize) -> f64, settings: &ArrangeSettings) -> (Vec<LaneResult>, Vec<f64>) {
+fn run_item(
+    model: &mut dyn NoteModel,
+    item: &Item,
+    config: LiveConfig,
+    lookaheads: &[usize],
+    latency: &dyn Fn(usize) -> f64,
+    settings: &ArrangeSettings,
+) -> (Vec<LaneResult>, Vec<f64>) {
     let params = DecodeParams::default();
     let mut resampler = StreamResampler::new(item.rate).unwrap();
     let mut stream = LiveStream::new(&config);
     let mut lanes: Vec<Lane> = lookaheads
         .iter()
-        .map(|&l| Lane { lookahead: l, latency_s: latency(l), decoder: LiveDecoder::new(&params, l, config.melodia), arranger: LiveArranger::new(), cover: vec![], clock: 0.0, compute: 0.0, max_lag: 0.0, known_s: vec![] })
+        .map(|&l| Lane {
+            lookahead: l,
+            latency_s: latency(l),
+            decoder: LiveDecoder::new(&params, l, config.melodia),
+            arranger: LiveArranger::new(),
+            cover: vec![],
+            clock: 0.0,
+            compute: 0.0,
+            max_lag: 0.0,
+            known_s: vec![],
+        })
         .collect();
     let mut model_times = vec![];
     let mut scratch = Vec::with_capacity(4096);
@@ -231,7 +248,15 @@ fn run_item(model: &mut dyn NoteModel, item: &Item, config: LiveConfig, lookahea
             // The cover as played: update once more with the whole transcription at the end.
             let input = ArrangeInput::from_transcription(&notes, Some(stream.frames()), &item.grid);
             let cover = lane.arranger.update(&input, settings, (end_s - lane.latency_s) / spb, 2.0 * lane.latency_s / spb);
-            LaneResult { lookahead: lane.lookahead, notes, known_s: lane.known_s, cover, compute: lane.compute, max_lag: lane.max_lag, late_melody: lane.arranger.late_melody }
+            LaneResult {
+                lookahead: lane.lookahead,
+                notes,
+                known_s: lane.known_s,
+                cover,
+                compute: lane.compute,
+                max_lag: lane.max_lag,
+                late_melody: lane.arranger.late_melody,
+            }
         })
         .collect();
     (results, model_times)
@@ -271,10 +296,13 @@ fn main() {
     let backend: Backend = std::env::var("LIVE_BENCH_BACKEND").unwrap_or_else(|_| "ort".into()).parse().expect("backend");
     let limit: usize = std::env::var("LIVE_BENCH_ITEMS").ok().and_then(|s| s.parse().ok()).unwrap_or(usize::MAX);
     let seconds: f64 = std::env::var("LIVE_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(f64::INFINITY);
-    let streams: Vec<(usize, usize)> = env_list("LIVE_BENCH_STREAMS", "8:4").iter().map(|s| {
-        let (h, r) = s.split_once(':').expect("hop:right");
-        (h.parse().unwrap(), r.parse().unwrap())
-    }).collect();
+    let streams: Vec<(usize, usize)> = env_list("LIVE_BENCH_STREAMS", "8:4")
+        .iter()
+        .map(|s| {
+            let (h, r) = s.split_once(':').expect("hop:right");
+            (h.parse().unwrap(), r.parse().unwrap())
+        })
+        .collect();
     let lookaheads: Vec<usize> = env_list("LIVE_BENCH_LOOKAHEADS", "0,2,4,6,8,11").iter().map(|s| s.parse().unwrap()).collect();
     let windows: Vec<usize> = env_list("LIVE_BENCH_WINDOWS", &pianola::model::MIN_WINDOW_FRAMES.to_string()).iter().map(|s| s.parse().unwrap()).collect();
     let settings = ArrangeSettings::default();
@@ -298,10 +326,7 @@ fn main() {
     let (off_f1, _) = score(&scorer, &devset, &out_dir.join("offline-notes"));
     let (_, off_cover) = score(&scorer, &devset, &out_dir.join("offline-cover"));
 
-    let mut rows = vec![format!(
-        "| offline | 172 | - | - | - | - | - | - | - | {:.1}% | - | {off_f1:.3} | {off_cover:.3} |",
-        100.0 * offline_s / audio_s
-    )];
+    let mut rows = vec![format!("| offline | 172 | - | - | - | - | - | - | - | {:.1}% | - | {off_f1:.3} | {off_cover:.3} |", 100.0 * offline_s / audio_s)];
     for &(hop, right) in &streams {
         for &window_frames in &windows {
             let config = LiveConfig { hop_frames: hop, right_context_frames: right, lookahead_frames: 0, melodia: false, window_frames }.sanitized();
@@ -330,7 +355,12 @@ fn main() {
                     // Match true onsets to live notes (same pitch, onset within 50 ms).
                     let mut used = vec![false; r.notes.len()];
                     for &(onset, pitch) in &item.truth {
-                        let hit = r.notes.iter().enumerate().filter(|(i, n)| !used[*i] && n.pitch == pitch && (n.start_s - onset).abs() <= 0.05).min_by(|a, b| (a.1.start_s - onset).abs().total_cmp(&(b.1.start_s - onset).abs()));
+                        let hit = r
+                            .notes
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, n)| !used[*i] && n.pitch == pitch && (n.start_s - onset).abs() <= 0.05)
+                            .min_by(|a, b| (a.1.start_s - onset).abs().total_cmp(&(b.1.start_s - onset).abs()));
                         if let Some((i, n)) = hit {
                             used[i] = true;
                             let known = r.known_s[i];
@@ -372,10 +402,20 @@ fn main() {
                     lane.6,
                 ));
             }
-            eprintln!("window {window_frames} hop {hop} right {right}: model {:.1} ms p50, {:.1} ms p95 per window; {:.1}% of a core for the model alone", c_p50 * 1e3, c_p95 * 1e3, 100.0 * model_times.iter().sum::<f64>() / audio_s);
+            eprintln!(
+                "window {window_frames} hop {hop} right {right}: model {:.1} ms p50, {:.1} ms p95 per window; {:.1}% of a core for the model alone",
+                c_p50 * 1e3,
+                c_p95 * 1e3,
+                100.0 * model_times.iter().sum::<f64>() / audio_s
+            );
         }
     }
-    println!("\nLive vs offline, {} items, {:.0} s, backend {} (latencies: true onset -> note known / -> MIDI event, p50 / p95, ms)\n", items.len(), audio_s, model.backend());
+    println!(
+        "\nLive vs offline, {} items, {:.0} s, backend {} (latencies: true onset -> note known / -> MIDI event, p50 / p95, ms)\n",
+        items.len(),
+        audio_s,
+        model.backend()
+    );
     println!("| mode | window | hop | right ctx | lookahead | reported latency ms | known p50 / p95 | event p50 / p95 | late | CPU of one core | late melody moved | onset_f1 | cover_score |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {

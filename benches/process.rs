@@ -31,7 +31,14 @@ fn cover() -> Vec<CoverNote> {
         for k in 0..2 {
             let s = b as f64 + k as f64 * 0.5;
             for (i, p) in [48u8, 55, 60, 64].iter().enumerate() {
-                notes.push(CoverNote { start_beat: s, end_beat: s + 0.45, pitch: p + (b % 5) as u8 + i as u8 % 2, velocity: 70, hand: Hand::Left, melody: false });
+                notes.push(CoverNote {
+                    start_beat: s,
+                    end_beat: s + 0.45,
+                    pitch: p + (b % 5) as u8 + i as u8 % 2,
+                    velocity: 70,
+                    hand: Hand::Left,
+                    melody: false,
+                });
             }
         }
     }
@@ -52,7 +59,14 @@ struct AudioSide {
 impl AudioSide {
     fn block(&mut self, len: usize) {
         let beat = self.pos as f64 * TEMPO / 60.0 / SR;
-        let t = TransportInfo { playing: true, beat: Some(beat), tempo: Some(TEMPO), time_sig: Some((4, 4)), bar_start_beat: Some((beat / 4.0).floor() * 4.0), sample_rate: SR as f32 };
+        let t = TransportInfo {
+            playing: true,
+            beat: Some(beat),
+            tempo: Some(TEMPO),
+            time_sig: Some((4, 4)),
+            bar_start_beat: Some((beat / 4.0).floor() * 4.0),
+            sample_rate: SR as f32,
+        };
         self.writer.push_block(&[&self.left[..len], &self.right[..len]], len, &t, false);
         if self.reader.update() {
             self.emitter.retarget(&self.reader.current().notes);
@@ -117,6 +131,11 @@ fn main() {
     }
     c.final_summary();
     for (len, per_block, share, _) in shares {
-        println!("block {len:>4} samples @ 48 kHz: {:>8.3} us per block = {:.4} % of the block's {:.3} ms", per_block * 1e6, share * 100.0, len as f64 / SR * 1e3);
+        println!(
+            "block {len:>4} samples @ 48 kHz: {:>8.3} us per block = {:.4} % of the block's {:.3} ms",
+            per_block * 1e6,
+            share * 100.0,
+            len as f64 / SR * 1e3
+        );
     }
 }

@@ -100,12 +100,8 @@ fn decode(source: Box<dyn MediaSource>, hint: &Hint) -> Result<AudioClip, AudioF
         .map_err(|e| AudioFileError::Unsupported(e.to_string()))?;
     let track = format.default_track(TrackType::Audio).ok_or_else(|| AudioFileError::Unsupported("no audio track".into()))?;
     let track_id = track.id;
-    let params = track
-        .codec_params
-        .as_ref()
-        .and_then(|p| p.audio())
-        .ok_or_else(|| AudioFileError::Unsupported("track has no audio codec parameters".into()))?
-        .clone();
+    let params =
+        track.codec_params.as_ref().and_then(|p| p.audio()).ok_or_else(|| AudioFileError::Unsupported("track has no audio codec parameters".into()))?.clone();
     let mut decoder = symphonia::default::get_codecs()
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
         .map_err(|e| AudioFileError::Unsupported(e.to_string()))?;

@@ -189,9 +189,7 @@ impl CaptureWriter {
         let index = self.counter;
         self.counter += len as u64;
         let (beat, tempo) = match (t.playing, t.beat, t.tempo) {
-            (true, Some(b), Some(tempo)) if b.is_finite() && tempo.is_finite() && tempo > 0.0 && len > 0 && t.sample_rate > 0.0 => {
-                (b, tempo)
-            }
+            (true, Some(b), Some(tempo)) if b.is_finite() && tempo.is_finite() && tempo > 0.0 && len > 0 && t.sample_rate > 0.0 => (b, tempo),
             _ => {
                 // Stopped (or unusable transport): one stop marker ends the worker's segment.
                 if self.last.take().is_some() || std::mem::take(&mut self.stop_pending) {
@@ -276,10 +274,7 @@ impl CaptureWriter {
     /// Offline only: waits until the worker has handled stamp `seq` (or is gone, or a minute passed).
     pub fn wait_for(&self, seq: u64) {
         let start = Instant::now();
-        while self.shared.done_seq.load(Ordering::Acquire) < seq
-            && !self.shared.worker_gone.load(Ordering::Acquire)
-            && start.elapsed() < OFFLINE_WAIT
-        {
+        while self.shared.done_seq.load(Ordering::Acquire) < seq && !self.shared.worker_gone.load(Ordering::Acquire) && start.elapsed() < OFFLINE_WAIT {
             self.wake();
             std::thread::sleep(Duration::from_micros(100));
         }

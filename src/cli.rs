@@ -5,8 +5,8 @@ use crate::audio_file;
 use crate::decode::DecodeParams;
 use crate::engine::{self, Transcription};
 use crate::midi_file;
-use crate::notes::{BeatGrid, Note};
 use crate::model::{self, Backend};
+use crate::notes::{BeatGrid, Note};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -268,8 +268,14 @@ fn for_each_song<T: Send>(
         Ok((results.into_iter().map(|r| r.unwrap_or_else(|| Err(anyhow::anyhow!("not transcribed")))).collect(), load_s))
     } else {
         // Load the models side by side too: each tract plan is built on one core.
-        let loaded: Vec<Result<(Box<dyn model::NoteModel>, f64)>> =
-            std::thread::scope(|scope| (0..jobs).map(|_| scope.spawn(load)).collect::<Vec<_>>().into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("model load panicked")))).collect());
+        let loaded: Vec<Result<(Box<dyn model::NoteModel>, f64)>> = std::thread::scope(|scope| {
+            (0..jobs)
+                .map(|_| scope.spawn(load))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("model load panicked"))))
+                .collect()
+        });
         let mut models = Vec::with_capacity(jobs);
         let mut load_s = 0.0;
         for m in loaded {
@@ -305,7 +311,8 @@ fn cover(args: CoverArgs) -> Result<()> {
         other => bail!("unknown --style '{other}' (block, broken, arpeggio)"),
     };
     args.grid.validate()?;
-    let settings = ArrangeSettings { density: args.density, style, quantize_strength: args.quantize, hand_span: args.hand_span, ..ArrangeSettings::default() }.sanitized();
+    let settings =
+        ArrangeSettings { density: args.density, style, quantize_strength: args.quantize, hand_span: args.hand_span, ..ArrangeSettings::default() }.sanitized();
     let (songs, outputs) = args.io.songs_and_outputs()?;
     let index: std::collections::HashMap<&Path, &PathBuf> = songs.iter().map(|s| s.as_path()).zip(&outputs).collect();
 
@@ -320,7 +327,14 @@ fn cover(args: CoverArgs) -> Result<()> {
         let cover = arrange::arrange(&input, &settings);
         // A grid whose beat 0 is not at 0 s (estimated phase) is shifted so the file's beat 0 is at 0 s.
         let shift = grid.first_beat_s / grid.seconds_per_beat();
-        let cover: Vec<_> = cover.into_iter().map(|mut n| { n.start_beat += shift; n.end_beat += shift; n }).collect();
+        let cover: Vec<_> = cover
+            .into_iter()
+            .map(|mut n| {
+                n.start_beat += shift;
+                n.end_beat += shift;
+                n
+            })
+            .collect();
         write_file(out, &midi_file::cover_to_smf(&cover, &grid)?)?;
         progress.inc(1);
         Ok(format!("{}: {} notes -> cover of {} at {:.1} bpm -> {}", song.display(), t.notes.len(), cover.len(), grid.bpm, out.display()))

@@ -75,10 +75,7 @@ impl DecodeParams {
     /// Sets the minimum note length from milliseconds, with basic-pitch's rule
     /// `int(np.round(ms / 1000 * (22050 / 256)))` (round half to even; negative -> 0).
     pub fn with_min_note_ms(self, ms: f32) -> Self {
-        Self {
-            min_note_len_frames: min_note_len_frames(ms),
-            ..self
-        }
+        Self { min_note_len_frames: min_note_len_frames(ms), ..self }
     }
 }
 
@@ -96,9 +93,7 @@ pub fn min_note_len_frames(ms: f32) -> usize {
 /// `frame * 256 / 22050` minus `0.010326..` s for every full 172-frame window before it (the model's
 /// windows hold 171.27 hops of audio, not 172; the reference's constant includes a 1.8 ms fudge).
 pub fn frame_to_seconds(frame: usize) -> f64 {
-    let window_offset = (FFT_HOP as f64 / AUDIO_SAMPLE_RATE as f64)
-        * (ANNOT_N_FRAMES as f64 - (AUDIO_N_SAMPLES as f64 / FFT_HOP as f64))
-        + 0.0018;
+    let window_offset = (FFT_HOP as f64 / AUDIO_SAMPLE_RATE as f64) * (ANNOT_N_FRAMES as f64 - (AUDIO_N_SAMPLES as f64 / FFT_HOP as f64)) + 0.0018;
     let original = (frame * FFT_HOP) as f64 / AUDIO_SAMPLE_RATE as f64;
     let window_number = (frame / ANNOT_N_FRAMES) as f64;
     original - window_offset * window_number
@@ -108,26 +103,9 @@ pub fn frame_to_seconds(frame: usize) -> f64 {
 /// `model_output_to_notes` (without pitch bends). Sorted by start, then pitch (then end, amplitude).
 pub fn notes_from_frames(frames: &FrameOutputs, params: &DecodeParams) -> Vec<Note> {
     let n_frames = frames.note.len().min(frames.onset.len()) / N_KEYS;
-    let mut events = decode_frames(
-        &frames.note[..n_frames * N_KEYS],
-        &frames.onset[..n_frames * N_KEYS],
-        n_frames,
-        params,
-    );
-    events.sort_by(|a, b| {
-        (a.start, a.pitch, a.end)
-            .cmp(&(b.start, b.pitch, b.end))
-            .then(a.amplitude.total_cmp(&b.amplitude))
-    });
-    events
-        .into_iter()
-        .map(|e| Note {
-            start_s: frame_to_seconds(e.start),
-            end_s: frame_to_seconds(e.end),
-            pitch: e.pitch,
-            amplitude: e.amplitude,
-        })
-        .collect()
+    let mut events = decode_frames(&frames.note[..n_frames * N_KEYS], &frames.onset[..n_frames * N_KEYS], n_frames, params);
+    events.sort_by(|a, b| (a.start, a.pitch, a.end).cmp(&(b.start, b.pitch, b.end)).then(a.amplitude.total_cmp(&b.amplitude)));
+    events.into_iter().map(|e| Note { start_s: frame_to_seconds(e.start), end_s: frame_to_seconds(e.end), pitch: e.pitch, amplitude: e.amplitude }).collect()
 }
 
 /// A note in frames, as `output_to_notes_polyphonic` returns it.
@@ -151,11 +129,8 @@ fn decode_frames(note: &[f32], onset: &[f32], n_frames: usize, params: &DecodePa
     constrain_frequency(&mut onsets, &mut frames, params.max_freq_hz, params.min_freq_hz);
 
     // Onset activations in f64 (None: the reference's inferred onsets are all NaN).
-    let onsets: Option<Vec<f64>> = if params.infer_onsets {
-        inferred_onsets(&onsets, &frames, n_frames)
-    } else {
-        Some(onsets.iter().map(|&x| x as f64).collect())
-    };
+    let onsets: Option<Vec<f64>> =
+        if params.infer_onsets { inferred_onsets(&onsets, &frames, n_frames) } else { Some(onsets.iter().map(|&x| x as f64).collect()) };
 
     let onset_thresh = py_f64(params.onset_threshold);
     let frame_thresh = py_f64(params.frame_threshold);
@@ -216,22 +191,12 @@ fn decode_frames(note: &[f32], onset: &[f32], n_frames: usize, params: &DecodePa
                 remaining[at(t, f - 1)] = 0.0;
             }
         }
-        events.push(FrameNote {
-            start,
-            end: i,
-            pitch: LOWEST_KEY + f as u8,
-            amplitude: column_mean(&frames, start, i, f),
-        });
+        events.push(FrameNote { start, end: i, pitch: LOWEST_KEY + f as u8, amplitude: column_mean(&frames, start, i, f) });
     }
 
     if params.melodia_trick {
         // Global maxima of the remaining energy, one after another (np.argmax: first on ties).
-        let mut candidates: Vec<(f64, usize)> = remaining
-            .iter()
-            .enumerate()
-            .filter(|(_, &v)| v > frame_thresh)
-            .map(|(idx, &v)| (v, idx))
-            .collect();
+        let mut candidates: Vec<(f64, usize)> = remaining.iter().enumerate().filter(|(_, &v)| v > frame_thresh).map(|(idx, &v)| (v, idx)).collect();
         candidates.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
 
         let n = n_frames as isize;
@@ -283,12 +248,7 @@ fn decode_frames(note: &[f32], onset: &[f32], n_frames: usize, params: &DecodePa
                 continue;
             }
             let (i_start, i_end) = (i_start as usize, i_end as usize);
-            events.push(FrameNote {
-                start: i_start,
-                end: i_end,
-                pitch: LOWEST_KEY + f as u8,
-                amplitude: column_mean(&frames, i_start, i_end, f),
-            });
+            events.push(FrameNote { start: i_start, end: i_end, pitch: LOWEST_KEY + f as u8, amplitude: column_mean(&frames, i_start, i_end, f) });
         }
     }
     events
@@ -345,9 +305,7 @@ fn inferred_onsets(onsets: &[f32], frames: &[f32], n_frames: usize) -> Option<Ve
         }
     }
     let max_onset = onsets.iter().fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m }) as f64;
-    let max_diff = frame_diff
-        .iter()
-        .fold(f64::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    let max_diff = frame_diff.iter().fold(f64::NEG_INFINITY, |m, &x| if x > m { x } else { m });
     if max_diff.is_nan() || max_diff <= 0.0 {
         return None;
     }
@@ -422,11 +380,7 @@ mod tests {
     use super::*;
 
     fn empty_frames(n: usize) -> FrameOutputs {
-        FrameOutputs {
-            note: vec![0.0; n * N_KEYS],
-            onset: vec![0.0; n * N_KEYS],
-            contour: vec![0.0; n * crate::notes::N_CONTOUR_BINS],
-        }
+        FrameOutputs { note: vec![0.0; n * N_KEYS], onset: vec![0.0; n * N_KEYS], contour: vec![0.0; n * crate::notes::N_CONTOUR_BINS] }
     }
 
     /// One key held from `start` to `end` (exclusive) with an onset peak at `start`.
@@ -475,22 +429,12 @@ mod tests {
             fr.note[t * N_KEYS + 5] = 0.6;
         }
         fr.note[20 * N_KEYS + 70] = 0.01; // something rises elsewhere; no onset peaks anywhere
-        let p = DecodeParams {
-            infer_onsets: false,
-            ..DecodeParams::default()
-        };
+        let p = DecodeParams { infer_onsets: false, ..DecodeParams::default() };
         let notes = notes_from_frames(&fr, &p);
         assert_eq!(notes.len(), 1);
         // The reference's melodia pass ends one frame early (`i_end = i - 1 - k`): frame 69, not 70.
-        assert_eq!(
-            (notes[0].pitch, notes[0].start_s, notes[0].end_s),
-            (26, frame_to_seconds(30), frame_to_seconds(69))
-        );
-        let p = DecodeParams {
-            melodia_trick: false,
-            infer_onsets: false,
-            ..DecodeParams::default()
-        };
+        assert_eq!((notes[0].pitch, notes[0].start_s, notes[0].end_s), (26, frame_to_seconds(30), frame_to_seconds(69)));
+        let p = DecodeParams { melodia_trick: false, infer_onsets: false, ..DecodeParams::default() };
         assert!(notes_from_frames(&fr, &p).is_empty());
     }
 
@@ -502,19 +446,11 @@ mod tests {
         }
         fr.onset.iter_mut().step_by(5).for_each(|x| *x = f32::NAN);
         let _ = notes_from_frames(&fr, &DecodeParams::default());
-        let nan = FrameOutputs {
-            note: vec![f32::NAN; 50 * N_KEYS],
-            onset: vec![f32::NAN; 50 * N_KEYS],
-            contour: vec![],
-        };
+        let nan = FrameOutputs { note: vec![f32::NAN; 50 * N_KEYS], onset: vec![f32::NAN; 50 * N_KEYS], contour: vec![] };
         assert!(notes_from_frames(&nan, &DecodeParams::default()).is_empty());
         assert!(notes_from_frames(&FrameOutputs::default(), &DecodeParams::default()).is_empty());
         assert!(notes_from_frames(&empty_frames(1), &DecodeParams::default()).is_empty());
-        let one = FrameOutputs {
-            note: vec![0.9; N_KEYS],
-            onset: vec![0.9; N_KEYS],
-            contour: vec![],
-        };
+        let one = FrameOutputs { note: vec![0.9; N_KEYS], onset: vec![0.9; N_KEYS], contour: vec![] };
         assert!(notes_from_frames(&one, &DecodeParams::default()).is_empty());
     }
 
@@ -525,34 +461,17 @@ mod tests {
         let fr = with_note(fr, 45, 5, 30, 0.7);
         let notes = notes_from_frames(&fr, &DecodeParams::default());
         let keys: Vec<(f64, u8)> = notes.iter().map(|n| (n.start_s, n.pitch)).collect();
-        assert_eq!(
-            keys,
-            vec![
-                (frame_to_seconds(5), 66),
-                (frame_to_seconds(10), 51),
-                (frame_to_seconds(10), 81)
-            ]
-        );
+        assert_eq!(keys, vec![(frame_to_seconds(5), 66), (frame_to_seconds(10), 51), (frame_to_seconds(10), 81)]);
     }
 
     #[test]
     fn frequency_limits_zero_keys() {
         let fr = with_note(empty_frames(100), 39, 10, 40, 0.8); // MIDI 60, 261.6 Hz
-        let p = DecodeParams {
-            max_freq_hz: Some(200.0),
-            ..DecodeParams::default()
-        };
+        let p = DecodeParams { max_freq_hz: Some(200.0), ..DecodeParams::default() };
         assert!(notes_from_frames(&fr, &p).is_empty());
-        let p = DecodeParams {
-            min_freq_hz: Some(300.0),
-            ..DecodeParams::default()
-        };
+        let p = DecodeParams { min_freq_hz: Some(300.0), ..DecodeParams::default() };
         assert!(notes_from_frames(&fr, &p).is_empty());
-        let p = DecodeParams {
-            min_freq_hz: Some(200.0),
-            max_freq_hz: Some(300.0),
-            ..DecodeParams::default()
-        };
+        let p = DecodeParams { min_freq_hz: Some(200.0), max_freq_hz: Some(300.0), ..DecodeParams::default() };
         assert_eq!(notes_from_frames(&fr, &p).len(), 1);
     }
 

@@ -333,10 +333,8 @@ mod tests {
         let spb = sr * 60.0 / tempo;
         let notes: Vec<_> = (0..32).map(|k| note(k as f64 * 0.5, k as f64 * 0.5 + 0.45, 60 + (k % 7) as u8)).collect();
         let n = (16.5 * spb / len as f64).ceil() as usize;
-        let mut bl: Vec<BlockTransport> = blocks(0.0, tempo, sr, len, n)
-            .into_iter()
-            .map(|b| BlockTransport { beat: (b.beat * 1920.0).round() / 1920.0, ..b })
-            .collect();
+        let mut bl: Vec<BlockTransport> =
+            blocks(0.0, tempo, sr, len, n).into_iter().map(|b| BlockTransport { beat: (b.beat * 1920.0).round() / 1920.0, ..b }).collect();
         bl.push(BlockTransport { playing: false, ..bl[0] });
         let ev = run(&mut Emitter::new(), &notes, &bl, 0);
         let ons: Vec<u64> = ev.iter().filter(|(_, e)| matches!(e, EmitEvent::On { .. })).map(|(s, _)| *s).collect();
@@ -357,10 +355,12 @@ mod tests {
         // Notes exactly on block boundaries, at an awkward rate.
         let len = 333u32;
         let spb = 44100.0 * 60.0 / 97.0;
-        let notes: Vec<_> = (1..200).map(|k| {
-            let b = (k * len) as f64 / spb;
-            note(b, b + 0.01, 40 + (k % 40) as u8)
-        }).collect();
+        let notes: Vec<_> = (1..200)
+            .map(|k| {
+                let b = (k * len) as f64 / spb;
+                note(b, b + 0.01, 40 + (k % 40) as u8)
+            })
+            .collect();
         let bl = blocks(0.0, 97.0, 44100.0, len, 210);
         let mut em = Emitter::new();
         let ev = run(&mut em, &notes, &bl, 0);
@@ -389,10 +389,7 @@ mod tests {
         // 60 and 67 are sounding at beat 3; loop back to 0: released at offset 0, then 60 again.
         assert_eq!(em.sounding_count(), 2);
         let ev = step(&mut em, &notes, at(0.0));
-        assert_eq!(
-            ev,
-            vec![EmitEvent::Off { offset: 0, key: 60 }, EmitEvent::Off { offset: 0, key: 67 }, EmitEvent::On { offset: 0, key: 60, velocity: 80 }]
-        );
+        assert_eq!(ev, vec![EmitEvent::Off { offset: 0, key: 60 }, EmitEvent::Off { offset: 0, key: 67 }, EmitEvent::On { offset: 0, key: 60, velocity: 80 }]);
         // Seek into the middle of note 67: it does not start (its onset is in the past).
         let ev = step(&mut em, &notes, at(4.0));
         assert_eq!(ev, vec![EmitEvent::Off { offset: 0, key: 60 }]);

@@ -164,7 +164,14 @@ pub fn frames_from_model_rate_parallel(models: &mut [Box<dyn NoteModel>], audio:
 
 /// Runs windows `windows` of `audio` (lead-in included, zero-padded past the end) and writes their
 /// kept frames, in order, into the three slices.
-fn run_windows_into(model: &mut dyn NoteModel, audio: &[f32], windows: std::ops::Range<usize>, note: &mut [f32], onset: &mut [f32], contour: &mut [f32]) -> Result<(), ModelError> {
+fn run_windows_into(
+    model: &mut dyn NoteModel,
+    audio: &[f32],
+    windows: std::ops::Range<usize>,
+    note: &mut [f32],
+    onset: &mut [f32],
+    contour: &mut [f32],
+) -> Result<(), ModelError> {
     let mut window = vec![0.0f32; WINDOW_SAMPLES];
     let mut scratch = WindowFrames::default();
     let keep = OVERLAP_FRAMES / 2..FRAMES_PER_WINDOW - OVERLAP_FRAMES / 2;

@@ -331,7 +331,13 @@ impl LiveDecoder {
             let midi = 12.0 * ((hz as f64).log2() - 440f64.log2()) + 69.0;
             (midi - LOWEST_KEY as f64).round_ties_even() as i64
         };
-        let clamp = |i: i64| -> usize { if i < 0 { (i + N_KEYS as i64).max(0) as usize } else { (i as usize).min(N_KEYS) } };
+        let clamp = |i: i64| -> usize {
+            if i < 0 {
+                (i + N_KEYS as i64).max(0) as usize
+            } else {
+                (i as usize).min(N_KEYS)
+            }
+        };
         let key_hi = params.max_freq_hz.map_or(N_KEYS, |hz| clamp(key_index(hz)));
         let key_lo = params.min_freq_hz.map_or(0, |hz| clamp(key_index(hz)));
         Self {
@@ -402,7 +408,8 @@ impl LiveDecoder {
             for f in 0..N_KEYS {
                 let v = self.prev_onset[0][f];
                 if v >= self.onset_thresh && v > self.prev_onset[1][f] && v > on[f] {
-                    self.keys[f].candidate = Some(Candidate { start: t - 1, last_above: t - 1, sum: self.prev_note[0][f] as f64, count: 1, ..Candidate::default() });
+                    self.keys[f].candidate =
+                        Some(Candidate { start: t - 1, last_above: t - 1, sum: self.prev_note[0][f] as f64, count: 1, ..Candidate::default() });
                 }
             }
         }
@@ -486,14 +493,7 @@ impl LiveDecoder {
             }
         }
         let i = self.notes.len();
-        self.notes.push(LiveNote {
-            start: c.start,
-            end: None,
-            pitch: LOWEST_KEY + f as u8,
-            amplitude: c.amplitude(),
-            known_at: t + 1,
-            from_onset,
-        });
+        self.notes.push(LiveNote { start: c.start, end: None, pitch: LOWEST_KEY + f as u8, amplitude: c.amplitude(), known_at: t + 1, from_onset });
         let k = &mut self.keys[f];
         k.active = Some(i);
         k.run = c;
@@ -632,7 +632,12 @@ pub struct LiveTake {
 impl LiveTake {
     pub fn new(config: LiveConfig, params: &DecodeParams) -> Self {
         let config = config.sanitized();
-        Self { config, stream: LiveStream::new(&config), decoder: LiveDecoder::new(params, config.lookahead_frames, config.melodia), arranger: LiveArranger::new() }
+        Self {
+            config,
+            stream: LiveStream::new(&config),
+            decoder: LiveDecoder::new(params, config.lookahead_frames, config.melodia),
+            arranger: LiveArranger::new(),
+        }
     }
 
     /// Adds model-rate audio, runs every window now complete and decodes its frames. Returns the
@@ -806,7 +811,8 @@ mod tests {
         assert_eq!(offline.len(), 2);
         for lookahead in [11, 15, 30] {
             let live = decode_live(&fr, lookahead, false, &DecodeParams::default());
-            let got: Vec<(f64, f64, u8)> = live.iter().map(|n| (crate::decode::frame_to_seconds(n.start), crate::decode::frame_to_seconds(n.end.unwrap()), n.pitch)).collect();
+            let got: Vec<(f64, f64, u8)> =
+                live.iter().map(|n| (crate::decode::frame_to_seconds(n.start), crate::decode::frame_to_seconds(n.end.unwrap()), n.pitch)).collect();
             let want: Vec<(f64, f64, u8)> = offline.iter().map(|n| (n.start_s, n.end_s, n.pitch)).collect();
             assert_eq!(got, want, "lookahead {lookahead}");
             // Known 11 frames after the onset (the minimum note length), no later.
@@ -865,7 +871,12 @@ mod tests {
             Some(d) => std::path::PathBuf::from(d),
             None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixtures"),
         };
-        assert!(dir.is_dir(), "reference fixtures {} missing: `python3 scripts/reference_fixtures.py DEVSET {}` (or PIANOLA_FIXTURES)", dir.display(), dir.display());
+        assert!(
+            dir.is_dir(),
+            "reference fixtures {} missing: `python3 scripts/reference_fixtures.py DEVSET {}` (or PIANOLA_FIXTURES)",
+            dir.display(),
+            dir.display()
+        );
         let read = |p: std::path::PathBuf| -> Vec<f32> {
             std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
         };
@@ -885,9 +896,10 @@ mod tests {
         let mut used = vec![false; live.len()];
         let mut hits = 0;
         for o in offline {
-            let hit = live.iter().enumerate().position(|(i, l)| {
-                !used[i] && l.pitch == o.pitch && (crate::decode::frame_to_seconds(l.start) - o.start_s).abs() <= 1.5 * FRAME_SECONDS
-            });
+            let hit = live
+                .iter()
+                .enumerate()
+                .position(|(i, l)| !used[i] && l.pitch == o.pitch && (crate::decode::frame_to_seconds(l.start) - o.start_s).abs() <= 1.5 * FRAME_SECONDS);
             if let Some(i) = hit {
                 used[i] = true;
                 hits += 1;

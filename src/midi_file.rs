@@ -63,10 +63,7 @@ fn tempo_track(bpm: f64, beats_per_bar: u32) -> Vec<TrackEvent<'static>> {
     let micros = (60_000_000.0 / bpm).round() as u32;
     vec![
         TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::Tempo(u24::new(micros.min(0xFF_FFFF)))) },
-        TrackEvent {
-            delta: u28::new(0),
-            kind: TrackEventKind::Meta(MetaMessage::TimeSignature(beats_per_bar.clamp(1, 32) as u8, 2, 24, 8)),
-        },
+        TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::TimeSignature(beats_per_bar.clamp(1, 32) as u8, 2, 24, 8)) },
         TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::EndOfTrack) },
     ]
 }
@@ -81,10 +78,7 @@ fn to_bytes(smf: &Smf) -> std::io::Result<Vec<u8>> {
 pub fn notes_to_smf(notes: &[Note]) -> std::io::Result<Vec<u8>> {
     let ticks_per_s = PPQ as f64 * 2.0; // 120 bpm
     let tick = |s: f64| (s.max(0.0) * ticks_per_s).round() as u64;
-    let events = notes
-        .iter()
-        .flat_map(|n| note_pair(tick(n.start_s), tick(n.end_s), n.pitch, (n.amplitude * 127.0).round().clamp(1.0, 127.0) as u8))
-        .collect();
+    let events = notes.iter().flat_map(|n| note_pair(tick(n.start_s), tick(n.end_s), n.pitch, (n.amplitude * 127.0).round().clamp(1.0, 127.0) as u8)).collect();
     let smf = Smf {
         header: Header::new(Format::Parallel, Timing::Metrical(u15::new(PPQ))),
         tracks: vec![tempo_track(120.0, 4), track_from(b"transcription", 0, events)],

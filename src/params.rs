@@ -354,10 +354,9 @@ pub fn filter_state(state: &mut nice_plug::prelude::PluginState) -> Option<Strin
     let problem = match state.fields.get(CAPTURE_FIELD) {
         None => Some("the state has no capture".to_string()),
         Some(text) => match serde_json::from_str::<CapturedSong>(text) {
-            Ok(song) if song.version > CAPTURE_VERSION => Some(format!(
-                "it was saved by a newer Pianola (capture version {}, this one reads up to {CAPTURE_VERSION})",
-                song.version
-            )),
+            Ok(song) if song.version > CAPTURE_VERSION => {
+                Some(format!("it was saved by a newer Pianola (capture version {}, this one reads up to {CAPTURE_VERSION})", song.version))
+            }
             Ok(_) => None,
             Err(e) => Some(format!("it is damaged ({e})")),
         },
@@ -400,7 +399,8 @@ mod tests {
         q.deserialize_fields(&fields);
         assert_eq!(q.capture.get(), song);
         // Floats survive bit for bit (serde_json alone may be an ulp off).
-        let tricky = CapturedSong { notes: vec![SavedNote(0.1 + 0.2, 1.8630143613000754, 60, 0.36545783, f32::MIN_POSITIVE)], seconds_per_beat: 60.0 / 116.0, ..song };
+        let tricky =
+            CapturedSong { notes: vec![SavedNote(0.1 + 0.2, 1.8630143613000754, 60, 0.36545783, f32::MIN_POSITIVE)], seconds_per_beat: 60.0 / 116.0, ..song };
         p.capture.store(tricky.clone());
         q.deserialize_fields(&p.serialize_fields());
         assert_eq!(q.capture.get(), tricky);

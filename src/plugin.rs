@@ -126,22 +126,10 @@ impl Plugin for Pianola {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     const AUDIO_IO_LAYOUTS: &'static [AudioIOLayout] = &[
-        AudioIOLayout {
-            main_input_channels: NonZeroU32::new(2),
-            main_output_channels: NonZeroU32::new(2),
-            ..AudioIOLayout::const_default()
-        },
-        AudioIOLayout {
-            main_input_channels: NonZeroU32::new(1),
-            main_output_channels: NonZeroU32::new(1),
-            ..AudioIOLayout::const_default()
-        },
+        AudioIOLayout { main_input_channels: NonZeroU32::new(2), main_output_channels: NonZeroU32::new(2), ..AudioIOLayout::const_default() },
+        AudioIOLayout { main_input_channels: NonZeroU32::new(1), main_output_channels: NonZeroU32::new(1), ..AudioIOLayout::const_default() },
         // Surround (5.1) tracks: captured as the mean of all six channels, passed through.
-        AudioIOLayout {
-            main_input_channels: NonZeroU32::new(6),
-            main_output_channels: NonZeroU32::new(6),
-            ..AudioIOLayout::const_default()
-        },
+        AudioIOLayout { main_input_channels: NonZeroU32::new(6), main_output_channels: NonZeroU32::new(6), ..AudioIOLayout::const_default() },
     ];
 
     const MIDI_INPUT: MidiConfig = MidiConfig::None;
@@ -183,14 +171,7 @@ impl Plugin for Pianola {
             Some(m) => Ok(m),
             None => Err(Box::new(|| model::load(model::plugin_backend())) as worker::ModelLoader),
         };
-        let setup = WorkerSetup {
-            params: self.params.clone(),
-            status: self.status.clone(),
-            capture: self.capture.clone(),
-            reader,
-            publisher,
-            model,
-        };
+        let setup = WorkerSetup { params: self.params.clone(), status: self.status.clone(), capture: self.capture.clone(), reader, publisher, model };
         match WorkerHandle::spawn(setup) {
             Ok(w) => {
                 writer.set_worker(w.thread());
@@ -258,13 +239,9 @@ impl Plugin for Pianola {
                     key: Key::Number(key),
                     velocity: velocity as f32 / 127.0,
                 },
-                EmitEvent::Off { offset, key } => NoteEvent::NoteOff {
-                    timing: offset,
-                    voice_id: VoiceID::Wildcard,
-                    channel: Channel::Number(channel),
-                    key: Key::Number(key),
-                    velocity: 0.0,
-                },
+                EmitEvent::Off { offset, key } => {
+                    NoteEvent::NoteOff { timing: offset, voice_id: VoiceID::Wildcard, channel: Channel::Number(channel), key: Key::Number(key), velocity: 0.0 }
+                }
             };
             context.try_send_event(event).is_ok()
         };

@@ -35,7 +35,11 @@ pub struct StreamResampler {
 }
 
 fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 { a } else { gcd(b, a % b) }
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 impl StreamResampler {
@@ -48,8 +52,8 @@ impl StreamResampler {
         let inner: Option<Box<dyn Resampler<f32> + Send>> = if input_rate == out_rate {
             None
         } else if input_rate / gcd(input_rate, out_rate) <= 2048 {
-            let fft = Fft::<f32>::new(input_rate as usize, out_rate as usize, CHUNK, 1, FixedSync::Input)
-                .map_err(|e| ResampleError::Internal(e.to_string()))?;
+            let fft =
+                Fft::<f32>::new(input_rate as usize, out_rate as usize, CHUNK, 1, FixedSync::Input).map_err(|e| ResampleError::Internal(e.to_string()))?;
             Some(Box::new(fft))
         } else {
             let params = SincInterpolationParameters {
@@ -59,23 +63,14 @@ impl StreamResampler {
                 interpolation: SincInterpolationType::Cubic,
                 window: WindowFunction::BlackmanHarris2,
             };
-            let sinc = Async::<f32>::new_sinc(ratio, 1.0, &params, CHUNK, 1, FixedAsync::Input)
-                .map_err(|e| ResampleError::Internal(e.to_string()))?;
+            let sinc = Async::<f32>::new_sinc(ratio, 1.0, &params, CHUNK, 1, FixedAsync::Input).map_err(|e| ResampleError::Internal(e.to_string()))?;
             Some(Box::new(sinc))
         };
         let (to_trim, out_max) = match &inner {
             Some(r) => (r.output_delay(), r.output_frames_max()),
             None => (0, 0),
         };
-        Ok(Self {
-            inner,
-            ratio,
-            pending: Vec::with_capacity(CHUNK),
-            chunk_out: vec![0.0; out_max],
-            to_trim,
-            input_total: 0,
-            output_total: 0,
-        })
+        Ok(Self { inner, ratio, pending: Vec::with_capacity(CHUNK), chunk_out: vec![0.0; out_max], to_trim, input_total: 0, output_total: 0 })
     }
 
     /// Resamples `input`, appending whatever output is ready to `out`.

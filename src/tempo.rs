@@ -38,8 +38,7 @@ pub fn estimate(notes: &[Note]) -> BeatGrid {
     while bpm <= 180.0 {
         let period = 60.0 / bpm;
         // Beat and half-beat periodicities both count; log-Gaussian prior around 110 bpm.
-        let score = (autocorr(period) + 0.5 * autocorr(period * 2.0) + 0.25 * autocorr(period / 2.0))
-            * (-0.5 * ((bpm / 110.0).log2() / 0.9).powi(2)).exp();
+        let score = (autocorr(period) + 0.5 * autocorr(period * 2.0) + 0.25 * autocorr(period / 2.0)) * (-0.5 * ((bpm / 110.0).log2() / 0.9).powi(2)).exp();
         if score > best.0 {
             best = (score, bpm);
         }

@@ -396,7 +396,14 @@ impl Segment {
     /// The segment that goes on after a cut: it starts with the cut segment's last audio.
     fn resume(c: Carry, model: &mut dyn NoteModel) -> Result<Self, String> {
         let first = c.map.pieces[0];
-        let start = Stamp { sample_rate: c.rate, beat: first.beat, tempo: first.tempo, beats_per_bar: c.beats_per_bar, bar_start_beat: c.bar_start_beat, ..Stamp::default() };
+        let start = Stamp {
+            sample_rate: c.rate,
+            beat: first.beat,
+            tempo: first.tempo,
+            beats_per_bar: c.beats_per_bar,
+            bar_start_beat: c.bar_start_beat,
+            ..Stamp::default()
+        };
         let mut seg = Segment::new(&start, None).map_err(|e| e.to_string())?.cut_after_max();
         seg.map = c.map;
         seg.tempo = c.tempo;
@@ -472,7 +479,8 @@ impl Segment {
         self.resampler.finish(&mut self.scratch).map_err(|e| e.to_string())?;
         self.stream.push(model, &self.scratch).map_err(|e| e.to_string())?;
         let frames = self.stream.finish(model).map_err(|e| e.to_string())?;
-        Ok(FinishedSegment { raw: None, frames: None, map: self.map, range: [self.start_beat, self.end_beat], joins: self.joins, notes: vec![] }.decoded_from(frames))
+        Ok(FinishedSegment { raw: None, frames: None, map: self.map, range: [self.start_beat, self.end_beat], joins: self.joins, notes: vec![] }
+            .decoded_from(frames))
     }
 }
 
@@ -699,9 +707,7 @@ impl Worker {
                 _ => None,
             };
             let resumed = match (carry, self.model.as_mut()) {
-                (Some(c), Some(model)) if self.mode == Mode::Capture => {
-                    Some(Segment::resume(c, model.as_mut()))
-                }
+                (Some(c), Some(model)) if self.mode == Mode::Capture => Some(Segment::resume(c, model.as_mut())),
                 _ => None,
             };
             let new = match resumed {
@@ -948,10 +954,18 @@ mod tests {
         let (mut writer, reader) = capture::channel(shared.clone());
         let (publisher, _timeline) = crate::timeline::channel(Arc::new(Timeline::default()));
         let loader: ModelLoader = Box::new(|| crate::model::load_from_bytes(crate::model::Backend::Tract, b"not a model"));
-        let worker = WorkerHandle::spawn(WorkerSetup { params, status: status.clone(), capture: shared.clone(), reader, publisher, model: Err(loader) }).unwrap();
+        let worker =
+            WorkerHandle::spawn(WorkerSetup { params, status: status.clone(), capture: shared.clone(), reader, publisher, model: Err(loader) }).unwrap();
         writer.set_worker(worker.thread());
         let block = vec![0.25f32; 512];
-        let t = capture::TransportInfo { playing: true, beat: Some(0.0), tempo: Some(120.0), time_sig: Some((4, 4)), bar_start_beat: Some(0.0), sample_rate: 48000.0 };
+        let t = capture::TransportInfo {
+            playing: true,
+            beat: Some(0.0),
+            tempo: Some(120.0),
+            time_sig: Some((4, 4)),
+            bar_start_beat: Some(0.0),
+            sample_rate: 48000.0,
+        };
         // Offline: waits until the worker has handled the block.
         assert!(matches!(writer.push_block(&[&block[..]], 512, &t, true), capture::Pushed::Stamp { seq: 1, .. }));
         assert_eq!(shared.done_seq.load(Ordering::Acquire), 1);
@@ -963,9 +977,7 @@ mod tests {
 
     #[test]
     fn beat_map_follows_tempo_changes() {
-        let map = BeatMap {
-            pieces: vec![Piece { at_s: 0.0, beat: 8.0, tempo: 120.0 }, Piece { at_s: 2.0, beat: 12.0, tempo: 60.0 }],
-        };
+        let map = BeatMap { pieces: vec![Piece { at_s: 0.0, beat: 8.0, tempo: 120.0 }, Piece { at_s: 2.0, beat: 12.0, tempo: 60.0 }] };
         assert_eq!(map.beat_at(0.0), 8.0);
         assert_eq!(map.beat_at(1.0), 10.0);
         assert_eq!(map.beat_at(2.0), 12.0);

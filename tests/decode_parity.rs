@@ -24,11 +24,7 @@ const AMPLITUDE_TOL: f32 = 1e-5;
 fn compare(decoded: &[Note], reference: &[Note]) -> Vec<String> {
     let mut problems = Vec::new();
     if decoded.len() != reference.len() {
-        problems.push(format!(
-            "{} notes decoded, {} in the reference",
-            decoded.len(),
-            reference.len()
-        ));
+        problems.push(format!("{} notes decoded, {} in the reference", decoded.len(), reference.len()));
     }
     for (i, (d, r)) in decoded.iter().zip(reference).enumerate() {
         let ok = d.pitch == r.pitch
@@ -74,31 +70,16 @@ fn decoder_matches_basic_pitch_on_every_fixture() {
     for item in &items {
         let name = item.file_name().unwrap().to_string_lossy().into_owned();
         let (n_frames, mut reference) = read_notes(&item.join("decode_only.json"));
-        let frames = FrameOutputs {
-            note: read_f32(&item.join("note.f32")),
-            onset: read_f32(&item.join("onset.f32")),
-            contour: read_f32(&item.join("contour.f32")),
-        };
+        let frames =
+            FrameOutputs { note: read_f32(&item.join("note.f32")), onset: read_f32(&item.join("onset.f32")), contour: read_f32(&item.join("contour.f32")) };
         assert_eq!(frames.note.len(), n_frames * N_KEYS, "{name}: note.f32 size");
         assert_eq!(frames.onset.len(), n_frames * N_KEYS, "{name}: onset.f32 size");
-        assert_eq!(
-            frames.contour.len(),
-            n_frames * N_CONTOUR_BINS,
-            "{name}: contour.f32 size"
-        );
+        assert_eq!(frames.contour.len(), n_frames * N_CONTOUR_BINS, "{name}: contour.f32 size");
 
         let decoded = notes_from_frames(&frames, &params);
         sort_notes(&mut reference);
-        let max_dt = decoded
-            .iter()
-            .zip(&reference)
-            .map(|(d, r)| (d.start_s - r.start_s).abs().max((d.end_s - r.end_s).abs()))
-            .fold(0.0f64, f64::max);
-        let max_da = decoded
-            .iter()
-            .zip(&reference)
-            .map(|(d, r)| (d.amplitude - r.amplitude).abs())
-            .fold(0.0f32, f32::max);
+        let max_dt = decoded.iter().zip(&reference).map(|(d, r)| (d.start_s - r.start_s).abs().max((d.end_s - r.end_s).abs())).fold(0.0f64, f64::max);
+        let max_da = decoded.iter().zip(&reference).map(|(d, r)| (d.amplitude - r.amplitude).abs()).fold(0.0f32, f32::max);
         let exact = decoded == reference;
         let f1 = match item.join("notes.json") {
             p if p.is_file() => format!("{:.4}", onset_f1(&decoded, &read_notes(&p).1)),
@@ -115,10 +96,5 @@ fn decoder_matches_basic_pitch_on_every_fixture() {
             failures.push(format!("{name}:\n  {}", problems.join("\n  ")));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "decoder differs from basic-pitch on {} item(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "decoder differs from basic-pitch on {} item(s):\n{}", failures.len(), failures.join("\n"));
 }

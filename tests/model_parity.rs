@@ -45,16 +45,10 @@ fn backends_match_reference_frames() {
         for item in &items {
             let audio = read_f32(&item.join("audio_22050.f32"));
             let ours = engine::frames_from_model_rate(model.as_mut(), &audio).unwrap();
-            let reference = FrameOutputs {
-                note: read_f32(&item.join("note.f32")),
-                onset: read_f32(&item.join("onset.f32")),
-                contour: read_f32(&item.join("contour.f32")),
-            };
-            let diff = [
-                max_abs_diff(&ours.note, &reference.note),
-                max_abs_diff(&ours.onset, &reference.onset),
-                max_abs_diff(&ours.contour, &reference.contour),
-            ];
+            let reference =
+                FrameOutputs { note: read_f32(&item.join("note.f32")), onset: read_f32(&item.join("onset.f32")), contour: read_f32(&item.join("contour.f32")) };
+            let diff =
+                [max_abs_diff(&ours.note, &reference.note), max_abs_diff(&ours.onset, &reference.onset), max_abs_diff(&ours.contour, &reference.contour)];
             let worst = diff.iter().cloned().fold(0.0, f32::max);
             println!("{backend:?} {}: max abs diff note {:.2e} onset {:.2e} contour {:.2e}", item.display(), diff[0], diff[1], diff[2]);
             assert!(worst <= tolerance, "{backend:?} on {}: max abs diff {worst:e} > {tolerance:e}", item.display());

@@ -65,11 +65,8 @@ fn lh_voicing(c: Chord, ceiling: i32, span: i32) -> (i32, Vec<i32>) {
     while bass + 4 > ceiling && bass - 12 >= 28 {
         bass -= 12;
     }
-    let mut tones: Vec<i32> = c.pcs()[1..]
-        .iter()
-        .map(|&pc| bass + 1 + (pc as i32 - bass - 1).rem_euclid(12))
-        .filter(|&p| p < ceiling && p - bass <= span)
-        .collect();
+    let mut tones: Vec<i32> =
+        c.pcs()[1..].iter().map(|&pc| bass + 1 + (pc as i32 - bass - 1).rem_euclid(12)).filter(|&p| p < ceiling && p - bass <= span).collect();
     tones.sort_unstable();
     (bass, tones)
 }
@@ -212,11 +209,7 @@ mod tests {
     use crate::arrange::harmony::{Key, Quality};
 
     fn harm(chords: &[(u8, Quality)]) -> Harmony {
-        Harmony {
-            key: Key { tonic: 0, minor: false },
-            first_beat: 0,
-            chords: chords.iter().map(|&(root, quality)| Some(Chord { root, quality })).collect(),
-        }
+        Harmony { key: Key { tonic: 0, minor: false }, first_beat: 0, chords: chords.iter().map(|&(root, quality)| Some(Chord { root, quality })).collect() }
     }
 
     #[test]

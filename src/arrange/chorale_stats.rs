@@ -7,7 +7,24 @@ use super::harmony::Quality;
 pub const N_LABELS: usize = 16;
 
 /// Chords of a major key, most common first: (root above the tonic, quality).
-pub const LABELS_MAJOR: [(u8, Quality); N_LABELS] = [(0, Quality::Major), (7, Quality::Major), (5, Quality::Major), (9, Quality::Minor), (2, Quality::Minor), (2, Quality::Major), (4, Quality::Major), (9, Quality::Major), (4, Quality::Minor), (11, Quality::Diminished), (10, Quality::Major), (7, Quality::Minor), (6, Quality::Diminished), (1, Quality::Diminished), (4, Quality::Diminished), (11, Quality::Major)];
+pub const LABELS_MAJOR: [(u8, Quality); N_LABELS] = [
+    (0, Quality::Major),
+    (7, Quality::Major),
+    (5, Quality::Major),
+    (9, Quality::Minor),
+    (2, Quality::Minor),
+    (2, Quality::Major),
+    (4, Quality::Major),
+    (9, Quality::Major),
+    (4, Quality::Minor),
+    (11, Quality::Diminished),
+    (10, Quality::Major),
+    (7, Quality::Minor),
+    (6, Quality::Diminished),
+    (1, Quality::Diminished),
+    (4, Quality::Diminished),
+    (11, Quality::Major),
+];
 /// ln P(chord) per label.
 pub const PRIOR_MAJOR: [f32; N_LABELS] = [-1.10, -1.45, -2.10, -2.67, -2.70, -3.05, -3.63, -3.74, -3.94, -4.11, -4.47, -4.71, -5.06, -5.41, -5.48, -6.14];
 /// ln P(next beat's chord | this beat's chord), rows: this beat's label.
@@ -50,7 +67,24 @@ pub const MELODY_MAJOR: [[f32; 12]; N_LABELS] = [
 ];
 
 /// Chords of a minor key, most common first: (root above the tonic, quality).
-pub const LABELS_MINOR: [(u8, Quality); N_LABELS] = [(0, Quality::Minor), (7, Quality::Major), (3, Quality::Major), (10, Quality::Major), (5, Quality::Minor), (8, Quality::Major), (0, Quality::Major), (5, Quality::Major), (7, Quality::Minor), (2, Quality::Major), (2, Quality::Diminished), (11, Quality::Diminished), (9, Quality::Diminished), (2, Quality::Minor), (6, Quality::Diminished), (10, Quality::Minor)];
+pub const LABELS_MINOR: [(u8, Quality); N_LABELS] = [
+    (0, Quality::Minor),
+    (7, Quality::Major),
+    (3, Quality::Major),
+    (10, Quality::Major),
+    (5, Quality::Minor),
+    (8, Quality::Major),
+    (0, Quality::Major),
+    (5, Quality::Major),
+    (7, Quality::Minor),
+    (2, Quality::Major),
+    (2, Quality::Diminished),
+    (11, Quality::Diminished),
+    (9, Quality::Diminished),
+    (2, Quality::Minor),
+    (6, Quality::Diminished),
+    (10, Quality::Minor),
+];
 /// ln P(chord) per label.
 pub const PRIOR_MINOR: [f32; N_LABELS] = [-1.60, -1.84, -1.87, -2.24, -2.48, -2.62, -2.77, -3.08, -3.30, -3.95, -3.97, -4.22, -4.85, -5.10, -5.12, -5.71];
 /// ln P(next beat's chord | this beat's chord), rows: this beat's label.

@@ -571,8 +571,7 @@ mod tests {
     fn a_lone_melody_is_harmonised_with_a_cadence() {
         // "Twinkle twinkle" in G, a note per beat, ending D D C C B B A | G.
         let tune = [67u8, 67, 74, 74, 76, 76, 74, 74, 72, 72, 71, 71, 69, 69, 67, 67];
-        let line: Vec<MelNote> =
-            tune.iter().enumerate().map(|(i, &p)| MelNote { start: i as f64, end: i as f64 + 1.0, pitch: p, weight: 0.8 }).collect();
+        let line: Vec<MelNote> = tune.iter().enumerate().map(|(i, &p)| MelNote { start: i as f64, end: i as f64 + 1.0, pitch: p, weight: 0.8 }).collect();
         let key = melody_keys(&line)[0];
         assert_eq!(key, Key { tonic: 7, minor: false });
         let h = harmonise_melody(&line, key);
@@ -582,7 +581,8 @@ mod tests {
         }
         assert_eq!(h.at(15), Some(Chord { root: 7, quality: Quality::Major }));
         assert_eq!(h.at(0), Some(Chord { root: 7, quality: Quality::Major }));
-        let notes: Vec<BeatNote> = line.iter().map(|m| BeatNote { start_beat: m.start, end_beat: m.end, pitch: m.pitch, amplitude: 0.7, salience: 0.7 }).collect();
+        let notes: Vec<BeatNote> =
+            line.iter().map(|m| BeatNote { start_beat: m.start, end_beat: m.end, pitch: m.pitch, amplitude: 0.7, salience: 0.7 }).collect();
         let partial = partial_like(&notes);
         assert!(is_lone_line(&notes, &partial));
         let mut band = notes.clone();

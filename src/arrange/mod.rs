@@ -71,12 +71,7 @@ impl ArrangeInput {
 
     /// As [`Self::from_transcription`], with the time in seconds of frame `t` given by `frame_time`
     /// (monotone non-decreasing).
-    pub fn from_transcription_with(
-        notes: &[Note],
-        frames: Option<&FrameOutputs>,
-        grid: &BeatGrid,
-        frame_time: impl Fn(usize) -> f64,
-    ) -> Self {
+    pub fn from_transcription_with(notes: &[Note], frames: Option<&FrameOutputs>, grid: &BeatGrid, frame_time: impl Fn(usize) -> f64) -> Self {
         let n_frames = frames.map_or(0, |f| f.contour.len() / N_CONTOUR_BINS);
         // First frame whose time is >= t.
         let first_at = |t: f64| -> usize {
@@ -108,21 +103,10 @@ impl ArrangeInput {
                         salience = (sum / (b - a) as f64) as f32;
                     }
                 }
-                BeatNote {
-                    start_beat: grid.beat_at(n.start_s),
-                    end_beat: grid.beat_at(n.end_s),
-                    pitch: n.pitch,
-                    amplitude: n.amplitude,
-                    salience,
-                }
+                BeatNote { start_beat: grid.beat_at(n.start_s), end_beat: grid.beat_at(n.end_s), pitch: n.pitch, amplitude: n.amplitude, salience }
             })
             .collect();
-        Self {
-            notes: out,
-            beats_per_bar: grid.beats_per_bar,
-            first_downbeat_beat: grid.first_downbeat_beat,
-            seconds_per_beat: grid.seconds_per_beat(),
-        }
+        Self { notes: out, beats_per_bar: grid.beats_per_bar, first_downbeat_beat: grid.first_downbeat_beat, seconds_per_beat: grid.seconds_per_beat() }
     }
 }
 
@@ -300,11 +284,7 @@ impl Meter {
             } else {
                 0.0
             },
-            seconds_per_beat: if input.seconds_per_beat.is_finite() && input.seconds_per_beat > 0.0 {
-                input.seconds_per_beat.clamp(0.05, 10.0)
-            } else {
-                0.5
-            },
+            seconds_per_beat: if input.seconds_per_beat.is_finite() && input.seconds_per_beat > 0.0 { input.seconds_per_beat.clamp(0.05, 10.0) } else { 0.5 },
         }
     }
 
@@ -349,5 +329,3 @@ pub fn arrange(input: &ArrangeInput, settings: &ArrangeSettings) -> Vec<CoverNot
 
 #[cfg(test)]
 pub(crate) mod tests;
-
-

@@ -92,11 +92,7 @@ fn enforce_after(mut voices: Vec<Voice>, s: &ArrangeSettings, played_before: f64
                 .filter(|(_, &i)| removable(&kept[i]))
                 .max_by(|(_, &a), (_, &b)| {
                     let (va, vb) = (&kept[a], &kept[b]);
-                    (va.pitch as i32 - n.pitch as i32)
-                        .abs()
-                        .cmp(&(vb.pitch as i32 - n.pitch as i32).abs())
-                        .then(vb.role.cmp(&va.role))
-                        .then(b.cmp(&a))
+                    (va.pitch as i32 - n.pitch as i32).abs().cmp(&(vb.pitch as i32 - n.pitch as i32).abs()).then(vb.role.cmp(&va.role)).then(b.cmp(&a))
                 })
                 .map(|(k, _)| k);
             match pick {
@@ -121,14 +117,7 @@ fn enforce_after(mut voices: Vec<Voice>, s: &ArrangeSettings, played_before: f64
     let mut out: Vec<CoverNote> = kept
         .into_iter()
         .filter(|v| v.end > v.start)
-        .map(|v| CoverNote {
-            start_beat: v.start,
-            end_beat: v.end,
-            pitch: v.pitch,
-            velocity: v.velocity,
-            hand: v.hand,
-            melody: v.role == Role::Melody,
-        })
+        .map(|v| CoverNote { start_beat: v.start, end_beat: v.end, pitch: v.pitch, velocity: v.velocity, hand: v.hand, melody: v.role == Role::Melody })
         .collect();
     out.sort_by(|a, b| a.start_beat.total_cmp(&b.start_beat).then(a.pitch.cmp(&b.pitch)));
     out

@@ -170,21 +170,18 @@ mod tests {
     #[test]
     fn lag_is_found_and_removed() {
         let meter = Meter { beats_per_bar: 4, first_downbeat: 0.0, seconds_per_beat: 0.5 };
-        let mut notes: Vec<BeatNote> = (0..32)
-            .map(|i| BeatNote { start_beat: i as f64 + 0.2, end_beat: i as f64 + 1.1, pitch: 60, amplitude: 0.5, salience: 0.5 })
-            .collect();
+        let mut notes: Vec<BeatNote> =
+            (0..32).map(|i| BeatNote { start_beat: i as f64 + 0.2, end_beat: i as f64 + 1.1, pitch: 60, amplitude: 0.5, salience: 0.5 }).collect();
         assert!((onset_lag(&notes, &meter) - 0.2).abs() < 1e-9);
         align_lag(&mut notes, &meter);
         assert!((notes[3].start_beat - 3.0).abs() < 1e-9);
         // A phase offset that is too large to be latency is left alone.
-        let off: Vec<BeatNote> = (0..32)
-            .map(|i| BeatNote { start_beat: i as f64 + 0.45, end_beat: i as f64 + 1.0, pitch: 60, amplitude: 0.5, salience: 0.5 })
-            .collect();
+        let off: Vec<BeatNote> =
+            (0..32).map(|i| BeatNote { start_beat: i as f64 + 0.45, end_beat: i as f64 + 1.0, pitch: 60, amplitude: 0.5, salience: 0.5 }).collect();
         assert_eq!(onset_lag(&off, &meter), 0.0);
         // A line in eighths: the phase within the beat cancels, the half beat's finds the lag.
-        let eighths: Vec<BeatNote> = (0..64)
-            .map(|i| BeatNote { start_beat: i as f64 * 0.5 + 0.1, end_beat: i as f64 * 0.5 + 0.55, pitch: 60, amplitude: 0.5, salience: 0.5 })
-            .collect();
+        let eighths: Vec<BeatNote> =
+            (0..64).map(|i| BeatNote { start_beat: i as f64 * 0.5 + 0.1, end_beat: i as f64 * 0.5 + 0.55, pitch: 60, amplitude: 0.5, salience: 0.5 }).collect();
         assert!(onset_phase(&eighths, 1.0).1 < 0.01);
         assert!((onset_lag(&eighths, &meter) - 0.1).abs() < 1e-9);
     }

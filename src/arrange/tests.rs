@@ -131,9 +131,8 @@ fn phrase_cover_has_the_melody_on_top_and_is_playable() {
 fn chords_follow_the_harmony() {
     let cover = arrange(&phrase(), &ArrangeSettings { density: 0.5, ..Default::default() });
     // Beats 0..3 are C major, beat 3 starts F major: the left hand follows.
-    let lh = |a: f64, b: f64| -> Vec<u8> {
-        cover.iter().filter(|n| n.hand == Hand::Left && n.start_beat >= a && n.start_beat < b).map(|n| n.pitch % 12).collect()
-    };
+    let lh =
+        |a: f64, b: f64| -> Vec<u8> { cover.iter().filter(|n| n.hand == Hand::Left && n.start_beat >= a && n.start_beat < b).map(|n| n.pitch % 12).collect() };
     let (c, f) = (lh(0.0, 3.0), lh(3.0, 4.0));
     assert!(!c.is_empty() && c.iter().all(|pc| [0, 4, 7].contains(pc)), "{c:?}");
     assert!(!f.is_empty() && f.iter().all(|pc| [5, 9, 0].contains(pc)), "{f:?}");
@@ -187,18 +186,27 @@ fn settings_roundtrip_through_serde() {
 }
 
 fn arb_note() -> impl Strategy<Value = BeatNote> {
-    (0.0f64..64.0, 0.01f64..6.0, 21u8..=108, 0.0f32..1.0, 0.0f32..1.0)
-        .prop_map(|(s, d, p, a, sal)| BeatNote { start_beat: s, end_beat: s + d, pitch: p, amplitude: a, salience: sal })
+    (0.0f64..64.0, 0.01f64..6.0, 21u8..=108, 0.0f32..1.0, 0.0f32..1.0).prop_map(|(s, d, p, a, sal)| BeatNote {
+        start_beat: s,
+        end_beat: s + d,
+        pitch: p,
+        amplitude: a,
+        salience: sal,
+    })
 }
 
 pub(crate) fn arb_input() -> impl Strategy<Value = ArrangeInput> {
-    (prop::collection::vec(arb_note(), 0..160), 2u32..=7, -2.0f64..4.0, 0.25f64..1.5)
-        .prop_map(|(notes, bpb, fd, spb)| ArrangeInput { notes, beats_per_bar: bpb, first_downbeat_beat: fd, seconds_per_beat: spb })
+    (prop::collection::vec(arb_note(), 0..160), 2u32..=7, -2.0f64..4.0, 0.25f64..1.5).prop_map(|(notes, bpb, fd, spb)| ArrangeInput {
+        notes,
+        beats_per_bar: bpb,
+        first_downbeat_beat: fd,
+        seconds_per_beat: spb,
+    })
 }
 
 pub(crate) fn arb_settings() -> impl Strategy<Value = ArrangeSettings> {
-    (0.0f32..=1.0, 0usize..3, 0.0f32..=1.0, prop::sample::select(vec![1u32, 2, 3, 4, 6, 8]), 9u8..=20, 21u8..=60, 60u8..=108, 0.0f32..2.0)
-        .prop_map(|(density, st, q, g, span, lo, hi, vs)| ArrangeSettings {
+    (0.0f32..=1.0, 0usize..3, 0.0f32..=1.0, prop::sample::select(vec![1u32, 2, 3, 4, 6, 8]), 9u8..=20, 21u8..=60, 60u8..=108, 0.0f32..2.0).prop_map(
+        |(density, st, q, g, span, lo, hi, vs)| ArrangeSettings {
             density,
             style: [Style::Block, Style::Broken, Style::Arpeggio][st],
             quantize_strength: q,
@@ -207,7 +215,8 @@ pub(crate) fn arb_settings() -> impl Strategy<Value = ArrangeSettings> {
             lowest_key: lo,
             highest_key: hi,
             velocity_scale: vs,
-        })
+        },
+    )
 }
 
 proptest! {

@@ -37,9 +37,7 @@ const FRAME_RATE: f64 = 30.0;
 pub fn create(params: Arc<PianolaParams>, status: Arc<Status>, capture: Arc<CaptureShared>) -> Option<EguiEditor<PianolaEditor>> {
     let (w, h) = params.editor.lock().size();
     let (min_w, min_h) = state::MIN_SIZE;
-    let settings = EguiNiceSettings::new()
-        .with_tile("Pianola")
-        .with_resize_hint(ResizeHint::resizable().with_min_logical_size(LogicalSize::new(min_w, min_h)));
+    let settings = EguiNiceSettings::new().with_tile("Pianola").with_resize_hint(ResizeHint::resizable().with_min_logical_size(LogicalSize::new(min_w, min_h)));
     let app = PianolaEditor::new(params, status, capture);
     create_egui_editor(EguiEditorState::from_size(LogicalSize::new(w, h), 1.0), RepaintNotifier::new(), settings, app)
 }
@@ -232,7 +230,14 @@ impl PianolaEditor {
         let p = &self.params;
         ui.spacing_mut().item_spacing.y = 6.0;
         widgets::section(ui, "ARRANGEMENT");
-        widgets::param_bar(ui, setter, &p.density, "Density", None, "How full the cover is: 0% the melody alone, 50% melody with bass and chords, 100% a full two-hand texture.");
+        widgets::param_bar(
+            ui,
+            setter,
+            &p.density,
+            "Density",
+            None,
+            "How full the cover is: 0% the melody alone, 50% melody with bass and chords, 100% a full two-hand texture.",
+        );
         widgets::segmented(
             ui,
             setter,
@@ -246,7 +251,14 @@ impl PianolaEditor {
         );
         widgets::param_bar(ui, setter, &p.quantize, "Quantize", None, "How strongly onsets snap to the 1/16 grid: 0% as heard, 100% exactly on the grid.");
         let span = p.hand_span.value();
-        widgets::param_bar(ui, setter, &p.hand_span, "Hand span", Some(state::span_text(span)), "The widest interval one hand holds at once. Smaller is easier to play.");
+        widgets::param_bar(
+            ui,
+            setter,
+            &p.hand_span,
+            "Hand span",
+            Some(state::span_text(span)),
+            "The widest interval one hand holds at once. Smaller is easier to play.",
+        );
         widgets::section(ui, "KEY RANGE");
         let (lo, hi) = (p.lowest_note.value(), p.highest_note.value());
         widgets::param_bar(ui, setter, &p.lowest_note, "Lowest note", Some(state::note_name(lo)), "No note of the cover goes below this key.");
@@ -355,7 +367,10 @@ impl PianolaEditor {
                 (_, ModelState::Failed(_)) => ("Pianola cannot listen", "See the message at the top. Audio passes through unchanged."),
                 (Mode::Live, _) => ("Live", "Press play: notes appear here as Pianola hears them."),
                 (Mode::Capture, _) if snap.recording => ("Listening…", "The cover appears here as the song plays."),
-                (Mode::Capture, _) => ("No cover yet", "Press play in your DAW and let the song play through once.\nPianola listens on the first pass and plays the cover on every pass after."),
+                (Mode::Capture, _) => (
+                    "No cover yet",
+                    "Press play in your DAW and let the song play through once.\nPianola listens on the first pass and plays the cover on every pass after.",
+                ),
             };
             let c = notes_rect.center();
             let painter = ui.painter();
@@ -374,7 +389,15 @@ impl PianolaEditor {
             }
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                 let has_cover = !cover.notes.is_empty();
-                if widgets::action(ui, "Export .mid", true, has_cover, "Write the cover as a MIDI file (right and left hand on their own tracks, the capture's tempo, beat 1 at the file's start).").clicked() {
+                if widgets::action(
+                    ui,
+                    "Export .mid",
+                    true,
+                    has_cover,
+                    "Write the cover as a MIDI file (right and left hand on their own tracks, the capture's tempo, beat 1 at the file's start).",
+                )
+                .clicked()
+                {
                     let grid = state::export_grid(&capture, self.status.host.tempo(), beats_per_bar);
                     let stem = state::export_stem(self.track_name.as_deref());
                     self.message = Some(match state::export_cover(&self.export_dir(), &stem, &cover.notes, &grid) {
@@ -382,13 +405,29 @@ impl PianolaEditor {
                         Err(e) => (Level::Error, e),
                     });
                 }
-                if widgets::action(ui, "Re-arrange", false, !capture.is_empty(), "Arrange the captured notes again with the current settings (changes to the settings do this by themselves).").clicked() {
+                if widgets::action(
+                    ui,
+                    "Re-arrange",
+                    false,
+                    !capture.is_empty(),
+                    "Arrange the captured notes again with the current settings (changes to the settings do this by themselves).",
+                )
+                .clicked()
+                {
                     self.status.rearrange.store(true, Ordering::Release);
                     self.message = Some((Level::Good, "Re-arranged the capture with the current settings.".into()));
                 }
                 let confirming = now < self.confirm_clear_until;
                 let label = if confirming { "Click again to clear" } else { "Clear capture" };
-                if widgets::action(ui, label, false, !capture.is_empty() || snap.recording, "Forget everything captured: the next pass listens again. Cannot be undone.").clicked() {
+                if widgets::action(
+                    ui,
+                    label,
+                    false,
+                    !capture.is_empty() || snap.recording,
+                    "Forget everything captured: the next pass listens again. Cannot be undone.",
+                )
+                .clicked()
+                {
                     if confirming {
                         self.params.capture.clear();
                         self.confirm_clear_until = 0.0;

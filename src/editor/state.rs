@@ -384,12 +384,8 @@ pub fn default_export_dir(home: Option<&Path>, xdg_music_env: Option<&str>, user
         }
         Some(PathBuf::from(v))
     };
-    let from_file = user_dirs.and_then(|text| {
-        text.lines()
-            .map(str::trim)
-            .filter(|l| !l.starts_with('#'))
-            .find_map(|l| l.strip_prefix("XDG_MUSIC_DIR=").and_then(expand))
-    });
+    let from_file =
+        user_dirs.and_then(|text| text.lines().map(str::trim).filter(|l| !l.starts_with('#')).find_map(|l| l.strip_prefix("XDG_MUSIC_DIR=").and_then(expand)));
     let music = xdg_music_env.and_then(expand).or(from_file).or_else(|| home.map(|h| h.join("Music"))).unwrap_or_else(|| PathBuf::from("."));
     music.join("Pianola")
 }
@@ -404,11 +400,7 @@ pub fn system_export_dir() -> PathBuf {
 
 /// A file-system-safe stem from the host's track name ("Lead Vox" -> "Lead Vox - piano cover").
 pub fn export_stem(track: Option<&str>) -> String {
-    let clean: String = track
-        .unwrap_or("")
-        .chars()
-        .map(|c| if c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.') { c } else { '_' })
-        .collect();
+    let clean: String = track.unwrap_or("").chars().map(|c| if c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.') { c } else { '_' }).collect();
     let clean = clean.trim().trim_matches('.').to_string();
     if clean.is_empty() {
         "Pianola cover".to_string()

@@ -49,9 +49,7 @@ pub fn param_bar<P: Param>(ui: &mut Ui, setter: &ParamSetter, param: &P, label: 
     }
     if response.hovered() {
         // Raw wheel events (not egui's smoothed delta, which would step several times per notch).
-        let scroll: f32 = ui.input(|i| {
-            i.raw.events.iter().map(|e| if let egui::Event::MouseWheel { delta, .. } = e { delta.x + delta.y } else { 0.0 }).sum()
-        });
+        let scroll: f32 = ui.input(|i| i.raw.events.iter().map(|e| if let egui::Event::MouseWheel { delta, .. } = e { delta.x + delta.y } else { 0.0 }).sum());
         if scroll != 0.0 {
             let now = param.unmodulated_normalized_value();
             let next = if scroll > 0.0 { param.next_normalized_step(now, fine) } else { param.previous_normalized_step(now, fine) };
@@ -79,7 +77,13 @@ pub fn param_bar<P: Param>(ui: &mut Ui, setter: &ParamSetter, param: &P, label: 
 }
 
 /// A row of mutually exclusive choices for an enum parameter.
-pub fn segmented<T: Enum + PartialEq + Copy + 'static>(ui: &mut Ui, setter: &ParamSetter, param: &EnumParam<T>, options: &[(T, &str, &str)], height: f32) -> Response {
+pub fn segmented<T: Enum + PartialEq + Copy + 'static>(
+    ui: &mut Ui,
+    setter: &ParamSetter,
+    param: &EnumParam<T>,
+    options: &[(T, &str, &str)],
+    height: f32,
+) -> Response {
     let width = ui.available_width();
     let (rect, response) = ui.allocate_exact_size(vec2(width, height), Sense::hover());
     let painter = ui.painter().clone();
@@ -123,11 +127,23 @@ pub fn toggle(ui: &mut Ui, setter: &ParamSetter, param: &BoolParam, label: &str,
         setter.end_set_parameter(param);
     }
     let painter = ui.painter();
-    let fill = if on { on_color.gamma_multiply(0.25) } else if response.hovered() { Color32::from_rgb(0x31, 0x36, 0x41) } else { theme::PANEL_RAISED };
+    let fill = if on {
+        on_color.gamma_multiply(0.25)
+    } else if response.hovered() {
+        Color32::from_rgb(0x31, 0x36, 0x41)
+    } else {
+        theme::PANEL_RAISED
+    };
     painter.rect_filled(rect, 14.0, fill);
     painter.rect_stroke(rect, 14.0, Stroke::new(1.0, if on { on_color } else { theme::BORDER }), StrokeKind::Inside);
     painter.circle_filled(pos2(rect.left() + 14.0, rect.center().y), 4.0, if on { on_color } else { theme::TEXT_FAINT });
-    painter.text(pos2(rect.left() + 24.0, rect.center().y), Align2::LEFT_CENTER, label, FontId::proportional(13.0), if on { theme::TEXT } else { theme::TEXT_DIM });
+    painter.text(
+        pos2(rect.left() + 24.0, rect.center().y),
+        Align2::LEFT_CENTER,
+        label,
+        FontId::proportional(13.0),
+        if on { theme::TEXT } else { theme::TEXT_DIM },
+    );
     response.on_hover_text(help)
 }
 

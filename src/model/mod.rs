@@ -10,9 +10,9 @@
 use crate::notes::{FrameOutputs, N_CONTOUR_BINS, N_KEYS};
 
 pub mod graph;
-pub mod tract;
 #[cfg(feature = "onnxruntime")]
 pub mod ort;
+pub mod tract;
 
 /// Sample rate the model was trained on.
 pub const MODEL_SAMPLE_RATE: u32 = 22050;
@@ -220,7 +220,6 @@ pub fn load_from_bytes(backend: Backend, onnx: &[u8]) -> Result<Box<dyn NoteMode
 pub fn check_window(window: &[f32]) -> Result<usize, ModelError> {
     window_frames(window.len()).ok_or(ModelError::WindowLength { got: window.len() })
 }
-
 
 /// Copies one named output into its slot, checking the element count.
 pub(crate) fn copy_output(dst: &mut [f32], src: &[f32], name: &str) -> Result<(), ModelError> {

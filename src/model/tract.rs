@@ -91,11 +91,9 @@ impl NoteModel for TractModel {
         let err = |e: TractError| ModelError::Inference(format!("{e:#}"));
         let input = Tensor::from_shape(&[1, window.len(), 1], window).map_err(err)?;
         let outputs = plan.state.run(tvec!(input.into())).map_err(err)?;
-        for (dst, slot, name) in [
-            (&mut out.note, plan.slots[0], NOTE_OUTPUT),
-            (&mut out.onset, plan.slots[1], ONSET_OUTPUT),
-            (&mut out.contour, plan.slots[2], CONTOUR_OUTPUT),
-        ] {
+        for (dst, slot, name) in
+            [(&mut out.note, plan.slots[0], NOTE_OUTPUT), (&mut out.onset, plan.slots[1], ONSET_OUTPUT), (&mut out.contour, plan.slots[2], CONTOUR_OUTPUT)]
+        {
             let view = outputs[slot].try_as_plain_ram().map_err(err)?;
             copy_output(dst, view.as_slice::<f32>().map_err(err)?, name)?;
         }

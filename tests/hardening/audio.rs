@@ -48,12 +48,24 @@ fn every_rate_block_size_and_layout_stays_on_the_beat() {
 /// a later stretch: the worker reports no error and still captures the clicks on their beats.
 fn hostile(rng: &mut Rng, kind: usize) -> f32 {
     match kind {
-        0 => 0.0,                                                             // silence
-        1 => rng.unit(),                                                      // full-scale noise
-        2 => if rng.unit() > 0.0 { 4.0 } else { -4.0 },                       // clipping far past 1.0
+        0 => 0.0,        // silence
+        1 => rng.unit(), // full-scale noise
+        2 => {
+            if rng.unit() > 0.0 {
+                4.0
+            } else {
+                -4.0
+            }
+        } // clipping far past 1.0
         3 => [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.5][rng.below(4)], // NaN/Inf
-        4 => f32::MIN_POSITIVE * 0.25 * rng.unit(),                           // denormals
-        _ => if rng.unit() > 0.0 { f32::MAX } else { -f32::MAX },             // the largest finite samples
+        4 => f32::MIN_POSITIVE * 0.25 * rng.unit(), // denormals
+        _ => {
+            if rng.unit() > 0.0 {
+                f32::MAX
+            } else {
+                -f32::MAX
+            }
+        } // the largest finite samples
     }
 }
 

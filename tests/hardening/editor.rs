@@ -311,7 +311,10 @@ fn the_editor_opens_and_closes_while_processing() {
                     if seen.1 >= 3 {
                         first_frame = Some(shown.elapsed());
                     }
-                    assert!(first_frame.is_some() || shown.elapsed() < FIRST_FRAME_DEADLINE, "cycle {cycle}: the editor drew nothing in {FIRST_FRAME_DEADLINE:?}");
+                    assert!(
+                        first_frame.is_some() || shown.elapsed() < FIRST_FRAME_DEADLINE,
+                        "cycle {cycle}: the editor drew nothing in {FIRST_FRAME_DEADLINE:?}"
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }

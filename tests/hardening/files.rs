@@ -19,7 +19,12 @@ fn cases() -> u32 {
 
 fn wav(rate: u32, channels: u16, bits: u16, float: bool, frames: usize) -> Vec<u8> {
     let mut cursor = Cursor::new(Vec::new());
-    let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: bits, sample_format: if float { hound::SampleFormat::Float } else { hound::SampleFormat::Int } };
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: bits,
+        sample_format: if float { hound::SampleFormat::Float } else { hound::SampleFormat::Int },
+    };
     let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap();
     for i in 0..frames * channels as usize {
         let x = ((i as f32) * 0.05).sin() * 0.5;
@@ -40,7 +45,15 @@ fn data(name: &str) -> Vec<u8> {
 
 /// Real files of every format the CLI reads, to mutate.
 fn seeds() -> Vec<Vec<u8>> {
-    vec![wav(22050, 2, 16, false, 4000), wav(8000, 1, 8, false, 3000), wav(48000, 6, 24, false, 1000), wav(44100, 1, 32, true, 3000), data("tone.flac"), data("tone.ogg"), data("tone.mp3")]
+    vec![
+        wav(22050, 2, 16, false, 4000),
+        wav(8000, 1, 8, false, 3000),
+        wav(48000, 6, 24, false, 1000),
+        wav(44100, 1, 32, true, 3000),
+        data("tone.flac"),
+        data("tone.ogg"),
+        data("tone.mp3"),
+    ]
 }
 
 /// What a decoded clip must look like.

@@ -12,9 +12,9 @@ use crate::rig::Event;
 use clack_host::events::event_types::TransportEvent;
 use clack_host::prelude::*;
 use clap_sys::events::{
-    clap_event_header, clap_event_note, clap_event_transport, CLAP_CORE_EVENT_SPACE_ID, CLAP_EVENT_NOTE_OFF, CLAP_EVENT_NOTE_ON,
-    CLAP_EVENT_TRANSPORT, CLAP_TRANSPORT_HAS_BEATS_TIMELINE, CLAP_TRANSPORT_HAS_SECONDS_TIMELINE, CLAP_TRANSPORT_HAS_TEMPO,
-    CLAP_TRANSPORT_HAS_TIME_SIGNATURE, CLAP_TRANSPORT_IS_PLAYING,
+    clap_event_header, clap_event_note, clap_event_transport, CLAP_CORE_EVENT_SPACE_ID, CLAP_EVENT_NOTE_OFF, CLAP_EVENT_NOTE_ON, CLAP_EVENT_TRANSPORT,
+    CLAP_TRANSPORT_HAS_BEATS_TIMELINE, CLAP_TRANSPORT_HAS_SECONDS_TIMELINE, CLAP_TRANSPORT_HAS_TEMPO, CLAP_TRANSPORT_HAS_TIME_SIGNATURE,
+    CLAP_TRANSPORT_IS_PLAYING,
 };
 use clap_sys::ext::render::{clap_plugin_render, CLAP_EXT_RENDER, CLAP_RENDER_OFFLINE, CLAP_RENDER_REALTIME};
 use clap_sys::ext::state::{clap_plugin_state, CLAP_EXT_STATE};
@@ -123,7 +123,10 @@ impl Instance {
         let count = unsafe { ((*ext).count.unwrap())(raw) };
         for i in 0..count {
             let mut config: clap_audio_ports_config = unsafe { std::mem::zeroed() };
-            if unsafe { ((*ext).get.unwrap())(raw, i, &mut config) } && config.main_input_channel_count as usize == channels && config.main_output_channel_count as usize == channels {
+            if unsafe { ((*ext).get.unwrap())(raw, i, &mut config) }
+                && config.main_input_channel_count as usize == channels
+                && config.main_output_channel_count as usize == channels
+            {
                 let ok = unsafe { ((*ext).select.unwrap())(raw, config.id) };
                 self.main_thread_tasks();
                 if ok {
@@ -235,7 +238,13 @@ pub fn state_json(bytes: &[u8]) -> serde_json::Value {
 fn transport(beat: f64, tempo: f64, playing: bool) -> TransportEvent {
     let bar = (beat / 4.0).floor();
     let raw = clap_event_transport {
-        header: clap_event_header { size: std::mem::size_of::<clap_event_transport>() as u32, time: 0, space_id: CLAP_CORE_EVENT_SPACE_ID, type_: CLAP_EVENT_TRANSPORT, flags: 0 },
+        header: clap_event_header {
+            size: std::mem::size_of::<clap_event_transport>() as u32,
+            time: 0,
+            space_id: CLAP_CORE_EVENT_SPACE_ID,
+            type_: CLAP_EVENT_TRANSPORT,
+            flags: 0,
+        },
         flags: CLAP_TRANSPORT_HAS_TEMPO
             | CLAP_TRANSPORT_HAS_BEATS_TIMELINE
             | CLAP_TRANSPORT_HAS_SECONDS_TIMELINE
@@ -315,13 +324,10 @@ impl Player {
             latency: 0,
             channels: AudioPortBufferType::f32_input_only(self.inputs.iter_mut().map(|b| InputChannel::variable(&mut b[..]))),
         }]);
-        let mut output_audio = self.out_ports.with_output_buffers([AudioPortBuffer {
-            latency: 0,
-            channels: AudioPortBufferType::f32_output_only(self.outputs.iter_mut().map(|b| &mut b[..])),
-        }]);
-        self.processor
-            .process(&input_audio, &mut output_audio, &self.in_events.as_input(), &mut self.out_events.as_output(), None, Some(&t))
-            .expect("process");
+        let mut output_audio = self
+            .out_ports
+            .with_output_buffers([AudioPortBuffer { latency: 0, channels: AudioPortBufferType::f32_output_only(self.outputs.iter_mut().map(|b| &mut b[..])) }]);
+        self.processor.process(&input_audio, &mut output_audio, &self.in_events.as_input(), &mut self.out_events.as_output(), None, Some(&t)).expect("process");
         self.last_output.clone_from(&self.outputs);
         let host_beat = (beat * CLAP_BEATTIME_FACTOR as f64).round() / CLAP_BEATTIME_FACTOR as f64;
         let spb = self.sample_rate * 60.0 / tempo;

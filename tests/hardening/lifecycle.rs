@@ -69,7 +69,8 @@ fn activate_deactivate_reset_many_times() {
         let expected = notes_in(&cover, from, mid, sr) + notes_in(&cover, mid, to, sr);
         if n != expected {
             let ons: Vec<String> = events.iter().filter(|e| e.on).map(|e| format!("{}@{:.4}", e.key, e.beat.unwrap_or(f64::NAN))).collect();
-            let notes: Vec<String> = cover.iter().filter(|c| c.start_beat >= from - 0.5 && c.start_beat < to + 0.5).map(|c| format!("{}@{:.4}", c.pitch, c.start_beat)).collect();
+            let notes: Vec<String> =
+                cover.iter().filter(|c| c.start_beat >= from - 0.5 && c.start_beat < to + 0.5).map(|c| format!("{}@{:.4}", c.pitch, c.start_beat)).collect();
             panic!("{what}: {n} note-ons in beats {from}..{to} (reset at the middle), the cover has {expected}\n played: {ons:?}\n cover: {notes:?}");
         }
         if cycle % 3 == 0 {

@@ -19,8 +19,8 @@
 //! them) with the [`rig::Clicks`] stand-in model; bundle rows use [`host`] (clack-host).
 //!     cargo test --release --features onnxruntime,assert_process_allocs,standalone --test hardening
 
-mod rig;
 mod host;
+mod rig;
 
 mod audio;
 mod editor;

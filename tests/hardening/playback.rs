@@ -109,12 +109,8 @@ fn check_ons(pass: &Pass, cover: &[CoverNote], runs: &[Run], sample_rate: f64, w
             .filter(|n| inside(n.start_beat) && n.end_beat > n.start_beat)
             .map(|n| (n.pitch, ((n.start_beat - run.from) * spb).round() as i64, n.velocity))
             .collect();
-        let mut got: Vec<(u8, i64, u8)> = pass
-            .run_events(r)
-            .iter()
-            .filter(|e| e.on && inside(beat(e)))
-            .map(|e| (e.key, ((beat(e) - run.from) * spb).round() as i64, e.velocity))
-            .collect();
+        let mut got: Vec<(u8, i64, u8)> =
+            pass.run_events(r).iter().filter(|e| e.on && inside(beat(e))).map(|e| (e.key, ((beat(e) - run.from) * spb).round() as i64, e.velocity)).collect();
         want.sort();
         got.sort();
         if want != got {
@@ -142,20 +138,13 @@ struct Song {
 fn load_song() -> Song {
     let dir = devset_dir().join(SONG);
     let wav = dir.join("audio.wav");
-    assert!(
-        wav.exists(),
-        "{} is missing: build the dev set with `python3 ../shared/eval/make_devset.py DIR` and set PIANOLA_DEVSET=DIR",
-        wav.display()
-    );
+    assert!(wav.exists(), "{} is missing: build the dev set with `python3 ../shared/eval/make_devset.py DIR` and set PIANOLA_DEVSET=DIR", wav.display());
     let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
     let bpm = meta["bpm"].as_f64().unwrap();
     let clip = audio_file::read(&wav).unwrap();
     assert_eq!(clip.channels, 2);
     let frames = clip.frames();
-    let stereo = [
-        clip.interleaved.iter().step_by(2).copied().collect::<Vec<f32>>(),
-        clip.interleaved.iter().skip(1).step_by(2).copied().collect::<Vec<f32>>(),
-    ];
+    let stereo = [clip.interleaved.iter().step_by(2).copied().collect::<Vec<f32>>(), clip.interleaved.iter().skip(1).step_by(2).copied().collect::<Vec<f32>>()];
     // The library's cover of the same audio, as `pianola cover` makes it, on the grid the host plays:
     // beat 0 at 0 s, 4/4, bars from beat 0.
     let t0 = Instant::now();
@@ -307,10 +296,7 @@ fn live_mode_plays_behind_a_reported_latency() {
     // Where each note-on belongs in the song: the host shifts the plugin's output back by its latency.
     // Same pitch within a sixteenth of a cover note's start (the live decoder's frame grid and
     // the arranger's context differ from the finished cover's).
-    let matched = ons
-        .iter()
-        .filter(|e| song.cover.iter().any(|c| c.pitch == e.key && (c.start_beat - (beat(e) - latency_beats)).abs() <= 0.25 + 1e-6))
-        .count();
+    let matched = ons.iter().filter(|e| song.cover.iter().any(|c| c.pitch == e.key && (c.start_beat - (beat(e) - latency_beats)).abs() <= 0.25 + 1e-6)).count();
     eprintln!(
         "live: latency {latency} samples ({latency_beats:.2} beats), {} note-ons for a finished cover of {}, {matched} within a sixteenth of a cover note",
         ons.len(),

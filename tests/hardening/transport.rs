@@ -171,10 +171,10 @@ fn beat_positions_that_repeat_or_jump() {
         blocks.push(Block::playing(beat, TEMPO, len));
         let step = len as f64 * TEMPO / 60.0 / SR;
         beat += match k % 37 {
-            0..=4 => 0.0,              // repeats
-            5 => 0.37,                 // jumps ahead
-            6 => -0.01,                // jitters back
-            7 => -3.0,                 // jumps back
+            0..=4 => 0.0, // repeats
+            5 => 0.37,    // jumps ahead
+            6 => -0.01,   // jitters back
+            7 => -3.0,    // jumps back
             _ => step,
         };
         beat = beat.max(0.0);
@@ -200,11 +200,8 @@ fn beat_positions_that_repeat_or_jump() {
     // Capture under a stuttering position: what is captured is still on the beat.
     let mut fresh = Rig::new(Box::new(Clicks::default()));
     fresh.activate(SR as f32, true);
-    let stutter: Vec<Block> = rig::run(0.0, 32.0, TEMPO, SR, &mut || 512)
-        .into_iter()
-        .enumerate()
-        .flat_map(|(k, b)| if k % 50 == 7 { vec![b, b, b] } else { vec![b] })
-        .collect();
+    let stutter: Vec<Block> =
+        rig::run(0.0, 32.0, TEMPO, SR, &mut || 512).into_iter().enumerate().flat_map(|(k, b)| if k % 50 == 7 { vec![b, b, b] } else { vec![b] }).collect();
     fresh.play(&stutter, 1, &mut click_at);
     fresh.wait_idle(Duration::from_secs(30));
     assert_eq!(fresh.error(), None);

@@ -36,7 +36,9 @@ fn download_wheel(spec: &str, cache: &Path, extra: &[&str]) -> Result<PathBuf> {
     let name = spec.split("==").next().unwrap().replace('-', "_");
     let find = || -> Option<PathBuf> {
         std::fs::read_dir(cache).ok()?.flatten().map(|e| e.path()).find(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{name}-{}", spec.split("==").nth(1).unwrap())) && n.ends_with(".whl"))
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{name}-{}", spec.split("==").nth(1).unwrap())) && n.ends_with(".whl"))
         })
     };
     if let Some(p) = find() {
