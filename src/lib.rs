@@ -6,12 +6,10 @@
 
 pub mod arrange;
 pub mod audio_file;
-pub mod capture;
-pub mod cli;
+pub mod audio_thread;
 pub mod compact;
 pub mod decode;
 pub mod editor;
-pub mod emit;
 pub mod engine;
 pub mod live;
 pub mod midi_file;
@@ -20,7 +18,7 @@ pub mod notes;
 pub mod params;
 pub mod plugin;
 pub mod resample;
-pub mod standalone;
+pub mod status;
 pub mod tempo;
 pub mod timeline;
 pub mod worker;

@@ -1,6 +1,7 @@
 -- Pianola in Ardour 7 (ardour7-lua, "None (Dummy)" backend): a session with one audio track fed
--- a dev-set song, Pianola (VST3) on it, and a MIDI logger after it. A capture pass, locate to 0,
--- a playback pass; the note events the logger saw are written to $PIANOLA_RESULT.
+-- a dev-set song as a region, Pianola (VST3) on it, and a MIDI logger after it. Capture mode: a
+-- capture pass, locate to 0, a playback pass; Live mode ($PIANOLA_MODE=live): one pass. The note
+-- events the logger saw are written to $PIANOLA_RESULT.
 -- Driven by scripts/ardour_test.sh, which sets the environment below.
 
 local function env (k, d) local v = os.getenv (k); if v == nil or v == "" then return d end; return v end
@@ -10,6 +11,7 @@ local RESULT   = env ("PIANOLA_RESULT", nil)
 local SECONDS  = tonumber (env ("PIANOLA_SECONDS", "12"))
 local BPM      = tonumber (env ("PIANOLA_BPM", "116"))
 local WAIT     = tonumber (env ("PIANOLA_WAIT", "6"))
+local MODE     = env ("PIANOLA_MODE", "capture")
 local RATE     = 44100
 
 local function fail (msg)
@@ -72,17 +74,39 @@ local track = tl:front ()
 if not track then fail ("cannot add an audio track") end
 track:set_strict_io (false)
 
+-- The song as a region at timeline 0, as a producer's track has it: the feed script plays the
+-- preloaded samples once into a bounce, the region goes on the playlist and the feed goes away. The
+-- disk reader then reads the song ahead by the latency of what follows it (Ardour's delay
+-- compensation), as for any imported file.
 local feed = ARDOUR.LuaAPI.new_luaproc (Session, "Pianola Test Feed")
 if feed:isnil () then fail ("the feed script (Pianola Test Feed) is not installed") end
 track:add_processor_by_index (feed, 0, nil, true)
+local shm = feed:to_insert ():plugin (0):to_luaproc ():shmem ()
+local arr = shm:to_float (4):array ()
+local song_len = #song
+for k = 1, song_len do arr[k] = song[k] end
+shm:atomic_set_int (0, song_len)
+song = nil
+collectgarbage ()
+shm:atomic_set_int (2, 0)
+shm:atomic_set_int (1, 1)
+local region = track:bounce_range (0, song_len, ARDOUR.InterThreadInfo (), feed, true, "song")
+if region:isnil () then fail ("bouncing the song into a region failed") end
+track:playlist ():add_region (region, Temporal.timepos_t (0), 1, false)
+track:remove_processor (feed, nil, true)
+print (string.format ("region: %s at %d, %d samples", region:name (), region:position ():samples (), region:length ():samples ()))
 
 local pianola = ARDOUR.LuaAPI.new_plugin (Session, "Pianola", ARDOUR.PluginType.VST3, "")
 if pianola:isnil () then fail ("Pianola (VST3) not found: the plugin cache has no entry for it") end
-track:add_processor_by_index (pianola, 1, nil, true)
+track:add_processor_by_index (pianola, 0, nil, true)
+if MODE == "live" then
+	-- Mode (parameter 0) to Live before the transport rolls, as a user would in the panel.
+	ARDOUR.LuaAPI.set_processor_param (pianola, 0, 1)
+end
 
 local log = ARDOUR.LuaAPI.new_luaproc (Session, "Pianola Test MIDI Log")
 if log:isnil () then fail ("the logger script (Pianola Test MIDI Log) is not installed") end
-track:add_processor_by_index (log, 2, nil, true)
+track:add_processor_by_index (log, 1, nil, true)
 
 local chain = {}
 local i = 0
@@ -104,41 +128,37 @@ while true do
 end
 print ("processors: " .. table.concat (all, " | "))
 
--- Load the song into the feed's shared memory.
-local shm = feed:to_insert ():plugin (0):to_luaproc ():shmem ()
-local arr = shm:to_float (4):array ()
-for k = 1, #song do arr[k] = song[k] end
-shm:atomic_set_int (0, #song)
-song = nil
-collectgarbage ()
-
 local logshm = log:to_insert ():plugin (0):to_luaproc ():shmem ()
 local function events () return logshm:atomic_get_int (0) end
 
 local function roll (seconds)
 	Session:request_locate (0, false, ARDOUR.LocateTransportDisposition.MustStop, ARDOUR.TransportRequestSource.TRS_UI)
 	sleep (0.5)
-	shm:atomic_set_int (2, 0)
-	shm:atomic_set_int (1, 1)
 	Session:request_roll (ARDOUR.TransportRequestSource.TRS_UI)
 	sleep (seconds)
 	Session:request_stop (false, false, ARDOUR.TransportRequestSource.TRS_UI)
-	shm:atomic_set_int (1, 0)
 	sleep (0.5)
 end
 
 sleep (2) -- the worker loads the model
-roll (SECONDS)
-local after_capture = events ()
-print (string.format ("capture pass: %d note events, transport at %d, audio peak after Pianola %.3f, feed played %d samples in %d calls, active %s", after_capture, Session:transport_sample (), logshm:to_float (2):array ()[1], shm:atomic_get_int (2), shm:atomic_get_int (3), tostring (feed:active ())))
-sleep (WAIT) -- the worker transcribes and arranges what it captured
-roll (SECONDS)
+local after_capture = 0
+if MODE == "live" then
+	-- One pass: Live plays while it listens.
+	roll (SECONDS)
+else
+	roll (SECONDS)
+	after_capture = events ()
+	print (string.format ("capture pass: %d note events, transport at %d, audio peak after Pianola %.3f", after_capture, Session:transport_sample (), logshm:to_float (2):array ()[1]))
+	sleep (WAIT) -- the worker transcribes and arranges what it captured
+	roll (SECONDS)
+end
 local total = events ()
 local seen = logshm:atomic_get_int (1)
-print (string.format ("playback pass: %d note events (%d seen)", total - after_capture, seen - after_capture))
+local latency = pianola:to_insert ():signal_latency ()
+print (string.format ("%s pass: %d note events (%d seen), Pianola's latency in Ardour %d samples", MODE == "live" and "live" or "playback", total - after_capture, seen - after_capture, latency))
 
 local f = io.open (RESULT, "w")
-f:write (string.format ("CAPTURE %d\n", after_capture))
+f:write (string.format ("CAPTURE %d\nLATENCY %d\n", after_capture, latency))
 local buf = logshm:to_int (3):array ()
 for e = 0, total - 1 do
 	f:write (string.format ("EV %d %d %d %d\n", buf[e * 4 + 1], buf[e * 4 + 2], buf[e * 4 + 3], buf[e * 4 + 4]))

@@ -13,10 +13,10 @@ pub mod widgets;
 
 pub use state::EditorPrefs;
 
-use crate::capture::CaptureShared;
+use crate::audio_thread::capture::CaptureShared;
 use crate::params::{Mode, PianolaParams, StyleParam};
 use crate::timeline::Timeline;
-use crate::worker::Status;
+use crate::status::Status;
 use egui::{pos2, vec2, Align, Color32, FontId, Layout, Margin, RichText, Sense, Stroke, Ui};
 use nice_plug::context::gui::GuiContext;
 use nice_plug::editor::dpi::LogicalSize;
@@ -100,6 +100,7 @@ impl PianolaEditor {
             host_playing: host.playing.load(Ordering::Relaxed),
             host_has_beat: host.beat().is_some(),
             processing: host.sample_rate() > 0.0,
+            backend: self.status.backend().map(|b| (b.reason, b.fallback)),
         }
     }
 
@@ -488,12 +489,13 @@ fn legend(ui: &mut Ui, color: Color32, label: &str) {
 
 #[cfg(test)]
 mod tests {
-    use crate::capture::{self, CaptureShared};
+    use crate::audio_thread::capture::{self, CaptureShared};
     use crate::model::{ModelError, NoteModel, WindowFrames};
     use crate::notes::Hand;
     use crate::params::{CapturedSong, PianolaParams, SavedNote};
     use crate::timeline::{self, Timeline};
-    use crate::worker::{Status, WorkerHandle, WorkerSetup};
+    use crate::status::Status;
+    use crate::worker::{ModelSource, WorkerHandle, WorkerSetup};
     use nice_plug::prelude::Param;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
@@ -557,7 +559,7 @@ mod tests {
             capture: shared,
             reader,
             publisher,
-            model: Ok(Box::new(Counting(windows.clone()))),
+            model: ModelSource::Ready(Box::new(Counting(windows.clone()))),
         })
         .unwrap();
 

@@ -120,6 +120,8 @@ pub struct Snapshot {
     pub host_has_beat: bool,
     /// Whether audio has ever been processed (`sample_rate > 0` as the audio thread stored it).
     pub processing: bool,
+    /// The note model's backend and why, and what could not be had (a fallback), once loaded.
+    pub backend: Option<(String, Option<String>)>,
 }
 
 impl Default for Snapshot {
@@ -138,6 +140,7 @@ impl Default for Snapshot {
             host_playing: false,
             host_has_beat: false,
             processing: false,
+            backend: None,
         }
     }
 }
@@ -269,6 +272,11 @@ pub fn facts(s: &Snapshot) -> Vec<StatusItem> {
         out.push(item(Level::Busy, format!("Catching up ({lag:.1} s)"), "Audio waiting to be transcribed."));
     } else if s.model == ModelState::Ready {
         out.push(item(Level::Good, "Keeping up", "The transcription keeps pace with the audio."));
+    }
+    match &s.backend {
+        Some((reason, Some(fallback))) => out.push(item(Level::Warn, format!("Model on {reason}"), fallback.clone())),
+        Some((reason, None)) => out.push(item(Level::Idle, format!("Model on {reason}"), "The engine that runs the note model.")),
+        None => {}
     }
     if s.mode == Mode::Live {
         let latency_ms = if s.sample_rate > 0.0 { 1000.0 * s.latency_samples as f64 / s.sample_rate as f64 } else { 0.0 };

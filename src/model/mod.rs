@@ -181,23 +181,80 @@ impl std::str::FromStr for Backend {
     }
 }
 
+/// The backend the plugin runs and why, said in the panel and the log (no silent fallback).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendChoice {
+    pub backend: Backend,
+    /// Why this backend, in plain words.
+    pub reason: String,
+    /// Set when what was asked for could not be had (an unknown `PIANOLA_BACKEND`, an ONNX
+    /// Runtime that did not load): the panel shows it as a warning.
+    pub fallback: Option<String>,
+}
+
 /// The backend the plugin runs: ONNX Runtime when this build has it (feature `onnxruntime`) and its
 /// library loads, because it is about 1.5x as fast and Live mode's latency follows the time per
-/// window; else tract. `PIANOLA_BACKEND=tract|ort` chooses (ort still needs its library). Decided
-/// once per process, so the latency reported at activation and the model the worker loads agree.
+/// window; else tract. `PIANOLA_BACKEND=tract|tract-exact|ort` chooses; an unknown value is refused
+/// (said, and the default chosen). Decided once per process, so the latency reported at
+/// activation and the model the worker loads agree.
 pub fn plugin_backend() -> Backend {
-    static CHOSEN: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
-    *CHOSEN.get_or_init(|| {
-        let wanted = std::env::var("PIANOLA_BACKEND").ok().and_then(|s| s.parse::<Backend>().ok());
+    plugin_backend_choice().backend
+}
+
+/// [`plugin_backend`] with its reason.
+pub fn plugin_backend_choice() -> &'static BackendChoice {
+    static CHOSEN: std::sync::OnceLock<BackendChoice> = std::sync::OnceLock::new();
+    CHOSEN.get_or_init(|| choose_backend(std::env::var("PIANOLA_BACKEND").ok().as_deref(), ort_status))
+}
+
+/// Whether ONNX Runtime loads in this process (`Err` says why not).
+fn ort_status() -> Result<(), String> {
+    #[cfg(feature = "onnxruntime")]
+    return ort::environment_status();
+    #[cfg(not(feature = "onnxruntime"))]
+    Err("this build has no ONNX Runtime backend (built without --features onnxruntime)".into())
+}
+
+/// The choice for a `PIANOLA_BACKEND` value, given whether ONNX Runtime loads (pure, tested).
+pub fn choose_backend(env: Option<&str>, ort: impl FnOnce() -> Result<(), String>) -> BackendChoice {
+    let default = |fallback: Option<String>| {
         #[cfg(feature = "onnxruntime")]
-        if matches!(wanted, None | Some(Backend::Ort)) && ort::available() {
-            return Backend::Ort;
+        match ort() {
+            Ok(()) => {
+                return BackendChoice {
+                    backend: Backend::Ort,
+                    reason: "ONNX Runtime (the fastest backend this build has)".into(),
+                    fallback,
+                }
+            }
+            Err(e) => {
+                let why = format!("ONNX Runtime did not load ({e}); running tract");
+                return BackendChoice {
+                    backend: Backend::Tract,
+                    reason: "tract (ONNX Runtime did not load)".into(),
+                    fallback: Some(fallback.map_or(why.clone(), |f| format!("{f}; {why}"))),
+                };
+            }
         }
-        match wanted {
-            Some(Backend::TractExact) => Backend::TractExact,
-            _ => Backend::Tract,
+        #[cfg(not(feature = "onnxruntime"))]
+        {
+            let _ = ort;
+            BackendChoice { backend: Backend::Tract, reason: "tract (this build has no ONNX Runtime)".into(), fallback }
         }
-    })
+    };
+    match env.map(str::trim).filter(|s| !s.is_empty()) {
+        None => default(None),
+        Some(value) => match value.parse::<Backend>() {
+            Ok(backend) => {
+                #[cfg(feature = "onnxruntime")]
+                if backend == Backend::Ort {
+                    return default(None);
+                }
+                BackendChoice { backend, reason: format!("{} (PIANOLA_BACKEND={value})", backend.name()), fallback: None }
+            }
+            Err(e) => default(Some(format!("PIANOLA_BACKEND={value} refused: {e}"))),
+        },
+    }
 }
 
 /// Loads the embedded Basic Pitch model on the chosen backend.

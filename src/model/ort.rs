@@ -46,6 +46,11 @@ pub fn available() -> bool {
     environment().is_ok()
 }
 
+/// Whether ONNX Runtime's library loads, and why not.
+pub fn environment_status() -> Result<(), String> {
+    environment().map(|_| ()).map_err(|e| e.to_string())
+}
+
 pub struct OrtModel {
     /// One session per window length.
     sessions: WindowPlans<Session>,

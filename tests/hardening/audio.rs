@@ -24,6 +24,7 @@ fn capture_and_play(sample_rate: f64, channels: usize, seed: u64) {
     // Playback in real time with other block sizes: every cover note once, on its sample.
     rig.deactivate();
     rig.activate(sample_rate as f32, false);
+    rig.wait_settled(Duration::from_secs(60));
     let cover = rig.playing_cover();
     assert!(cover.len() >= 16, "{what}: cover of {} notes", cover.len());
     rig.events.clear();
@@ -106,6 +107,7 @@ fn hostile_samples_leave_the_capture_working() {
         // The cover of all that plays without a stuck note, with NaN coming in.
         rig.deactivate();
         rig.activate(48000.0, false);
+        rig.wait_settled(Duration::from_secs(60));
         let cover = rig.playing_cover();
         rig.events.clear();
         rig.play(&rig::run(100.0, 148.0, TEMPO, 48000.0, &mut rig::varying_sizes(4)), channels, &mut |_, _| f32::NAN);

@@ -7,7 +7,7 @@
 //!     cargo test --release --features onnxruntime,assert_process_allocs,standalone --test hardening lag:: -- --ignored --nocapture
 
 use crate::rig::{self, check_clicks_captured, click_at, Clicks, Rig, Sleepy, CLICK_TOL_SECONDS};
-use pianola::capture::SAMPLE_RING;
+use pianola::audio_thread::capture::SAMPLE_RING;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,7 @@ fn a_slow_worker_never_holds_up_the_audio_thread_and_catches_up() {
     // A second pass, at a pace the worker keeps up with, records only the beats still missing.
     rig.deactivate();
     rig.activate(sr as f32, true);
+    rig.wait_settled(Duration::from_secs(60));
     rig.play(&rig::run(0.0, 240.0, tempo, sr, &mut || 512), 2, &mut click_at);
     rig.wait_idle(Duration::from_secs(60));
     let mut beats: Vec<i64> = check_clicks_captured(&rig.params, tol, "second pass").iter().map(|c| c.0).collect();

@@ -8,6 +8,8 @@
 //! - `files`: fuzzed audio decoding and MIDI writing (proptest), the CLI on bad files
 //! - `length`: memory per captured hour and beat alignment after a long capture
 //! - `lag`: the worker falling behind in real time
+//! - `latency`: Live notes on the beat under the host's delay compensation, the pass-through delay,
+//!   restart requests for a latency change, `deactivate()` returning at once mid-segment
 //! - `lifecycle`: the bundle in a CLAP host: activate/deactivate/reset cycles, instances side by side
 //! - `editor`: the bundle's editor opened and closed through the CLAP `gui` extension while processing
 //!   (under its own Xvfb when DISPLAY is unset)
@@ -15,8 +17,8 @@
 //!   tempo changes at 44.1..96 kHz and blocks of 1..4096 against the in-process cover, offline bounce,
 //!   state restore, Live mode behind its reported latency
 //!
-//! In-process rows drive [`rig::Rig`] (capture ring + worker + timeline + emitter, as the plugin wires
-//! them) with the [`rig::Clicks`] stand-in model; bundle rows use [`host`] (clack-host).
+//! In-process rows drive [`rig::Rig`] (the plugin's own `AudioCore`: the block `process()` runs, the
+//! worker, the latency) with the [`rig::Clicks`] stand-in model; bundle rows use [`host`] (clack-host).
 //!     cargo test --release --features onnxruntime,assert_process_allocs,standalone --test hardening
 
 mod host;
@@ -26,6 +28,7 @@ mod audio;
 mod editor;
 mod files;
 mod lag;
+mod latency;
 mod length;
 mod lifecycle;
 mod playback;

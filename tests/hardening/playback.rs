@@ -56,13 +56,16 @@ impl Pass {
 /// Plays `runs` in blocks of `block` samples (a run's last block is cut at the run's end, as hosts
 /// split at a loop end) on an audio thread, then one stopped block. `audio` (stereo, at the instance's
 /// sample rate) is the input from sample 0 of the first run on; silence after it or without it.
-fn play(plugin: &mut Instance, runs: &[Run], block: usize, audio: Option<&[Vec<f32>; 2]>) -> Pass {
+/// Plays `runs`; input sample `i` (counted from the pass's first block) is `audio[c][i + read_ahead]`:
+/// a host that compensates a latency of `read_ahead` samples reads the track that far ahead of the
+/// position it gives the plugin (Ardour 6+; see DEVELOPERS.md, "Latency and the host's position").
+fn play_ahead(plugin: &mut Instance, runs: &[Run], block: usize, audio: Option<&[Vec<f32>; 2]>, read_ahead: u64) -> Pass {
     let started = Instant::now();
     let player = plugin.player();
     let (player, starts) = std::thread::scope(|s| {
         s.spawn(move || {
             let mut player = player;
-            let mut input = |c: usize, i: u64| audio.and_then(|a| a[c].get(i as usize).copied()).unwrap_or(0.0);
+            let mut input = |c: usize, i: u64| audio.and_then(|a| a[c].get((i + read_ahead) as usize).copied()).unwrap_or(0.0);
             let mut starts = vec![];
             for run in runs {
                 starts.push(player.events.len());
@@ -80,6 +83,42 @@ fn play(plugin: &mut Instance, runs: &[Run], block: usize, audio: Option<&[Vec<f
     let blocks = player.blocks;
     let events = plugin.put_back(player);
     Pass { events, starts, blocks, seconds: started.elapsed().as_secs_f64() }
+}
+
+fn play(plugin: &mut Instance, runs: &[Run], block: usize, audio: Option<&[Vec<f32>; 2]>) -> Pass {
+    play_ahead(plugin, runs, block, audio, 0)
+}
+
+/// Note-ons against the cover's notes: the median offset (in beats) of each note-on from the
+/// nearest cover note of its key within half a beat, and beat+key F1 at `tol` beats (each cover
+/// note matched at most once, nearest first).
+pub fn on_beat_scores(ons: &[(f64, u8)], cover: &[pianola::notes::CoverNote], tol: f64) -> (f64, f64) {
+    let mut offsets: Vec<f64> = ons
+        .iter()
+        .filter_map(|&(b, k)| cover.iter().filter(|c| c.pitch == k).map(|c| b - c.start_beat).filter(|d| d.abs() <= 0.5).min_by(|x, y| x.abs().total_cmp(&y.abs())))
+        .collect();
+    offsets.sort_by(f64::total_cmp);
+    let median = if offsets.is_empty() { f64::NAN } else { offsets[offsets.len() / 2] };
+    let mut pairs: Vec<(f64, usize, usize)> = vec![];
+    for (i, &(b, k)) in ons.iter().enumerate() {
+        for (j, c) in cover.iter().enumerate() {
+            if c.pitch == k && (b - c.start_beat).abs() <= tol {
+                pairs.push(((b - c.start_beat).abs(), i, j));
+            }
+        }
+    }
+    pairs.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let (mut used_on, mut used_cover) = (vec![false; ons.len()], vec![false; cover.len()]);
+    let mut matched = 0usize;
+    for (_, i, j) in pairs {
+        if !used_on[i] && !used_cover[j] {
+            used_on[i] = true;
+            used_cover[j] = true;
+            matched += 1;
+        }
+    }
+    let (p, r) = (matched as f64 / ons.len().max(1) as f64, matched as f64 / cover.len().max(1) as f64);
+    (median, if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 })
 }
 
 fn beat(e: &Event) -> f64 {
@@ -268,12 +307,14 @@ fn capture_then_play_back_through_clap() {
     }
 }
 
-/// Live mode: the song is transcribed while it plays and the notes come out `latency` late, which
-/// the plugin reports to the host (the live pipeline's worst case, well under a second). The live
-/// cover is decoded causally and arranged from what has been heard so far, so it need not equal the
-/// finished cover note for note; most of its notes must still be near one of the cover's.
+/// Live mode: the song is transcribed while it plays, and the notes land on the song's beats in a
+/// host that compensates the latency the plugin reports (the position it gives is where the output
+/// lands; the track is read that far ahead). The live cover is decoded causally and arranged from
+/// what has been heard so far, so it need not equal the finished cover note for note; its note-ons
+/// must sit on the finished cover's beats (median offset within 1/16 beat, beat+key F1 >= 0.5 at
+/// 1/8 beat, as Ardour is held to in scripts/ardour_test.sh).
 #[test]
-fn live_mode_plays_behind_a_reported_latency() {
+fn live_mode_lands_on_the_beat_behind_a_reported_latency() {
     let song = load_song();
     let mut plugin = Instance::new();
     // Switch to Live through the saved state, as a project would.
@@ -287,23 +328,20 @@ fn live_mode_plays_behind_a_reported_latency() {
     let latency = plugin.latency();
     assert_eq!(latency, (pianola::worker::live_latency_seconds() * sr).round() as u32, "reported latency");
     assert!(latency as f64 / sr < 0.5, "live latency {latency} samples");
-    let latency_beats = latency as f64 / (sr * 60.0 / song.bpm);
     let song_beats = song.frames as f64 / (sr * 60.0 / song.bpm);
-    let runs = [Run { from: 0.0, to: song_beats + latency_beats + 1.0, tempo: song.bpm }];
-    let pass = play(&mut plugin, &runs, 512, Some(&song.stereo));
+    let runs = [Run { from: 0.0, to: song_beats + 1.0, tempo: song.bpm }];
+    let pass = play_ahead(&mut plugin, &runs, 512, Some(&song.stereo), latency as u64);
     check_balanced(&pass.events, "live pass");
-    let ons: Vec<&Event> = pass.events.iter().filter(|e| e.on).collect();
-    // Where each note-on belongs in the song: the host shifts the plugin's output back by its latency.
-    // Same pitch within a sixteenth of a cover note's start (the live decoder's frame grid and
-    // the arranger's context differ from the finished cover's).
-    let matched = ons.iter().filter(|e| song.cover.iter().any(|c| c.pitch == e.key && (c.start_beat - (beat(e) - latency_beats)).abs() <= 0.25 + 1e-6)).count();
+    let ons: Vec<(f64, u8)> = pass.events.iter().filter(|e| e.on).map(|e| (beat(e), e.key)).collect();
+    let (median, f1) = on_beat_scores(&ons, &song.cover, 0.125);
+    let matched = ons.iter().filter(|(b, k)| song.cover.iter().any(|c| c.pitch == *k && (c.start_beat - b).abs() <= 0.25 + 1e-6)).count();
     eprintln!(
-        "live: latency {latency} samples ({latency_beats:.2} beats), {} note-ons for a finished cover of {}, {matched} within a sixteenth of a cover note",
+        "live: latency {latency} samples, {} note-ons for a finished cover of {}, {matched} within a sixteenth of a cover note; median offset {median:+.4} beats, beat+key F1 {f1:.3} at 1/8 beat",
         ons.len(),
         song.cover.len()
     );
-    // Measured through this bundle (streaming Live mode, tract): 270 note-ons for a finished cover of
-    // 253, 206 of them within a sixteenth of a cover note. Lower the floors only with a measurement.
+    assert!(median.abs() <= 1.0 / 16.0, "Live note-ons sit {median:+.3} beats off the cover's (the latency compensated twice or not at all?)");
+    assert!(f1 >= 0.5, "Live note-ons against the cover: beat+key F1 {f1:.3} < 0.5 at 1/8 beat");
     assert!(ons.len() * 10 >= song.cover.len() * 7, "live mode played only {} notes", ons.len());
     assert!(matched * 10 >= ons.len() * 6, "only {matched} of {} live notes are near the cover's", ons.len());
 }

@@ -1,16 +1,15 @@
-//! An in-process plugin instance without a host: the same capture ring, worker thread, timeline and
-//! emitter that `Pianola::process` wires together (same order, same Capture/Live logic), driven block
-//! by block by a scripted transport, with stand-in note models where the network is not the point.
+//! An in-process plugin instance without a host: the plugin's own `AudioCore` (the block that
+//! `Pianola::process` runs, the worker across activations, the latency), driven block by block by a
+//! scripted transport, with stand-in note models where the network is not the point.
 
 use nice_plug::params::InternalParamMut;
-use pianola::capture::{self, CaptureShared, CaptureWriter, Pushed, TransportInfo};
-use pianola::emit::{BlockTransport, EmitEvent, Emitter};
+use pianola::audio_thread::capture::{CaptureShared, Pushed, TransportInfo};
+use pianola::audio_thread::core::{AudioCore, ModelFactory};
+use pianola::audio_thread::emit::EmitEvent;
 use pianola::model::{ModelError, NoteModel, WindowFrames, FFT_HOP};
 use pianola::notes::{CoverNote, N_CONTOUR_BINS, N_KEYS};
 use pianola::params::{Mode, PianolaParams};
-use pianola::timeline::{self, Timeline};
-use pianola::worker::{self, live_latency_seconds, Status, WorkerHandle, WorkerSetup};
-use std::sync::atomic::Ordering;
+use pianola::status::Status;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -189,18 +188,19 @@ pub struct Event {
     pub channel: i16,
 }
 
+/// One plugin instance without a host: the plugin's own [`AudioCore`] (the block `Pianola::process`
+/// runs), driven by a scripted transport, its note events recorded as a host would get them. The
+/// rig is a host that compensates the latency the plugin reports the way Ardour does: the position
+/// it gives is where the block's output lands, and the input audio it feeds is read that many
+/// samples ahead (see DEVELOPERS.md, "Latency and the host's position").
 pub struct Rig {
     pub params: Arc<PianolaParams>,
     pub status: Arc<Status>,
     pub shared: Arc<CaptureShared>,
-    writer: Option<CaptureWriter>,
-    reader: Option<timeline::Reader>,
-    worker: Option<WorkerHandle>,
-    model: Option<Box<dyn NoteModel>>,
-    emitter: Emitter,
+    core: AudioCore,
     pub sample_rate: f32,
     pub offline: bool,
-    mode: Mode,
+    active: bool,
     pub events: Vec<Event>,
     pub processed: u64,
     /// Longest single `process` call (real-time mode must never wait).
@@ -209,6 +209,13 @@ pub struct Rig {
     /// Runs of consecutive dropped blocks.
     pub drop_gaps: usize,
     last_dropped: bool,
+    /// Latency changes the core asked the host for (the rig re-activates for each, as a host would
+    /// after a restart request, at the next `play`).
+    pub restarts_asked: usize,
+    restart_pending: bool,
+    /// The first channel of every processed block's output, when `record_output` is set.
+    pub output: Vec<f32>,
+    pub record_output: bool,
     scratch: Vec<Vec<f32>>,
 }
 
@@ -218,66 +225,59 @@ impl Rig {
     }
 
     pub fn with_params(model: Box<dyn NoteModel>, params: Arc<PianolaParams>) -> Self {
+        let status = Arc::new(Status::default());
+        let shared = Arc::new(CaptureShared::default());
+        let no_second_model: ModelFactory = Arc::new(|| Err(ModelError::Load("the rig's model was lost".into())));
+        let core = AudioCore::new(params.clone(), status.clone(), shared.clone(), no_second_model).with_model(model);
         Rig {
             params,
-            status: Arc::new(Status::default()),
-            shared: Arc::new(CaptureShared::default()),
-            writer: None,
-            reader: None,
-            worker: None,
-            model: Some(model),
-            emitter: Emitter::new(),
+            status,
+            shared,
+            core,
             sample_rate: 0.0,
             offline: false,
-            mode: Mode::Capture,
+            active: false,
             events: vec![],
             processed: 0,
             slowest_block: Duration::ZERO,
             dropped_blocks: 0,
             drop_gaps: 0,
             last_dropped: false,
+            restarts_asked: 0,
+            restart_pending: false,
+            output: vec![],
+            record_output: false,
             scratch: vec![],
         }
     }
 
-    /// As `Pianola::activate`.
-    pub fn activate(&mut self, sample_rate: f32, offline: bool) {
-        self.deactivate();
+    /// As `Pianola::activate` (2 channels). Returns the latency the plugin reports.
+    pub fn activate(&mut self, sample_rate: f32, offline: bool) -> u32 {
         self.sample_rate = sample_rate;
         self.offline = offline;
-        self.mode = self.params.mode.value();
-        let (mut writer, reader) = capture::channel(self.shared.clone());
-        let initial = Arc::new(Timeline::new(worker::saved_cover(&self.params), 0));
-        let (publisher, timeline_reader) = timeline::channel(initial);
-        self.shared.done_seq.store(0, Ordering::Release);
-        let model = self.model.take().expect("the model comes back at deactivate");
-        let setup = WorkerSetup { params: self.params.clone(), status: self.status.clone(), capture: self.shared.clone(), reader, publisher, model: Ok(model) };
-        let w = WorkerHandle::spawn(setup).expect("worker thread");
-        writer.set_worker(w.thread());
-        self.worker = Some(w);
-        self.writer = Some(writer);
-        self.reader = Some(timeline_reader);
+        self.active = true;
+        self.restart_pending = false;
+        self.core.activate(2, sample_rate, offline)
     }
 
-    /// As `Pianola::deactivate`: joins the worker (which finishes the segment being recorded).
+    /// As `Pianola::deactivate`: returns at once; the worker finishes on its own thread.
     pub fn deactivate(&mut self) {
-        if let Some(w) = self.worker.take() {
-            self.model = Some(w.stop().expect("the worker hands its model back"));
-        }
-        self.writer = None;
-        self.reader = None;
-        self.emitter.break_chain();
+        self.core.deactivate();
+        self.active = false;
     }
 
     pub fn set_mode(&self, mode: Mode) {
         unsafe { self.params.mode._internal_set_plain_value(mode) };
     }
 
-    /// One block of `channels` (each at least `b.len` long), as `Pianola::process`.
+    /// The latency the plugin reported at its last activation, in samples.
+    pub fn latency(&self) -> u32 {
+        self.core.reported_latency()
+    }
+
+    /// One block of `channels` (each at least `b.len` long), through the plugin's own core.
     pub fn process<C: AsRef<[f32]>>(&mut self, channels: &[C], b: &Block) -> Pushed {
-        let started = Instant::now();
         let len = b.len;
-        let mode = self.params.mode.value();
         let info = TransportInfo {
             playing: b.playing,
             beat: b.beat,
@@ -286,18 +286,8 @@ impl Rig {
             bar_start_beat: b.beat.map(|x| (x / 4.0).floor() * 4.0),
             sample_rate: self.sample_rate,
         };
-        self.status.host.store(info.playing, info.beat, info.tempo, info.beats_per_bar(), self.sample_rate);
-        let slices: Vec<&[f32]> = channels.iter().map(|c| &c.as_ref()[..len]).collect();
-        let pushed = match self.writer.as_mut() {
-            Some(w) => w.push_block(&slices, len, &info, self.offline),
-            None => Pushed::Nothing,
-        };
-        if pushed == Pushed::Dropped {
-            self.dropped_blocks += 1;
-            self.drop_gaps += usize::from(!self.last_dropped);
-        }
-        self.last_dropped = pushed == Pushed::Dropped;
-        let live_latency = (live_latency_seconds() * self.sample_rate as f64).round();
+        let mut bufs: Vec<Vec<f32>> = channels.iter().map(|c| c.as_ref()[..len].to_vec()).collect();
+        let mut slices: Vec<&mut [f32]> = bufs.iter_mut().map(|c| &mut c[..]).collect();
         let spb = info.tempo.map_or(1.0, |t| self.sample_rate as f64 * 60.0 / t);
         let (processed, events) = (self.processed, &mut self.events);
         let channel = self.params.midi_channel() as i16;
@@ -310,30 +300,32 @@ impl Rig {
             events.push(Event { sample: processed + e.offset() as u64, beat: info.beat.map(|x| x + e.offset() as f64 / spb), spb, key, on, velocity, channel });
             true
         };
-        if mode != self.mode {
-            self.emitter.release_all(0, &mut send);
-            self.emitter.break_chain();
-            self.mode = mode;
-        }
-        if let Some(reader) = self.reader.as_mut() {
-            if reader.update() {
-                self.emitter.retarget(&reader.current().notes);
-            }
-        }
-        match (&self.reader, info.beat, info.tempo) {
-            (Some(reader), Some(beat), Some(tempo)) if info.playing && !self.params.bypass.value() => {
-                let shift = if mode == Mode::Live { live_latency * tempo / 60.0 / self.sample_rate as f64 } else { 0.0 };
-                let block = BlockTransport { playing: true, beat: beat - shift, tempo, sample_rate: self.sample_rate as f64, len: len as u32 };
-                self.emitter.process(&block, &reader.current().notes, &mut send);
-            }
-            _ => {
-                self.emitter.release_all(0, &mut send);
-                self.emitter.break_chain();
-            }
-        }
-        self.processed += len as u64;
+        let started = Instant::now();
+        let outcome = self.core.process_block(&mut slices, &info, &mut send);
         self.slowest_block = self.slowest_block.max(started.elapsed());
+        if self.record_output {
+            self.output.extend_from_slice(&slices[0][..len]);
+        }
+        if outcome.latency_wanted.is_some() {
+            self.restarts_asked += 1;
+            self.restart_pending = true;
+        }
+        let pushed = outcome.pushed;
+        if pushed == Pushed::Dropped {
+            self.dropped_blocks += 1;
+            self.drop_gaps += usize::from(!self.last_dropped);
+        }
+        self.last_dropped = pushed == Pushed::Dropped;
+        self.processed += len as u64;
         pushed
+    }
+
+    /// A host honouring a restart request: deactivate and activate again (between passes).
+    pub fn restart_if_asked(&mut self) {
+        if self.restart_pending && self.active {
+            self.deactivate();
+            self.activate(self.sample_rate, self.offline);
+        }
     }
 
     /// Plays `blocks` with audio from `audio(beat, tempo)` on `channels` channels (the same signal on
@@ -346,8 +338,10 @@ impl Rig {
                 ch.clear();
             }
             let (beat, tempo) = (b.beat.unwrap_or(0.0), b.tempo.unwrap_or(120.0));
+            // The input is read ahead by the reported latency (the host's delay compensation).
+            let ahead = self.core.reported_latency() as f64 * tempo / 60.0 / sr;
             for i in 0..b.len {
-                let x = audio(beat + i as f64 * tempo / 60.0 / sr, tempo);
+                let x = audio(beat + ahead + i as f64 * tempo / 60.0 / sr, tempo);
                 for ch in self.scratch.iter_mut() {
                     ch.push(x);
                 }
@@ -367,12 +361,23 @@ impl Rig {
 
     /// Waits until the worker has handled everything pushed so far.
     pub fn wait_idle(&self, timeout: Duration) {
-        let Some(w) = self.writer.as_ref() else { return };
         let start = Instant::now();
-        while self.shared.done_seq.load(Ordering::Acquire) < w.last_seq() {
+        while !self.core.worker_caught_up() {
             assert!(start.elapsed() < timeout, "the worker did not catch up in {timeout:?}");
             std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    /// Waits until the worker of this activation has its model (after a re-activation: the
+    /// previous worker finished what it had captured and the new one restored its capture) and
+    /// has handled everything pushed so far.
+    pub fn wait_settled(&self, timeout: Duration) {
+        let start = Instant::now();
+        while !self.status.model_ready.load(std::sync::atomic::Ordering::Acquire) && self.status.error().is_none() {
+            assert!(start.elapsed() < timeout, "the worker did not get its model in {timeout:?}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.wait_idle(timeout.saturating_sub(start.elapsed()));
     }
 
     /// The cover the worker published last (what the editor shows).
@@ -382,9 +387,7 @@ impl Rig {
 
     /// The cover the audio thread plays now.
     pub fn playing_cover(&mut self) -> Vec<CoverNote> {
-        let reader = self.reader.as_mut().expect("active");
-        reader.update();
-        reader.current().notes.clone()
+        self.core.playing_cover().expect("active").notes.clone()
     }
 
     pub fn error(&self) -> Option<String> {
@@ -392,11 +395,6 @@ impl Rig {
     }
 }
 
-impl Drop for Rig {
-    fn drop(&mut self) {
-        self.deactivate();
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Checks

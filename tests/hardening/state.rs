@@ -91,7 +91,8 @@ proptest! {
         for field in [text, String::from_utf8_lossy(&bytes).into_owned()] {
             let params = PianolaParams::default();
             load(&params, state_with(Some(field)));
-            let _ = pianola::worker::saved_cover(&params);
+            let cover = pianola::worker::saved_cover(&params);
+            prop_assert!(cover.is_ok(), "{:?}", cover.err());
         }
     }
 
@@ -102,7 +103,9 @@ proptest! {
         let song = CapturedSong { notes: notes.into_iter().map(|(a, b, p, x, y)| SavedNote(a, b, p, x, y)).collect(), beats_per_bar: bpb, seconds_per_beat: spb, ..CapturedSong::default() };
         let params = PianolaParams::default();
         load(&params, state_with(Some(serde_json::to_string(&song).unwrap())));
-        for c in pianola::worker::saved_cover(&params) {
+        let cover = pianola::worker::saved_cover(&params);
+        prop_assert!(cover.is_ok(), "{:?}", cover.as_ref().err());
+        for c in cover.unwrap() {
             prop_assert!(c.start_beat.is_finite() && c.end_beat.is_finite() && c.pitch <= 127);
         }
     }

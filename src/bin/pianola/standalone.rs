@@ -4,26 +4,11 @@
 //! engine and hands the plugin that capture, as if it had heard the song on a first pass: how the
 //! screenshot test (scripts/editor_screenshot.sh) shows a real cover without a host.
 
-use crate::arrange::ArrangeInput;
+use pianola::arrange::ArrangeInput;
 use crate::cli::GridArgs;
-use crate::decode::DecodeParams;
-use crate::params::{CapturedSong, SavedNote};
+use pianola::decode::DecodeParams;
+use pianola::params::{CapturedSong, SavedNote};
 use std::path::Path;
-use std::sync::Mutex;
-
-static PRELOAD: Mutex<Option<CapturedSong>> = Mutex::new(None);
-
-/// The capture handed over by `pianola standalone --song` (taken once, by the first plugin
-/// instance; always `None` inside a host).
-pub fn take_preloaded_capture() -> Option<CapturedSong> {
-    PRELOAD.lock().ok()?.take()
-}
-
-pub fn set_preloaded_capture(song: CapturedSong) {
-    if let Ok(mut p) = PRELOAD.lock() {
-        *p = Some(song);
-    }
-}
 
 /// A song file as the plugin would have captured it at a constant `--bpm` with beat 0 at the
 /// file's start: the transcription in beats, the meter, and the whole file marked as captured.
@@ -31,9 +16,9 @@ pub fn capture_from_file(path: &Path, grid: &GridArgs) -> anyhow::Result<Capture
     use anyhow::Context;
     grid.validate()?;
     let bpm = grid.bpm.context("--song needs the song's --bpm")?;
-    let clip = crate::audio_file::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut model = crate::model::load(crate::model::Backend::Tract)?;
-    let t = crate::engine::transcribe_clip(model.as_mut(), &clip, &DecodeParams::default())?;
+    let clip = pianola::audio_file::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut model = pianola::model::load(pianola::model::Backend::Tract)?;
+    let t = pianola::engine::transcribe_clip(model.as_mut(), &clip, &DecodeParams::default())?;
     let grid = grid.grid_at(bpm);
     let input = ArrangeInput::from_transcription(&t.notes, Some(&t.frames), &grid);
     Ok(CapturedSong {
@@ -66,21 +51,21 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     if let (Some(song), Some(bpm)) = (&args.song, args.grid.bpm) {
         let capture = capture_from_file(song, &args.grid)?;
         eprintln!("{}: {} notes captured over {:.1} beats", song.display(), capture.notes.len(), capture.covered[0][1]);
-        set_preloaded_capture(capture);
+        pianola::params::set_preloaded_capture(capture);
         if !args.wrapper_args.iter().any(|a| a == "--tempo") {
             wrapper.extend(["--tempo".to_string(), bpm.to_string(), "--timesig-num".to_string(), args.grid.beats_per_bar.to_string()]);
         }
     }
     wrapper.extend(args.wrapper_args);
-    anyhow::ensure!(nice_plug::wrapper::standalone::nice_export_standalone_with_args::<crate::plugin::Pianola, _>(wrapper), "the standalone wrapper failed");
+    anyhow::ensure!(nice_plug::wrapper::standalone::nice_export_standalone_with_args::<pianola::plugin::Pianola, _>(wrapper), "the standalone wrapper failed");
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arrange::{self, ArrangeSettings};
-    use crate::notes::BeatGrid;
+    use pianola::arrange::{self, ArrangeSettings};
+    use pianola::notes::BeatGrid;
     use std::path::PathBuf;
 
     fn devset() -> PathBuf {
@@ -97,9 +82,9 @@ mod tests {
         let capture = capture_from_file(&song, &GridArgs { bpm: Some(bpm), beats_per_bar: 4, first_downbeat: downbeat_s }).unwrap();
         assert!(capture.notes.len() > 20, "{} notes", capture.notes.len());
         // The CLI's path for the same file and tempo.
-        let clip = crate::audio_file::read(&song).unwrap();
-        let mut model = crate::model::load(crate::model::Backend::Tract).unwrap();
-        let t = crate::engine::transcribe_clip(model.as_mut(), &clip, &DecodeParams::default()).unwrap();
+        let clip = pianola::audio_file::read(&song).unwrap();
+        let mut model = pianola::model::load(pianola::model::Backend::Tract).unwrap();
+        let t = pianola::engine::transcribe_clip(model.as_mut(), &clip, &DecodeParams::default()).unwrap();
 
         let end = capture.covered[0][1];
         assert!(t.duration_s > 30.0 && (end - t.duration_s * bpm / 60.0).abs() < 1e-9, "the whole file is captured: {end} beats");

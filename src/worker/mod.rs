@@ -18,7 +18,8 @@
 //! and the worker goes on.
 
 use crate::arrange::{self, ArrangeInput, ArrangeSettings, BeatNote};
-use crate::capture::{self, CaptureReader, CaptureShared, Stamp};
+use crate::audio_thread::capture::{self, CaptureReader, CaptureShared, RingLink, Stamp};
+use crate::status::Status;
 use crate::compact::CompactFrames;
 use crate::decode::{self, DecodeParams};
 use crate::engine::FrameStream;
@@ -29,8 +30,8 @@ use crate::params::{CapturedSong, Mode, PianolaParams, SavedNote};
 use crate::resample::StreamResampler;
 use crate::timeline::{Publisher, Timeline};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
@@ -63,102 +64,34 @@ pub const CUT_SAME_NOTE_SECONDS: f64 = 0.05;
 /// (~163 MB per captured hour, see `compact`): past it the oldest segments keep only their notes.
 pub const REDECODE_BUDGET_BYTES: usize = 128 << 20;
 
-/// What the worker tells the editor (and tests). Lives as long as the plugin instance.
-#[derive(Debug, Default)]
-pub struct Status {
-    /// Model load failure or a caught panic; the plugin keeps passing audio through.
-    pub error: Mutex<Option<String>>,
-    pub has_error: AtomicBool,
-    /// A segment is being recorded.
-    pub recording: AtomicBool,
-    /// The newest cover, including what is still being recorded (the editor's piano roll).
-    pub cover: Mutex<Arc<Timeline>>,
-    /// Notes in the captured transcription.
-    pub captured_notes: AtomicUsize,
-    /// Model windows run since the plugin was created.
-    pub windows: AtomicU64,
-    /// Segments finished since the plugin was created.
-    pub segments: AtomicU64,
-    /// Bytes of frames the worker keeps for re-decoding finished segments (at most
-    /// [`REDECODE_BUDGET_BYTES`]).
-    pub redecode_bytes: AtomicU64,
-    /// What the audio thread last saw of the host (the editor's playhead and meter).
-    pub host: HostView,
-    /// The note model is loaded (the editor tells "loading" from "failed" with it).
-    pub model_ready: AtomicBool,
-    /// Set by the editor's "Re-arrange" button; the worker re-arranges and clears it.
-    pub rearrange: AtomicBool,
-}
-
-/// The host's transport and the plugin's latency as of the last processed block, written by the audio
-/// thread with relaxed atomic stores (no lock) and read by the editor.
-#[derive(Debug, Default)]
-pub struct HostView {
-    beat_bits: AtomicU64,
-    tempo_bits: AtomicU64,
-    sample_rate_bits: AtomicU32,
-    /// 0 when the host gives no beat position.
-    has_beat: AtomicBool,
-    pub playing: AtomicBool,
-    pub beats_per_bar: AtomicU32,
-    /// Latency reported to the host (Live mode), in samples.
-    pub latency_samples: AtomicU32,
-}
-
-impl HostView {
-    /// Audio thread: the block's transport.
-    pub fn store(&self, playing: bool, beat: Option<f64>, tempo: Option<f64>, beats_per_bar: u32, sample_rate: f32) {
-        self.playing.store(playing, Ordering::Relaxed);
-        self.has_beat.store(beat.is_some(), Ordering::Relaxed);
-        self.beat_bits.store(beat.unwrap_or(0.0).to_bits(), Ordering::Relaxed);
-        self.tempo_bits.store(tempo.unwrap_or(0.0).to_bits(), Ordering::Relaxed);
-        self.beats_per_bar.store(beats_per_bar, Ordering::Relaxed);
-        self.sample_rate_bits.store(sample_rate.to_bits(), Ordering::Relaxed);
-    }
-
-    /// The host's beat position at the last block, if it gives one.
-    pub fn beat(&self) -> Option<f64> {
-        self.has_beat.load(Ordering::Relaxed).then(|| f64::from_bits(self.beat_bits.load(Ordering::Relaxed)))
-    }
-
-    /// Tempo in bpm at the last block (0 if unknown).
-    pub fn tempo(&self) -> f64 {
-        f64::from_bits(self.tempo_bits.load(Ordering::Relaxed))
-    }
-
-    pub fn sample_rate(&self) -> f32 {
-        f32::from_bits(self.sample_rate_bits.load(Ordering::Relaxed))
-    }
-}
-
-impl Status {
-    pub fn set_error(&self, message: impl Into<String>) {
-        if let Ok(mut e) = self.error.lock() {
-            *e = Some(message.into());
-        }
-        self.has_error.store(true, Ordering::Release);
-    }
-
-    pub fn error(&self) -> Option<String> {
-        self.error.lock().ok().and_then(|e| e.clone())
-    }
-}
-
 /// The cover of the saved capture with the current settings (what Capture mode plays), computed in
-/// `activate` so the first block after an activation already has it.
-pub fn saved_cover(params: &PianolaParams) -> Vec<CoverNote> {
+/// `activate` so the first block after an activation already has it. A panic in the arranger is
+/// an error to show, not an empty cover without a word.
+pub fn saved_cover(params: &PianolaParams) -> Result<Vec<CoverNote>, String> {
     if params.mode.value() != Mode::Capture {
-        return vec![];
+        return Ok(vec![]);
     }
     let song = params.capture.get();
     if song.notes.is_empty() {
-        return vec![];
+        return Ok(vec![]);
     }
-    catch_unwind(AssertUnwindSafe(|| arrange::arrange(&song.arrange_input(), &params.arrange_settings()))).unwrap_or_default()
+    catch_unwind(AssertUnwindSafe(|| arrange::arrange(&song.arrange_input(), &params.arrange_settings())))
+        .map_err(|p| format!("arranging the saved capture failed ({}); the worker arranges it again", panic_message(p.as_ref())))
 }
 
 /// Loads a model (the plugin passes `model::load(model::plugin_backend())`; tests pass failures).
 pub type ModelLoader = Box<dyn FnOnce() -> Result<Box<dyn NoteModel>, ModelError> + Send>;
+
+/// Where a new worker gets its note model. Loading (a second or two) and waiting for a retiring
+/// worker both happen on the new worker's thread, never in the host's `activate()`.
+pub enum ModelSource {
+    Ready(Box<dyn NoteModel>),
+    Load(ModelLoader),
+    /// The previous activation's worker, still finishing its audio after a deactivate: the new
+    /// worker waits for it (so the capture it stores is the one restored) and takes its model, or
+    /// loads one with `load` when it had none (its model had failed to load).
+    AfterRetired { previous: RetiredWorker, load: ModelLoader },
+}
 
 /// Everything a worker thread needs.
 pub struct WorkerSetup {
@@ -167,25 +100,35 @@ pub struct WorkerSetup {
     pub capture: Arc<CaptureShared>,
     pub reader: CaptureReader,
     pub publisher: Publisher,
-    /// A model kept from a previous activation, or how to load one.
-    pub model: Result<Box<dyn NoteModel>, ModelLoader>,
+    pub model: ModelSource,
 }
 
-/// The running thread. Dropping it stops and joins it.
+/// Flags the owner sets for its worker thread.
+#[derive(Debug, Default)]
+struct Control {
+    /// Finish: handle what is left in the ring, end the segment (its notes stored), then exit.
+    stop: AtomicBool,
+    /// Exit as soon as possible, dropping unfinished work (the plugin is being destroyed).
+    abandon: AtomicBool,
+}
+
+type WorkerThread = JoinHandle<Option<Box<dyn NoteModel>>>;
+
+/// The running thread. Dropping it abandons its work and joins it (see [`RetiredWorker`]).
 pub struct WorkerHandle {
-    thread: Option<JoinHandle<Option<Box<dyn NoteModel>>>>,
-    stop: Arc<AtomicBool>,
-    capture: Arc<CaptureShared>,
+    thread: Option<WorkerThread>,
+    control: Arc<Control>,
+    link: Arc<RingLink>,
 }
 
 impl WorkerHandle {
     pub fn spawn(setup: WorkerSetup) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let capture = setup.capture.clone();
-        capture.worker_gone.store(false, Ordering::Release);
-        let stop2 = stop.clone();
-        let thread = std::thread::Builder::new().name("pianola-worker".into()).spawn(move || run(setup, stop2))?;
-        Ok(Self { thread: Some(thread), stop, capture })
+        let control = Arc::new(Control::default());
+        let link = setup.reader.link().clone();
+        link.worker_gone.store(false, Ordering::Release);
+        let control2 = control.clone();
+        let thread = std::thread::Builder::new().name("pianola-worker".into()).spawn(move || run(setup, control2))?;
+        Ok(Self { thread: Some(thread), control, link })
     }
 
     /// The thread, for `unpark` from the audio thread in offline rendering.
@@ -193,24 +136,76 @@ impl WorkerHandle {
         self.thread.as_ref().map(|t| t.thread().clone())
     }
 
-    /// Stops the thread, waits for it, and returns its model for the next activation.
+    /// Stops the thread, waits until it has handled what was captured and ended its segment, and
+    /// returns its model.
     pub fn stop(mut self) -> Option<Box<dyn NoteModel>> {
-        self.join()
-    }
-
-    fn join(&mut self) -> Option<Box<dyn NoteModel>> {
-        self.stop.store(true, Ordering::Release);
+        self.control.stop.store(true, Ordering::Release);
         let t = self.thread.take()?;
         t.thread().unpark();
         let model = t.join().ok().flatten();
-        self.capture.worker_gone.store(true, Ordering::Release);
+        self.link.worker_gone.store(true, Ordering::Release);
         model
+    }
+
+    /// Returns at once (the host's `deactivate()` must not wait on the model): the thread goes on
+    /// alone until it has handled what was captured, ended its segment and stored the capture; the
+    /// next worker takes its model from the returned handle ([`ModelSource::AfterRetired`]).
+    pub fn retire(mut self) -> RetiredWorker {
+        self.control.stop.store(true, Ordering::Release);
+        // The writer of this activation is gone: an offline writer must never wait on this thread.
+        self.link.worker_gone.store(true, Ordering::Release);
+        let thread = self.thread.take();
+        if let Some(t) = &thread {
+            t.thread().unpark();
+        }
+        RetiredWorker { thread, control: self.control.clone() }
     }
 }
 
 impl Drop for WorkerHandle {
     fn drop(&mut self) {
-        self.join();
+        if let Some(t) = self.thread.take() {
+            drop(RetiredWorker { thread: Some(t), control: self.control.clone() });
+        }
+        self.link.worker_gone.store(true, Ordering::Release);
+    }
+}
+
+/// A worker finishing the audio of an activation that ended. Dropping it (the plugin destroyed
+/// with no activation after) abandons what is left and waits for the thread, which then ends
+/// within one model window: a host may unload the library right after, and no thread of ours may
+/// still run its code.
+pub struct RetiredWorker {
+    thread: Option<WorkerThread>,
+    control: Arc<Control>,
+}
+
+impl RetiredWorker {
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Waits for the thread to finish its work (on the next worker's thread) and returns its
+    /// model; gives up the work when `abandon` is set meanwhile.
+    fn join(mut self, abandon: &AtomicBool) -> Option<Box<dyn NoteModel>> {
+        while !self.is_finished() {
+            if abandon.load(Ordering::Acquire) {
+                self.control.abandon.store(true, Ordering::Release);
+            }
+            std::thread::park_timeout(Duration::from_millis(5));
+        }
+        self.thread.take().and_then(|t| t.join().ok().flatten())
+    }
+}
+
+impl Drop for RetiredWorker {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.control.abandon.store(true, Ordering::Release);
+            self.control.stop.store(true, Ordering::Release);
+            t.thread().unpark();
+            let _ = t.join();
+        }
     }
 }
 
@@ -218,14 +213,22 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into())
 }
 
-fn run(setup: WorkerSetup, stop: Arc<AtomicBool>) -> Option<Box<dyn NoteModel>> {
+fn acquire_model(source: ModelSource, control: &Control) -> Result<Box<dyn NoteModel>, ModelError> {
+    match source {
+        ModelSource::Ready(m) => Ok(m),
+        ModelSource::Load(load) => load(),
+        ModelSource::AfterRetired { previous, load } => match previous.join(&control.abandon) {
+            Some(m) => Ok(m),
+            None => load(),
+        },
+    }
+}
+
+fn run(setup: WorkerSetup, control: Arc<Control>) -> Option<Box<dyn NoteModel>> {
     let WorkerSetup { params, status, capture, reader, publisher, model } = setup;
+    let link = reader.link().clone();
     let status2 = status.clone();
-    let capture2 = capture.clone();
-    let model = match catch_unwind(AssertUnwindSafe(|| match model {
-        Ok(m) => Ok(m),
-        Err(load) => load(),
-    })) {
+    let model = match catch_unwind(AssertUnwindSafe(|| acquire_model(model, &control))) {
         Ok(Ok(mut m)) => {
             // Plan Live mode's shorter window now, while the panel says the model is loading, so
             // switching to Live does not stall its first notes (a failure is handled when Live starts).
@@ -246,9 +249,18 @@ fn run(setup: WorkerSetup, stop: Arc<AtomicBool>) -> Option<Box<dyn NoteModel>> 
     if let Err(p) = catch_unwind(AssertUnwindSafe(|| w.restore())) {
         w.status.set_error(format!("restoring the capture panicked: {}", panic_message(p.as_ref())));
     }
-    while !stop.load(Ordering::Acquire) {
-        match catch_unwind(AssertUnwindSafe(|| w.step())) {
+    loop {
+        if control.abandon.load(Ordering::Acquire) {
+            break;
+        }
+        let stopping = control.stop.load(Ordering::Acquire);
+        match catch_unwind(AssertUnwindSafe(|| w.step(&control.abandon))) {
             Ok(true) => {}
+            // Stopping and nothing left in the ring: whatever was being recorded is kept (Capture mode).
+            Ok(false) if stopping => {
+                let _ = catch_unwind(AssertUnwindSafe(|| w.end_segment()));
+                break;
+            }
             Ok(false) => std::thread::park_timeout(Duration::from_millis(5)),
             Err(p) => {
                 w.status.set_error(format!("the worker recovered from a panic: {}", panic_message(p.as_ref())));
@@ -256,9 +268,7 @@ fn run(setup: WorkerSetup, stop: Arc<AtomicBool>) -> Option<Box<dyn NoteModel>> 
             }
         }
     }
-    // Whatever was being recorded when the plugin deactivates is kept (Capture mode).
-    let _ = catch_unwind(AssertUnwindSafe(|| w.end_segment()));
-    capture2.worker_gone.store(true, Ordering::Release);
+    link.worker_gone.store(true, Ordering::Release);
     status2.recording.store(false, Ordering::Release);
     w.model.take()
 }
@@ -615,7 +625,7 @@ impl Worker {
     }
 
     /// One round: settings, then every stamp waiting. Returns whether anything happened.
-    fn step(&mut self) -> bool {
+    fn step(&mut self, abandon: &AtomicBool) -> bool {
         self.publisher.flush();
         let mut busy = false;
         if self.params.capture.loaded_generation() != self.loaded_generation {
@@ -646,14 +656,14 @@ impl Worker {
         }
         let mut samples = std::mem::take(&mut self.samples);
         self.capture.note_backlog();
-        while let Some(stamp) = self.reader.pop(&mut samples) {
+        while let Some(stamp) = (!abandon.load(Ordering::Relaxed)).then(|| self.reader.pop(&mut samples)).flatten() {
             busy = true;
             self.capture.note_backlog();
             self.last_seq = stamp.seq;
             self.handle(&stamp, &samples);
             self.capture.handled_samples.fetch_add(stamp.len as u64, Ordering::Release);
             samples.clear();
-            self.capture.done_seq.store(stamp.seq, Ordering::Release);
+            self.reader.link().done_seq.store(stamp.seq, Ordering::Release);
         }
         self.samples = samples;
         busy
@@ -664,7 +674,7 @@ impl Worker {
         self.segment = None;
         self.status.recording.store(false, Ordering::Release);
         self.samples.clear();
-        self.capture.done_seq.store(self.last_seq, Ordering::Release);
+        self.reader.link().done_seq.store(self.last_seq, Ordering::Release);
     }
 
     /// Whether the block at `stamp` starts inside beats already captured. A block that starts within
@@ -955,7 +965,7 @@ mod tests {
         let (publisher, _timeline) = crate::timeline::channel(Arc::new(Timeline::default()));
         let loader: ModelLoader = Box::new(|| crate::model::load_from_bytes(crate::model::Backend::Tract, b"not a model"));
         let worker =
-            WorkerHandle::spawn(WorkerSetup { params, status: status.clone(), capture: shared.clone(), reader, publisher, model: Err(loader) }).unwrap();
+            WorkerHandle::spawn(WorkerSetup { params, status: status.clone(), capture: shared.clone(), reader, publisher, model: ModelSource::Load(loader) }).unwrap();
         writer.set_worker(worker.thread());
         let block = vec![0.25f32; 512];
         let t = capture::TransportInfo {
@@ -968,11 +978,11 @@ mod tests {
         };
         // Offline: waits until the worker has handled the block.
         assert!(matches!(writer.push_block(&[&block[..]], 512, &t, true), capture::Pushed::Stamp { seq: 1, .. }));
-        assert_eq!(shared.done_seq.load(Ordering::Acquire), 1);
+        assert_eq!(writer.link().done_seq.load(Ordering::Acquire), 1);
         let error = status.error().expect("the load error is shown");
         assert!(error.contains("could not be loaded"), "{error}");
         assert!(worker.stop().is_none());
-        assert!(shared.worker_gone.load(Ordering::Acquire));
+        assert!(writer.link().worker_gone.load(Ordering::Acquire));
     }
 
     #[test]

@@ -80,10 +80,6 @@ impl TransportInfo {
 pub struct CaptureShared {
     /// Samples dropped because the ring was full.
     pub dropped_samples: AtomicU64,
-    /// Highest stamp sequence number the worker has fully handled (and published the result of).
-    pub done_seq: AtomicU64,
-    /// Set by the worker when it stops, so an offline writer never waits on a dead worker.
-    pub worker_gone: AtomicBool,
     /// Mono samples the audio thread has put into the ring since the plugin was created.
     pub pushed_samples: AtomicU64,
     /// Mono samples the worker has popped and handled; `pushed - handled` is the worker's backlog.
@@ -106,6 +102,16 @@ impl CaptureShared {
     }
 }
 
+/// What one activation's writer and its worker share (a new pair each activation: a worker that
+/// is still finishing the previous activation's audio after a deactivate has its own).
+#[derive(Debug, Default)]
+pub struct RingLink {
+    /// Highest stamp sequence number the worker has fully handled (and published the result of).
+    pub done_seq: AtomicU64,
+    /// Set when the worker stops, so an offline writer never waits on a dead worker.
+    pub worker_gone: AtomicBool,
+}
+
 /// Ring sizes: ~6 s of mono audio at 96 kHz, and room for 1-sample blocks for ~1/3 s at 96 kHz.
 pub const SAMPLE_RING: usize = 1 << 19;
 pub const STAMP_RING: usize = 1 << 15;
@@ -116,6 +122,7 @@ pub struct CaptureWriter {
     samples: rtrb::Producer<f32>,
     stamps: rtrb::Producer<Stamp>,
     shared: Arc<CaptureShared>,
+    link: Arc<RingLink>,
     worker: Option<Thread>,
     counter: u64,
     seq: u64,
@@ -134,6 +141,7 @@ pub struct CaptureWriter {
 pub struct CaptureReader {
     samples: rtrb::Consumer<f32>,
     stamps: rtrb::Consumer<Stamp>,
+    link: Arc<RingLink>,
 }
 
 /// What [`CaptureWriter::push_block`] did.
@@ -151,9 +159,10 @@ pub enum Pushed {
 pub fn channel(shared: Arc<CaptureShared>) -> (CaptureWriter, CaptureReader) {
     let (sp, sc) = rtrb::RingBuffer::new(SAMPLE_RING);
     let (tp, tc) = rtrb::RingBuffer::new(STAMP_RING);
+    let link = Arc::new(RingLink::default());
     (
-        CaptureWriter { samples: sp, stamps: tp, shared, worker: None, counter: 0, seq: 0, last: None, recovering: false, stop_pending: false },
-        CaptureReader { samples: sc, stamps: tc },
+        CaptureWriter { samples: sp, stamps: tp, shared, link: link.clone(), worker: None, counter: 0, seq: 0, last: None, recovering: false, stop_pending: false },
+        CaptureReader { samples: sc, stamps: tc, link },
     )
 }
 
@@ -174,6 +183,16 @@ impl CaptureWriter {
 
     pub fn shared(&self) -> &Arc<CaptureShared> {
         &self.shared
+    }
+
+    /// What this writer shares with its worker.
+    pub fn link(&self) -> &Arc<RingLink> {
+        &self.link
+    }
+
+    /// Whether the worker has handled every stamp pushed so far (or is gone).
+    pub fn worker_caught_up(&self) -> bool {
+        self.link.done_seq.load(Ordering::Acquire) >= self.seq || self.link.worker_gone.load(Ordering::Acquire)
     }
 
     /// Running sample counter (samples processed since activation).
@@ -233,7 +252,7 @@ impl CaptureWriter {
         if !fits(self) {
             if offline {
                 let start = Instant::now();
-                while !fits(self) && !self.shared.worker_gone.load(Ordering::Acquire) && start.elapsed() < OFFLINE_WAIT {
+                while !fits(self) && !self.link.worker_gone.load(Ordering::Acquire) && start.elapsed() < OFFLINE_WAIT {
                     self.wake();
                     std::thread::sleep(Duration::from_micros(200));
                 }
@@ -274,7 +293,7 @@ impl CaptureWriter {
     /// Offline only: waits until the worker has handled stamp `seq` (or is gone, or a minute passed).
     pub fn wait_for(&self, seq: u64) {
         let start = Instant::now();
-        while self.shared.done_seq.load(Ordering::Acquire) < seq && !self.shared.worker_gone.load(Ordering::Acquire) && start.elapsed() < OFFLINE_WAIT {
+        while self.link.done_seq.load(Ordering::Acquire) < seq && !self.link.worker_gone.load(Ordering::Acquire) && start.elapsed() < OFFLINE_WAIT {
             self.wake();
             std::thread::sleep(Duration::from_micros(100));
         }
@@ -293,6 +312,11 @@ impl CaptureWriter {
 }
 
 impl CaptureReader {
+    /// What this reader shares with its writer.
+    pub fn link(&self) -> &Arc<RingLink> {
+        &self.link
+    }
+
     /// Pops the next stamp and appends its samples to `out`.
     pub fn pop(&mut self, out: &mut Vec<f32>) -> Option<Stamp> {
         let stamp = self.stamps.pop().ok()?;

@@ -1,12 +1,12 @@
 //! The command line: the same engine and arranger as the plugin, on files.
 //! `pianola transcribe SONG -o notes.mid` and `pianola cover SONG... --bpm 96 -o cover.mid`.
 
-use crate::audio_file;
-use crate::decode::DecodeParams;
-use crate::engine::{self, Transcription};
-use crate::midi_file;
-use crate::model::{self, Backend};
-use crate::notes::{BeatGrid, Note};
+use pianola::audio_file;
+use pianola::decode::DecodeParams;
+use pianola::engine::{self, Transcription};
+use pianola::midi_file;
+use pianola::model::{self, Backend};
+use pianola::notes::{BeatGrid, Note};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -101,7 +101,7 @@ impl GridArgs {
     pub fn grid_for(&self, notes: &[Note]) -> BeatGrid {
         match self.bpm {
             Some(bpm) => self.grid_at(bpm),
-            None => BeatGrid { beats_per_bar: self.beats_per_bar, ..crate::tempo::estimate(notes) },
+            None => BeatGrid { beats_per_bar: self.beats_per_bar, ..pianola::tempo::estimate(notes) },
         }
     }
 }
@@ -301,7 +301,7 @@ fn cover_name(song: &Path, songs: &[PathBuf]) -> String {
 }
 
 fn cover(args: CoverArgs) -> Result<()> {
-    use crate::arrange::{self, ArrangeInput, ArrangeSettings, Style};
+    use pianola::arrange::{self, ArrangeInput, ArrangeSettings, Style};
 
     let params = args.model.decode_params()?;
     let style = match args.style.to_ascii_lowercase().as_str() {

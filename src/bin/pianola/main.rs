@@ -1,0 +1,9 @@
+//! The `pianola` command line: the plugin's engine on files (`transcribe`, `cover`) and the plugin
+//! window as an application (`standalone`). Kept out of the plugin library: a host loads none of it.
+
+mod cli;
+mod standalone;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
