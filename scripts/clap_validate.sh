@@ -32,7 +32,7 @@ for i in range(1, runs + 1):
         problems.append(f"run {i}: no JSON result ({e}); see {out}/run-{i}.log")
         continue
     for r in results:
-        name, code = r["test"]["test"], r["status"]["code"]
+        name, code = next(iter(r["test"].values()))["test"], r["status"]["code"]
         secs = r["duration"]["secs"] + r["duration"]["nanos"] / 1e9
         tally[code] += 1
         if code in ("failed", "crashed"):

@@ -27,21 +27,32 @@ use std::sync::Arc;
 /// embedded Basic Pitch with the process's backend; tests give stand-ins).
 pub type ModelFactory = Arc<dyn Fn() -> Result<Box<dyn NoteModel>, ModelError> + Send + Sync>;
 
-/// A fixed delay for the pass-through audio; preallocated in `activate`.
+/// A delay for the pass-through audio: its lines are preallocated in `activate` for the longest
+/// delay this activation can need, so changing the delay on the audio thread allocates nothing.
 #[derive(Default)]
 pub struct DelayLine {
     lines: Vec<Vec<f32>>,
+    delay: usize,
     pos: usize,
 }
 
 impl DelayLine {
-    pub fn new(channels: usize, delay: usize) -> Self {
-        Self { lines: (0..channels).map(|_| vec![0.0; delay]).collect(), pos: 0 }
+    pub fn new(channels: usize, capacity: usize, delay: usize) -> Self {
+        Self { lines: (0..channels).map(|_| vec![0.0; capacity.max(delay)]).collect(), delay, pos: 0 }
     }
 
-    /// Delays every channel by the line's length, in place (a zero-length line passes through).
+    /// Sets the delay (at most the capacity) and clears the line.
+    pub fn set_delay(&mut self, delay: usize) {
+        self.delay = delay.min(self.lines.first().map_or(0, Vec::len));
+        self.clear();
+    }
+
+    /// Delays every channel by the current delay, in place (a zero delay passes through).
     pub fn process(&mut self, channels: &mut [&mut [f32]]) {
-        let Some(n) = self.lines.first().map(Vec::len).filter(|&n| n > 0) else { return };
+        let n = self.delay;
+        if n == 0 {
+            return;
+        }
         let len = channels.first().map_or(0, |c| c.len());
         for (ch, line) in channels.iter_mut().zip(self.lines.iter_mut()) {
             let mut pos = self.pos;
@@ -172,7 +183,7 @@ impl AudioCore {
         self.mode = self.params.mode.value();
         self.reported_latency = self.latency_for(self.mode);
         self.asked_latency = None;
-        self.delay = DelayLine::new(channels, self.reported_latency as usize);
+        self.delay = DelayLine::new(channels, self.live_latency as usize, self.reported_latency as usize);
         self.since_sync = 0;
         self.emitter.break_chain();
 
@@ -320,18 +331,14 @@ impl AudioCore {
         }
     }
 
-    /// The host told the plugin's new latency without re-activating it (VST3 hosts may re-read
-    /// it after a restart request).
+    /// The plugin re-reported its latency without a re-activation (VST3: hosts re-read it after
+    /// the restart request that comes with it). Audio thread: allocates nothing.
     pub fn latency_reported(&mut self, samples: u32) {
         if samples != self.reported_latency {
             self.reported_latency = samples;
-            let channels = self.delay_channels();
-            self.delay = DelayLine::new(channels, samples as usize);
+            // Preallocated for the Live latency in activate: no allocation here.
+            self.delay.set_delay(samples as usize);
         }
-    }
-
-    fn delay_channels(&self) -> usize {
-        self.delay.lines.len()
     }
 }
 
