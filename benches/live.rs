@@ -1,12 +1,13 @@
 //! Live mode against offline mode over the dev set, on a simulated real-time clock.
 //!
 //! Each item's audio goes in host-sized blocks (512 samples at 44.1 kHz); block `k` exists at
-//! `(k + 1) * 512 / 44100` s. The worker (resampler, `live::LiveStream`, `live::LiveDecoder`,
-//! `live::LiveArranger`) handles a block when it exists and when it is done with the previous
+//! `(k + 1) * 512 / 44100` s. The worker's own Live take (`worker::LiveRun`, what the plugin's
+//! worker runs for a Live pass: resampler, sliding-window model, causal decoder, the arranger
+//! around the playhead) handles a block when it exists and when it is done with the previous
 //! work: its clock advances by the measured compute time, so a slow model shows as latency.
-//! A note is *known* when the worker finished the hop that started it; its MIDI event goes out
-//! at `max(estimated onset + reported latency, known)` (a host without delay compensation sees
-//! it that late; one with compensation sees it at the estimated onset, if known in time).
+//! A note is *known* when the worker published the hop that decoded it; its MIDI event goes out
+//! at `max(estimated onset + reported latency, known)` (a host with delay compensation hears it
+//! at the estimated onset, if it was known in time).
 //!
 //! Reports per setting (hop, right context, lookahead): note-on latency p50/p95 from the true
 //! onset (truth.mid, same pitch within 50 ms) to the note being known and to the MIDI event,
@@ -21,11 +22,12 @@
 //!          SCORER (score_dir.py)
 
 use pianola::arrange::{ArrangeInput, ArrangeSettings};
+use pianola::audio_thread::capture::Stamp;
 use pianola::decode::DecodeParams;
-use pianola::live::{LiveArranger, LiveConfig, LiveDecoder, LiveStream};
+use pianola::live::LiveConfig;
 use pianola::model::{self, Backend, NoteModel};
 use pianola::notes::{BeatGrid, CoverNote, Note};
-use pianola::resample::StreamResampler;
+use pianola::worker::LiveRun;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -121,21 +123,6 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-/// One decoder setting riding on a shared stream.
-struct Lane {
-    lookahead: usize,
-    latency_s: f64,
-    decoder: LiveDecoder,
-    arranger: LiveArranger,
-    cover: Vec<CoverNote>,
-    /// When the worker is free (simulated seconds) for this lane.
-    clock: f64,
-    compute: f64,
-    max_lag: f64,
-    /// Per decoder note (index): when it was known.
-    known_s: Vec<f64>,
-}
-
 struct LaneResult {
     lookahead: usize,
     notes: Vec<Note>,
@@ -146,6 +133,12 @@ struct LaneResult {
     late_melody: usize,
 }
 
+/// One item through the worker's own Live take (`worker::LiveRun`: resampler, sliding-window
+/// model, causal decoder, arranger around the playhead), one run per lookahead, each on its own
+/// simulated clock: block `k` exists at `(k + 1) * BLOCK / rate` s; the worker takes it when it
+/// exists and when it is done with the previous work, and its clock advances by the measured
+/// compute time (resampling, the model, decoding, arranging), so a slow model shows as latency.
+/// A decoded note is *known* when the hop that decoded it has been published.
 fn run_item(
     model: &mut dyn NoteModel,
     item: &Item,
@@ -155,110 +148,57 @@ fn run_item(
     settings: &ArrangeSettings,
 ) -> (Vec<LaneResult>, Vec<f64>) {
     let params = DecodeParams::default();
-    let mut resampler = StreamResampler::new(item.rate).unwrap();
-    let mut stream = LiveStream::new(&config);
-    let mut lanes: Vec<Lane> = lookaheads
-        .iter()
-        .map(|&l| Lane {
-            lookahead: l,
-            latency_s: latency(l),
-            decoder: LiveDecoder::new(&params, l, config.melodia),
-            arranger: LiveArranger::new(),
-            cover: vec![],
-            clock: 0.0,
-            compute: 0.0,
-            max_lag: 0.0,
-            known_s: vec![],
-        })
-        .collect();
     let mut model_times = vec![];
-    let mut scratch = Vec::with_capacity(4096);
-    let spb = item.grid.seconds_per_beat();
-    for (k, block) in item.audio.chunks(BLOCK).enumerate() {
-        let exists = ((k * BLOCK + block.len()) as f64) / item.rate as f64;
-        let t0 = Instant::now();
-        scratch.clear();
-        resampler.push(block, &mut scratch).unwrap();
-        stream.push_audio(&scratch);
-        let shared_io = t0.elapsed().as_secs_f64();
-        let mut shared = shared_io;
-        for lane in &mut lanes {
-            lane.clock = lane.clock.max(exists);
-        }
-        loop {
+    let mut results = vec![];
+    let tempo = item.grid.bpm;
+    let bpb = item.grid.beats_per_bar;
+    for &lookahead in lookaheads {
+        let config = LiveConfig { lookahead_frames: lookahead, ..config };
+        let latency_s = latency(lookahead);
+        let stamp = |k: usize, len: usize| Stamp {
+            seq: k as u64 + 1,
+            sample_index: (k * BLOCK) as u64,
+            len: len as u32,
+            playing: true,
+            // The host's grid: beat 0 at the file's start; the capture is stamped where the
+            // input really is (see audio_thread::core).
+            beat: (k * BLOCK) as f64 / item.rate as f64 * tempo / 60.0,
+            tempo,
+            beats_per_bar: bpb,
+            bar_start_beat: item.grid.first_downbeat_beat,
+            sample_rate: item.rate as f32,
+        };
+        let mut run = LiveRun::new(&stamp(0, BLOCK), config, &params).expect("a live run");
+        let (mut clock, mut compute, mut max_lag) = (0.0f64, 0.0f64, 0.0f64);
+        let mut known_s: Vec<f64> = vec![];
+        let mut cover = vec![];
+        for (k, block) in item.audio.chunks(BLOCK).enumerate() {
+            let exists = ((k * BLOCK + block.len()) as f64) / item.rate as f64;
+            clock = clock.max(exists);
             let t0 = Instant::now();
-            let before = stream.frames().n_frames();
-            if stream.run_ready(model).unwrap() == 0 {
-                break;
-            }
-            let dt = t0.elapsed().as_secs_f64();
-            model_times.push(dt);
-            shared += dt;
-            for lane in &mut lanes {
-                let t0 = Instant::now();
-                let n_before = lane.decoder.notes().len();
-                lane.decoder.push_frames(stream.frames(), before);
-                let frontier = lane.decoder.frames_seen();
-                // Notes in beats: sounding ones reach past the next update.
-                let open = frontier + config.hop_frames + 9;
-                let notes: Vec<Note> = lane.decoder.notes().iter().map(|n| n.to_note(open)).collect();
-                let input = ArrangeInput::from_transcription(&notes, Some(stream.frames()), &item.grid);
-                let own = t0.elapsed().as_secs_f64();
-                // The worker is done with this hop after the shared work and its own.
-                let done_decode = lane.clock + shared + own;
-                let playhead = (done_decode - lane.latency_s) / spb;
+            let n = run.push(&stamp(k, block.len()), block, model).expect("live push");
+            let pushed = t0.elapsed().as_secs_f64();
+            if n > 0 {
+                model_times.push(pushed);
                 let t1 = Instant::now();
-                lane.cover = lane.arranger.update(&input, settings, playhead, 2.0 * lane.latency_s / spb);
+                cover = run.cover(settings, latency_s);
+                let decoded = run.decoded_notes().len();
                 let arrange = t1.elapsed().as_secs_f64();
-                // Published: the notes are known from here on.
-                lane.clock = done_decode + arrange;
-                lane.compute += shared + own + arrange;
-                lane.max_lag = lane.max_lag.max(lane.clock - exists);
-                for _ in n_before..lane.decoder.notes().len() {
-                    lane.known_s.push(lane.clock);
-                }
+                clock += pushed + arrange;
+                compute += pushed + arrange;
+                known_s.resize(decoded.max(known_s.len()), clock);
+            } else {
+                clock += pushed;
+                compute += pushed;
             }
-            shared = 0.0;
+            max_lag = max_lag.max(clock - exists);
         }
-        if shared > 0.0 {
-            for lane in &mut lanes {
-                lane.clock += shared;
-                lane.compute += shared;
-            }
-        }
+        let notes = run.decoded_notes();
+        let end_s = item.audio.len() as f64 / item.rate as f64;
+        // Notes decoded only at the end of the take (never published in time) count as known late.
+        known_s.resize(notes.len(), end_s + 1.0);
+        results.push(LaneResult { lookahead, notes, known_s, cover, compute, max_lag, late_melody: run.late_melody() });
     }
-    // The end of the take: flush (not timed; no latency is measured on it).
-    scratch.clear();
-    resampler.finish(&mut scratch).unwrap();
-    stream.push_audio(&scratch);
-    let before = stream.frames().n_frames();
-    stream.finish(model).unwrap();
-    let end_s = item.audio.len() as f64 / item.rate as f64;
-    let results = lanes
-        .into_iter()
-        .map(|mut lane| {
-            let n_before = lane.decoder.notes().len();
-            lane.decoder.push_frames(stream.frames(), before);
-            lane.decoder.finish();
-            for _ in n_before..lane.decoder.notes().len() {
-                lane.known_s.push(end_s + 1.0);
-            }
-            let open = lane.decoder.frames_seen();
-            let notes: Vec<Note> = lane.decoder.notes().iter().map(|n| n.to_note(open)).collect();
-            // The cover as played: update once more with the whole transcription at the end.
-            let input = ArrangeInput::from_transcription(&notes, Some(stream.frames()), &item.grid);
-            let cover = lane.arranger.update(&input, settings, (end_s - lane.latency_s) / spb, 2.0 * lane.latency_s / spb);
-            LaneResult {
-                lookahead: lane.lookahead,
-                notes,
-                known_s: lane.known_s,
-                cover,
-                compute: lane.compute,
-                max_lag: lane.max_lag,
-                late_melody: lane.arranger.late_melody,
-            }
-        })
-        .collect();
     (results, model_times)
 }
 

@@ -678,6 +678,11 @@ impl LiveTake {
         self.decoder.frames_seen() as f64 * FRAME_SECONDS
     }
 
+    /// Melody notes moved to the playhead because they were known too late.
+    pub fn late_melody(&self) -> usize {
+        self.arranger.late_melody
+    }
+
     /// [`LiveArranger::update`].
     pub fn arrange(&mut self, input: &ArrangeInput, settings: &ArrangeSettings, playhead_beat: f64, max_late_beats: f64) -> Vec<CoverNote> {
         self.arranger.update(input, settings, playhead_beat, max_late_beats)

@@ -119,13 +119,9 @@ impl Plugin for Pianola {
                     key: Key::Number(key),
                     velocity: velocity as f32 / 127.0,
                 },
-                EmitEvent::Off { offset, key } => NoteEvent::NoteOff {
-                    timing: offset,
-                    voice_id: VoiceID::Wildcard,
-                    channel: Channel::Number(channel),
-                    key: Key::Number(key),
-                    velocity: 0.0,
-                },
+                EmitEvent::Off { offset, key } => {
+                    NoteEvent::NoteOff { timing: offset, voice_id: VoiceID::Wildcard, channel: Channel::Number(channel), key: Key::Number(key), velocity: 0.0 }
+                }
             };
             context.try_send_event(event).is_ok()
         };

@@ -99,4 +99,3 @@ impl Status {
         self.error.lock().ok().and_then(|e| e.clone())
     }
 }
-

@@ -161,7 +161,18 @@ pub fn channel(shared: Arc<CaptureShared>) -> (CaptureWriter, CaptureReader) {
     let (tp, tc) = rtrb::RingBuffer::new(STAMP_RING);
     let link = Arc::new(RingLink::default());
     (
-        CaptureWriter { samples: sp, stamps: tp, shared, link: link.clone(), worker: None, counter: 0, seq: 0, last: None, recovering: false, stop_pending: false },
+        CaptureWriter {
+            samples: sp,
+            stamps: tp,
+            shared,
+            link: link.clone(),
+            worker: None,
+            counter: 0,
+            seq: 0,
+            last: None,
+            recovering: false,
+            stop_pending: false,
+        },
         CaptureReader { samples: sc, stamps: tc, link },
     )
 }

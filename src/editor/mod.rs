@@ -15,8 +15,8 @@ pub use state::EditorPrefs;
 
 use crate::audio_thread::capture::CaptureShared;
 use crate::params::{Mode, PianolaParams, StyleParam};
-use crate::timeline::Timeline;
 use crate::status::Status;
+use crate::timeline::Timeline;
 use egui::{pos2, vec2, Align, Color32, FontId, Layout, Margin, RichText, Sense, Stroke, Ui};
 use nice_plug::context::gui::GuiContext;
 use nice_plug::editor::dpi::LogicalSize;
@@ -493,8 +493,8 @@ mod tests {
     use crate::model::{ModelError, NoteModel, WindowFrames};
     use crate::notes::Hand;
     use crate::params::{CapturedSong, PianolaParams, SavedNote};
-    use crate::timeline::{self, Timeline};
     use crate::status::Status;
+    use crate::timeline::{self, Timeline};
     use crate::worker::{ModelSource, WorkerHandle, WorkerSetup};
     use nice_plug::prelude::Param;
     use std::sync::atomic::{AtomicUsize, Ordering};

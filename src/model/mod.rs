@@ -220,13 +220,7 @@ pub fn choose_backend(env: Option<&str>, ort: impl FnOnce() -> Result<(), String
     let default = |fallback: Option<String>| {
         #[cfg(feature = "onnxruntime")]
         match ort() {
-            Ok(()) => {
-                return BackendChoice {
-                    backend: Backend::Ort,
-                    reason: "ONNX Runtime (the fastest backend this build has)".into(),
-                    fallback,
-                }
-            }
+            Ok(()) => return BackendChoice { backend: Backend::Ort, reason: "ONNX Runtime (the fastest backend this build has)".into(), fallback },
             Err(e) => {
                 let why = format!("ONNX Runtime did not load ({e}); running tract");
                 return BackendChoice {

@@ -95,7 +95,9 @@ fn play(plugin: &mut Instance, runs: &[Run], block: usize, audio: Option<&[Vec<f
 pub fn on_beat_scores(ons: &[(f64, u8)], cover: &[pianola::notes::CoverNote], tol: f64) -> (f64, f64) {
     let mut offsets: Vec<f64> = ons
         .iter()
-        .filter_map(|&(b, k)| cover.iter().filter(|c| c.pitch == k).map(|c| b - c.start_beat).filter(|d| d.abs() <= 0.5).min_by(|x, y| x.abs().total_cmp(&y.abs())))
+        .filter_map(|&(b, k)| {
+            cover.iter().filter(|c| c.pitch == k).map(|c| b - c.start_beat).filter(|d| d.abs() <= 0.5).min_by(|x, y| x.abs().total_cmp(&y.abs()))
+        })
         .collect();
     offsets.sort_by(f64::total_cmp);
     let median = if offsets.is_empty() { f64::NAN } else { offsets[offsets.len() / 2] };

@@ -1,14 +1,14 @@
 //! The command line: the same engine and arranger as the plugin, on files.
 //! `pianola transcribe SONG -o notes.mid` and `pianola cover SONG... --bpm 96 -o cover.mid`.
 
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
 use pianola::audio_file;
 use pianola::decode::DecodeParams;
 use pianola::engine::{self, Transcription};
 use pianola::midi_file;
 use pianola::model::{self, Backend};
 use pianola::notes::{BeatGrid, Note};
-use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

@@ -4,8 +4,8 @@
 //! engine and hands the plugin that capture, as if it had heard the song on a first pass: how the
 //! screenshot test (scripts/editor_screenshot.sh) shows a real cover without a host.
 
-use pianola::arrange::ArrangeInput;
 use crate::cli::GridArgs;
+use pianola::arrange::ArrangeInput;
 use pianola::decode::DecodeParams;
 use pianola::params::{CapturedSong, SavedNote};
 use std::path::Path;

@@ -1,0 +1,304 @@
+//! Capture mode's segments: a run of blocks that continue one another (sample counter and beat
+//! position) is one segment with its own resampler and `FrameStream` (the reference windowing). A
+//! long take is cut every [`MAX_SEGMENT_SECONDS`] with [`CUT_OVERLAP_SECONDS`] of overlap; a
+//! finished segment keeps its notes in beats (mapped through its tempo pieces) and compact frames
+//! for re-decoding. [`Track`] (where a run stands on the beat grid) is shared with Live mode's take.
+
+use super::{CUT_OVERLAP_SECONDS, CUT_SAME_NOTE_SECONDS, MAX_SEGMENT_SECONDS};
+use crate::arrange::{ArrangeInput, BeatNote};
+use crate::audio_thread::capture::{self, Stamp};
+use crate::compact::CompactFrames;
+use crate::decode::{self, DecodeParams};
+use crate::engine::FrameStream;
+use crate::model::NoteModel;
+use crate::notes::{BeatGrid, FrameOutputs, Note, N_CONTOUR_BINS, N_KEYS};
+use crate::params::CapturedSong;
+use crate::resample::StreamResampler;
+
+/// A stretch of constant tempo inside a segment.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Piece {
+    /// Seconds from the segment's first sample.
+    pub at_s: f64,
+    pub beat: f64,
+    pub tempo: f64,
+}
+
+/// Maps seconds from a segment's start to beats, piece by piece.
+#[derive(Clone, Debug, Default)]
+pub(super) struct BeatMap {
+    pub pieces: Vec<Piece>,
+}
+
+impl BeatMap {
+    /// The map of the same stretch seen from `from_s` seconds on (its time 0 at `from_s`).
+    pub fn from(&self, from_s: f64) -> BeatMap {
+        let i = self.pieces.partition_point(|p| p.at_s <= from_s).saturating_sub(1);
+        let mut pieces = vec![Piece { at_s: 0.0, beat: self.beat_at(from_s), tempo: self.pieces.get(i).map_or(120.0, |p| p.tempo) }];
+        pieces.extend(self.pieces.iter().filter(|p| p.at_s > from_s).map(|p| Piece { at_s: p.at_s - from_s, ..*p }));
+        BeatMap { pieces }
+    }
+
+    pub fn beat_at(&self, s: f64) -> f64 {
+        let i = self.pieces.partition_point(|p| p.at_s <= s).saturating_sub(1);
+        let Some(p) = self.pieces.get(i) else { return s };
+        // Same arithmetic as `BeatGrid::beat_at` for a constant tempo from the segment's start.
+        (s - p.at_s) / (60.0 / p.tempo) + p.beat
+    }
+}
+
+/// Notes (seconds from the segment start) -> beats through `map`, with the contour salience the
+/// arranger wants from `frames` (row `r` is frame `frames_origin + r`).
+pub(super) fn to_beats(notes: &[Note], frames: &FrameOutputs, frames_origin: usize, map: &BeatMap) -> Vec<BeatNote> {
+    // Seconds stay seconds through this grid (60 bpm from 0 s); the map then does the tempo.
+    let identity = BeatGrid { bpm: 60.0, beats_per_bar: 4, first_beat_s: 0.0, first_downbeat_beat: 0.0 };
+    let frame_time = |r: usize| (frames_origin + r) as f64 * crate::live::FRAME_SECONDS;
+    let mut input = ArrangeInput::from_transcription_with(notes, Some(frames), &identity, frame_time);
+    for (b, n) in input.notes.iter_mut().zip(notes) {
+        b.start_beat = map.beat_at(n.start_s);
+        b.end_beat = map.beat_at(n.end_s);
+    }
+    input.notes
+}
+
+fn truncated(frames: &FrameOutputs, n: usize) -> FrameOutputs {
+    let n = n.min(frames.n_frames());
+    FrameOutputs {
+        note: frames.note[..n * N_KEYS].to_vec(),
+        onset: frames.onset[..n * N_KEYS].to_vec(),
+        contour: frames.contour[..(n * N_CONTOUR_BINS).min(frames.contour.len())].to_vec(),
+    }
+}
+
+/// Where a run of blocks stands on the host's beat grid: what both kinds of take follow block by
+/// block (the continuity check, the tempo pieces, the meter).
+#[derive(Clone)]
+pub(super) struct Track {
+    pub rate: f32,
+    /// Expected `sample_index` of the next block.
+    pub next_index: u64,
+    /// Input samples recorded.
+    pub recorded: u64,
+    pub start_beat: f64,
+    /// Beat just past the last block (by its own tempo), and that tempo.
+    pub end_beat: f64,
+    pub tempo: f64,
+    pub map: BeatMap,
+    pub beats_per_bar: u32,
+    pub bar_start_beat: f64,
+}
+
+impl Track {
+    pub fn new(s: &Stamp) -> Self {
+        Self {
+            rate: s.sample_rate,
+            next_index: s.sample_index,
+            recorded: 0,
+            start_beat: s.beat,
+            end_beat: s.beat,
+            tempo: s.tempo,
+            map: BeatMap { pieces: vec![Piece { at_s: 0.0, beat: s.beat, tempo: s.tempo }] },
+            beats_per_bar: s.beats_per_bar,
+            bar_start_beat: s.bar_start_beat,
+        }
+    }
+
+    /// Whether block `s` continues this run (sample counter and beat position).
+    pub fn continues(&self, s: &Stamp) -> bool {
+        s.sample_index == self.next_index && capture::continues(self.end_beat, self.tempo, self.rate, s)
+    }
+
+    /// Follows block `s` of `len` samples: a tempo change starts a new piece of the beat map.
+    pub fn advance(&mut self, s: &Stamp, len: usize) {
+        if s.tempo != self.tempo {
+            let at_s = self.recorded as f64 / self.rate as f64;
+            self.map.pieces.push(Piece { at_s, beat: s.beat, tempo: s.tempo });
+        }
+        self.tempo = s.tempo;
+        self.end_beat = s.end_beat();
+        self.next_index = s.sample_index + s.len as u64;
+        self.recorded += len as u64;
+    }
+
+    /// The meter and first tempo as the arranger wants them.
+    pub fn meter(&self) -> CapturedSong {
+        let bpb = self.beats_per_bar.max(1);
+        CapturedSong {
+            beats_per_bar: bpb,
+            first_downbeat_beat: self.bar_start_beat.rem_euclid(bpb as f64),
+            seconds_per_beat: 60.0 / self.map.pieces[0].tempo,
+            ..CapturedSong::default()
+        }
+    }
+}
+
+/// A Capture-mode segment being recorded: the reference windowing over its audio.
+pub(super) struct Segment {
+    pub track: Track,
+    resampler: StreamResampler,
+    stream: FrameStream,
+    scratch: Vec<f32>,
+    /// Input samples after which the segment is cut (see [`MAX_SEGMENT_SECONDS`]).
+    cut_at: Option<u64>,
+    /// The input audio of the last [`CUT_OVERLAP_SECONDS`] before the cut, for the next segment.
+    tail: Vec<f32>,
+    /// Set when this segment resumed after a cut.
+    pub joins: Option<Join>,
+}
+
+/// What a cut segment hands to the one that continues it.
+pub(super) struct Carry {
+    tail: Vec<f32>,
+    /// The run as seen from the start of the tail.
+    track: Track,
+    /// Where the old and the new segment meet.
+    join: Join,
+}
+
+impl Carry {
+    pub fn continues(&self, s: &Stamp) -> bool {
+        s.playing && self.track.continues(s)
+    }
+}
+
+impl Segment {
+    pub fn new(s: &Stamp) -> Result<Self, crate::resample::ResampleError> {
+        Ok(Self {
+            track: Track::new(s),
+            resampler: StreamResampler::new(s.sample_rate.round() as u32)?,
+            stream: FrameStream::new(),
+            scratch: Vec::with_capacity(8192),
+            cut_at: None,
+            tail: vec![],
+            joins: None,
+        })
+    }
+
+    /// Cut after [`MAX_SEGMENT_SECONDS`] of audio.
+    pub fn cut_after_max(mut self) -> Self {
+        self.cut_at = Some((MAX_SEGMENT_SECONDS * self.track.rate as f64) as u64);
+        self
+    }
+
+    /// The segment that goes on after a cut: it starts with the cut segment's last audio.
+    pub fn resume(c: Carry, model: &mut dyn NoteModel) -> Result<Self, String> {
+        let first = c.track.map.pieces[0];
+        let start = Stamp { sample_rate: c.track.rate, beat: first.beat, tempo: first.tempo, ..Stamp::default() };
+        let mut seg = Segment::new(&start).map_err(|e| e.to_string())?.cut_after_max();
+        seg.track = c.track;
+        seg.track.recorded = c.tail.len() as u64;
+        seg.track.start_beat = first.beat;
+        seg.joins = Some(c.join);
+        seg.resampler.push(&c.tail, &mut seg.scratch).map_err(|e| e.to_string())?;
+        seg.stream.push(model, &seg.scratch).map_err(|e| e.to_string())?;
+        Ok(seg)
+    }
+
+    pub fn cut_due(&self) -> bool {
+        self.cut_at.is_some_and(|at| self.track.recorded >= at)
+    }
+
+    /// Takes what the next segment needs; the segment itself is then finished as usual.
+    pub fn carry(&mut self) -> Carry {
+        let tail = std::mem::take(&mut self.tail);
+        let rate = self.track.rate as f64;
+        let cut_s = self.track.recorded as f64 / rate;
+        let from_s = cut_s - tail.len() as f64 / rate;
+        let mut track = Track { map: self.track.map.from(from_s), ..self.track.clone() };
+        track.start_beat = track.map.pieces[0].beat;
+        Carry { join: Join { until_beat: self.track.map.beat_at(cut_s), tolerance_beats: CUT_SAME_NOTE_SECONDS * self.track.tempo / 60.0 }, tail, track }
+    }
+
+    /// Adds one block; returns the number of new frames.
+    pub fn push(&mut self, s: &Stamp, samples: &[f32], model: &mut dyn NoteModel) -> Result<usize, String> {
+        if let Some(at) = self.cut_at {
+            // Keep the audio from CUT_OVERLAP_SECONDS before the cut on.
+            let from = at.saturating_sub((CUT_OVERLAP_SECONDS * self.track.rate as f64) as u64);
+            let skip = from.saturating_sub(self.track.recorded).min(samples.len() as u64) as usize;
+            self.tail.extend_from_slice(&samples[skip..]);
+        }
+        self.track.advance(s, samples.len());
+        self.scratch.clear();
+        self.resampler.push(samples, &mut self.scratch).map_err(|e| e.to_string())?;
+        self.stream.push(model, &self.scratch).map_err(|e| e.to_string())
+    }
+
+    /// Notes so far (only final frames).
+    pub fn provisional(&self, params: &DecodeParams) -> Vec<BeatNote> {
+        let frames = truncated(self.stream.frames(), self.stream.final_frames());
+        to_beats(&decode::notes_from_frames(&frames, params), &frames, 0, &self.track.map)
+    }
+
+    /// Flushes the resampler and the stream: all frames of the segment.
+    pub fn finish(mut self, model: &mut dyn NoteModel) -> Result<FinishedSegment, String> {
+        self.scratch.clear();
+        self.resampler.finish(&mut self.scratch).map_err(|e| e.to_string())?;
+        self.stream.push(model, &self.scratch).map_err(|e| e.to_string())?;
+        let frames = self.stream.finish(model).map_err(|e| e.to_string())?;
+        let range = [self.track.start_beat, self.track.end_beat];
+        Ok(FinishedSegment { raw: None, frames: None, map: self.track.map, range, joins: self.joins, notes: vec![] }.decoded_from(frames))
+    }
+}
+
+/// A recorded segment: its notes, and compact frames so a sensitivity change can re-decode it
+/// (dropped for the oldest segments past [`REDECODE_BUDGET_BYTES`]).
+pub(super) struct FinishedSegment {
+    /// The segment's raw frames until its first decode.
+    raw: Option<FrameOutputs>,
+    pub frames: Option<CompactFrames>,
+    map: BeatMap,
+    pub range: [f64; 2],
+    /// Continues the previous finished segment after a cut.
+    pub joins: Option<Join>,
+    pub notes: Vec<BeatNote>,
+}
+
+/// Where a segment resumed after a cut meets the one before it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Join {
+    /// Notes of the new segment starting before this beat may also be in the old one.
+    pub until_beat: f64,
+    /// Two onsets of one pitch this close (in beats) are the same note heard by both segments.
+    pub tolerance_beats: f64,
+}
+
+/// Joins a segment resumed after a cut to the old one: a note of the new segment in the shared
+/// stretch (before `join.until_beat`) that the old one also started (same pitch, onsets within the
+/// tolerance) is the same note: the old one's copy takes the later end (the old segment cut it at
+/// the cut); the new segment's other notes are returned, to follow the old ones.
+pub(super) fn join_at_cut(old: &mut [BeatNote], new: &[BeatNote], join: Join) -> Vec<BeatNote> {
+    let mut rest = Vec::with_capacity(new.len());
+    for n in new {
+        let same = (n.start_beat < join.until_beat)
+            .then(|| old.iter_mut().find(|o| o.pitch == n.pitch && (o.start_beat - n.start_beat).abs() <= join.tolerance_beats))
+            .flatten();
+        match same {
+            Some(o) => o.end_beat = o.end_beat.max(n.end_beat),
+            None => rest.push(*n),
+        }
+    }
+    rest
+}
+
+impl FinishedSegment {
+    /// Keeps the raw frames only as long as the first decode (with the current parameters, done by
+    /// `end_segment`) needs them, then compactly.
+    fn decoded_from(mut self, frames: FrameOutputs) -> Self {
+        self.frames = Some(CompactFrames::from_frames(&frames));
+        self.raw = Some(frames);
+        self
+    }
+
+    pub fn decode(&mut self, params: &DecodeParams) {
+        if let Some(raw) = self.raw.take() {
+            self.notes = to_beats(&decode::notes_from_frames(&raw, params), &raw, 0, &self.map);
+        } else if let Some(c) = &self.frames {
+            let frames = c.to_frames();
+            self.notes = to_beats(&decode::notes_from_frames(&frames, params), &frames, 0, &self.map);
+        }
+    }
+
+    pub fn redecode_bytes(&self) -> usize {
+        self.frames.as_ref().map_or(0, CompactFrames::bytes)
+    }
+}
