@@ -55,7 +55,7 @@ fn sung_minute_at_120() -> ArrangeInput {
         let len = if k % 3 == 2 { 1.0 } else { 0.5 };
         let p = tune[k % 8] - if (k / 8) % 2 == 1 { 5 } else { 0 };
         notes.push(BeatNote { start_beat: t + 0.06, end_beat: t + len + 0.3, pitch: p, amplitude: 0.7, salience: 0.6 });
-        if k % 5 == 0 {
+        if k.is_multiple_of(5) {
             notes.push(BeatNote { start_beat: t + 0.07, end_beat: t + len, pitch: p + 19, amplitude: 0.3, salience: 0.2 });
         }
         t += len;

@@ -86,7 +86,7 @@ fn truth_onsets(path: &Path) -> Vec<(f64, u8)> {
             }
         }
     }
-    tempos.sort_by(|a, b| a.0.cmp(&b.0));
+    tempos.sort_by_key(|a| a.0);
     let seconds = |tick: u64| -> f64 {
         let (mut s, mut last, mut us) = (0.0, 0u64, 500_000.0);
         for &(t, u) in &tempos {
@@ -121,6 +121,20 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// What one setting adds up to over the items.
+#[derive(Clone, Default)]
+struct Tally {
+    /// True onset -> note known, and -> MIDI event, seconds.
+    known: Vec<f64>,
+    event: Vec<f64>,
+    /// Notes known after their event time, of those matched to a true onset.
+    late: usize,
+    matched: usize,
+    compute: f64,
+    max_lag: f64,
+    late_melody: usize,
 }
 
 struct LaneResult {
@@ -272,7 +286,7 @@ fn main() {
             let config = LiveConfig { hop_frames: hop, right_context_frames: right, lookahead_frames: 0, melodia: false, window_frames }.sanitized();
             model.prepare_window(config.window_frames).expect("the model runs this window");
             // Known latency and event latency per lookahead.
-            let mut per_lane: Vec<(Vec<f64>, Vec<f64>, usize, usize, f64, f64, usize)> = vec![(vec![], vec![], 0, 0, 0.0, 0.0, 0); lookaheads.len()];
+            let mut per_lane: Vec<Tally> = vec![Tally::default(); lookaheads.len()];
             let mut model_times = vec![];
             let mut results_all = vec![];
             // The latency the plugin reports: its allowance for one window of this backend (the
@@ -304,18 +318,18 @@ fn main() {
                         if let Some((i, n)) = hit {
                             used[i] = true;
                             let known = r.known_s[i];
-                            lane.0.push(known - onset);
+                            lane.known.push(known - onset);
                             let event = (n.start_s + reported).max(known);
-                            lane.1.push(event - onset);
+                            lane.event.push(event - onset);
                             if known > n.start_s + reported {
-                                lane.2 += 1;
+                                lane.late += 1;
                             }
-                            lane.3 += 1;
+                            lane.matched += 1;
                         }
                     }
-                    lane.4 += r.compute;
-                    lane.5 = lane.5.max(r.max_lag);
-                    lane.6 += r.late_melody;
+                    lane.compute += r.compute;
+                    lane.max_lag = lane.max_lag.max(r.max_lag);
+                    lane.late_melody += r.late_melody;
                     let tag = format!("w{window_frames}-h{hop}-r{right}-l{}", r.lookahead);
                     write(&out_dir.join(format!("{tag}-notes")).join(format!("{}.mid", item.id)), pianola::midi_file::notes_to_smf(&r.notes));
                     write(&out_dir.join(format!("{tag}-cover")).join(format!("{}.mid", item.id)), pianola::midi_file::cover_to_smf(&r.cover, &item.grid));
@@ -327,8 +341,8 @@ fn main() {
                 let (_, cs) = score(&scorer, &devset, &out_dir.join(format!("{tag}-cover")));
                 let lane = &mut per_lane[li];
                 let reported = latency(lookahead);
-                let (k50, k95) = (percentile(&mut lane.0, 0.5), percentile(&mut lane.0, 0.95));
-                let (e50, e95) = (percentile(&mut lane.1, 0.5), percentile(&mut lane.1, 0.95));
+                let (k50, k95) = (percentile(&mut lane.known, 0.5), percentile(&mut lane.known, 0.95));
+                let (e50, e95) = (percentile(&mut lane.event, 0.5), percentile(&mut lane.event, 0.95));
                 rows.push(format!(
                     "| live | {window_frames} | {hop} | {right} | {lookahead} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.1}% | {:.1}% (max lag {:.0} ms) | {:.0} | {f1:.3} | {cs:.3} |",
                     reported * 1000.0,
@@ -336,10 +350,10 @@ fn main() {
                     k95 * 1000.0,
                     e50 * 1000.0,
                     e95 * 1000.0,
-                    100.0 * lane.2 as f64 / lane.3.max(1) as f64,
-                    100.0 * lane.4 / audio_s,
-                    lane.5 * 1000.0,
-                    lane.6,
+                    100.0 * lane.late as f64 / lane.matched.max(1) as f64,
+                    100.0 * lane.compute / audio_s,
+                    lane.max_lag * 1000.0,
+                    lane.late_melody,
                 ));
             }
             eprintln!(

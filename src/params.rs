@@ -369,6 +369,21 @@ pub fn filter_state(state: &mut nice_plug::prelude::PluginState) -> Option<Strin
     problem
 }
 
+/// A capture for the first plugin instance of this process: `pianola standalone --song` sets it
+/// (the song shown as already captured); inside a host it is always `None`.
+static PRELOADED_CAPTURE: std::sync::Mutex<Option<CapturedSong>> = std::sync::Mutex::new(None);
+
+/// Taken once, by the first plugin instance.
+pub fn take_preloaded_capture() -> Option<CapturedSong> {
+    PRELOADED_CAPTURE.lock().ok()?.take()
+}
+
+pub fn set_preloaded_capture(song: CapturedSong) {
+    if let Ok(mut p) = PRELOADED_CAPTURE.lock() {
+        *p = Some(song);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,20 +421,5 @@ mod tests {
         assert_eq!(q.capture.get(), tricky);
         assert_eq!(q.capture.loaded_generation(), 2, "each load counts");
         assert_eq!(q.capture.get().arrange_input().notes[0].pitch, 60);
-    }
-}
-
-/// A capture for the first plugin instance of this process: `pianola standalone --song` sets it
-/// (the song shown as already captured); inside a host it is always `None`.
-static PRELOADED_CAPTURE: std::sync::Mutex<Option<CapturedSong>> = std::sync::Mutex::new(None);
-
-/// Taken once, by the first plugin instance.
-pub fn take_preloaded_capture() -> Option<CapturedSong> {
-    PRELOADED_CAPTURE.lock().ok()?.take()
-}
-
-pub fn set_preloaded_capture(song: CapturedSong) {
-    if let Ok(mut p) = PRELOADED_CAPTURE.lock() {
-        *p = Some(song);
     }
 }

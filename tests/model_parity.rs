@@ -5,9 +5,11 @@
 //! - notes end to end: the song's WAV through our reader, resampler, windows, model and decoder vs
 //!   basic-pitch's `predict` notes; note onset F1 (50 ms, same pitch) >= 0.99 on every item.
 //!
+//! ```text
 //!     python3 ../shared/eval/make_devset.py target/devset
 //!     python3 scripts/reference_fixtures.py target/devset target/fixtures
 //!     cargo test --release --features onnxruntime --test model_parity -- --nocapture
+//! ```
 
 mod common;
 use common::*;

@@ -115,10 +115,8 @@ pub fn key_scores(profile: &[f64; 12]) -> Vec<(Key, f64)> {
     let mut out = Vec::with_capacity(24);
     for minor in [false, true] {
         for tonic in 0..12u8 {
-            let mut rot = [0.0; 12];
-            for i in 0..12 {
-                rot[i] = if minor { MINOR_PROFILE } else { MAJOR_PROFILE }[(i + 12 - tonic as usize) % 12];
-            }
+            let base = if minor { MINOR_PROFILE } else { MAJOR_PROFILE };
+            let rot: [f64; 12] = std::array::from_fn(|i| base[(i + 12 - tonic as usize) % 12]);
             let scale: &[usize] = if minor { &[0, 2, 3, 5, 7, 8, 10, 11] } else { &[0, 2, 4, 5, 7, 9, 11] };
             let sum: f64 = profile.iter().sum();
             let inside: f64 = scale.iter().map(|&d| profile[(d + tonic as usize) % 12]).sum();
@@ -179,8 +177,8 @@ fn cosine(profile: &[f64; 12], c: Chord) -> f64 {
     }
     // The root weighs a little more than third and fifth.
     let pcs = c.pcs();
-    let w = [1.1, 1.0, 0.9];
-    let tn = (w[0] * w[0] + w[1] * w[1] + w[2] * w[2] as f64).sqrt();
+    let w: [f64; 3] = [1.1, 1.0, 0.9];
+    let tn = (w[0] * w[0] + w[1] * w[1] + w[2] * w[2]).sqrt();
     let mut dot = 0.0;
     for k in 0..3 {
         dot += profile[pcs[k] as usize] * w[k];
@@ -275,12 +273,11 @@ pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
     for &(key, kscore) in ranked.iter().take(n_try.max(1)) {
         let (score, h) = harmonise(&beats, key, meter);
         let total_score = score / beats.len() as f64 + kw * kscore;
-        if best.as_ref().map_or(true, |b| total_score > b.0) {
+        if best.as_ref().is_none_or(|b| total_score > b.0) {
             best = Some((total_score, h));
         }
     }
-    let h = best.unwrap().1;
-    h
+    best.unwrap().1
 }
 
 /// Below this mean number of notes sounding (when any sounds) the input is a lone line, a sung
@@ -412,7 +409,7 @@ pub fn harmonise_melody(line: &[MelNote], key: Key) -> Harmony {
                 continue;
             }
             let w = ov * if (m.start - k as f64).abs() < 0.05 { ON_BEAT_WEIGHT } else { 1.0 };
-            if beats.last().map_or(true, |x| x.0 != k) {
+            if beats.last().is_none_or(|x| x.0 != k) {
                 beats.push((k, [0.0; N_LABELS]));
             }
             let e = &mut beats.last_mut().unwrap().1;

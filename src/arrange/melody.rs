@@ -111,7 +111,7 @@ pub fn extract(notes: &[BeatNote]) -> Vec<MelNote> {
         let (p_off, p_n) = prev.map_or((0, 0), |p| (offs[p], groups[p].2 - groups[p].1));
         // Best previous state overall (entering through a rest after a gap).
         let mut best_prev = (0u32, 0.0f64);
-        if let Some(_) = prev {
+        if prev.is_some() {
             best_prev = (0, f64::NEG_INFINITY);
             for k in 0..=p_n {
                 if score[p_off + k] > best_prev.1 {
@@ -253,7 +253,7 @@ pub fn shape(line: &[MelNote], s: &ArrangeSettings) -> Vec<MelNote> {
     // Octave: the duration-weighted median into the right-hand register.
     if !q.is_empty() {
         let mut by_pitch: Vec<(u8, f64)> = q.iter().map(|m| (m.pitch, m.end - m.start)).collect();
-        by_pitch.sort_by(|a, b| a.0.cmp(&b.0));
+        by_pitch.sort_by_key(|a| a.0);
         let total: f64 = by_pitch.iter().map(|x| x.1).sum();
         let mut acc = 0.0;
         let mut median = by_pitch[0].0 as i32;

@@ -297,7 +297,7 @@ impl Meter {
     /// Whether integer beat `b` is a strong beat (the downbeat, or the bar's middle in even meters).
     pub fn is_strong(&self, b: i64) -> bool {
         let k = self.beat_in_bar(b);
-        k == 0 || (self.beats_per_bar % 2 == 0 && self.beats_per_bar >= 4 && k == self.beats_per_bar / 2)
+        k == 0 || (self.beats_per_bar.is_multiple_of(2) && self.beats_per_bar >= 4 && k == self.beats_per_bar / 2)
     }
 }
 

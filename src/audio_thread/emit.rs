@@ -223,7 +223,8 @@ impl Emitter {
                 (_, Some(start)) => {
                     let n = notes[i];
                     i += 1;
-                    if !(n.end_beat > n.start_beat) || n.pitch > 127 {
+                    // Also skips notes with NaN ends (a NaN compares false).
+                    if n.end_beat.partial_cmp(&n.start_beat) != Some(std::cmp::Ordering::Greater) || n.pitch > 127 {
                         continue;
                     }
                     let key = n.pitch as usize;

@@ -343,6 +343,9 @@ impl EditorPrefs {
     }
 }
 
+/// A window size in logical pixels (width, height).
+pub type Size = (f32, f32);
+
 /// Keeps the window at the project's saved size: on open it asks for the saved size once, then
 /// follows the user's resizing. The host may take a few frames to apply a resize, so sizes seen
 /// while a request is pending are not saved.
@@ -361,7 +364,7 @@ impl SizeKeeper {
     }
 
     /// One frame at `current` size. Returns (a size to request from the host, a size to save).
-    pub fn frame(&mut self, current: (f32, f32), saved: (f32, f32)) -> (Option<(f32, f32)>, Option<(f32, f32)>) {
+    pub fn frame(&mut self, current: Size, saved: Size) -> (Option<Size>, Option<Size>) {
         let close = |a: (f32, f32), b: (f32, f32)| (a.0 - b.0).abs() < 1.5 && (a.1 - b.1).abs() < 1.5;
         if let Some((want, frames)) = self.pending {
             if close(current, want) || frames >= RESIZE_WAIT_FRAMES {

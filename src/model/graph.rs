@@ -74,7 +74,7 @@ fn int64_values(t: &pb::TensorProto) -> Option<Vec<i64>> {
         return None;
     }
     if !t.raw_data.is_empty() {
-        if t.raw_data.len() % 8 != 0 {
+        if !t.raw_data.len().is_multiple_of(8) {
             return None;
         }
         return Some(t.raw_data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect());

@@ -217,38 +217,37 @@ fn ort_status() -> Result<(), String> {
 
 /// The choice for a `PIANOLA_BACKEND` value, given whether ONNX Runtime loads (pure, tested).
 pub fn choose_backend(env: Option<&str>, ort: impl FnOnce() -> Result<(), String>) -> BackendChoice {
-    let default = |fallback: Option<String>| {
-        #[cfg(feature = "onnxruntime")]
-        match ort() {
-            Ok(()) => return BackendChoice { backend: Backend::Ort, reason: "ONNX Runtime (the fastest backend this build has)".into(), fallback },
-            Err(e) => {
-                let why = format!("ONNX Runtime did not load ({e}); running tract");
-                return BackendChoice {
-                    backend: Backend::Tract,
-                    reason: "tract (ONNX Runtime did not load)".into(),
-                    fallback: Some(fallback.map_or(why.clone(), |f| format!("{f}; {why}"))),
-                };
-            }
-        }
-        #[cfg(not(feature = "onnxruntime"))]
-        {
-            let _ = ort;
-            BackendChoice { backend: Backend::Tract, reason: "tract (this build has no ONNX Runtime)".into(), fallback }
-        }
-    };
     match env.map(str::trim).filter(|s| !s.is_empty()) {
-        None => default(None),
+        None => default_backend(None, ort),
         Some(value) => match value.parse::<Backend>() {
-            Ok(backend) => {
-                #[cfg(feature = "onnxruntime")]
-                if backend == Backend::Ort {
-                    return default(None);
-                }
-                BackendChoice { backend, reason: format!("{} (PIANOLA_BACKEND={value})", backend.name()), fallback: None }
-            }
-            Err(e) => default(Some(format!("PIANOLA_BACKEND={value} refused: {e}"))),
+            #[cfg(feature = "onnxruntime")]
+            Ok(Backend::Ort) => default_backend(None, ort),
+            Ok(backend) => BackendChoice { backend, reason: format!("{} (PIANOLA_BACKEND={value})", backend.name()), fallback: None },
+            Err(e) => default_backend(Some(format!("PIANOLA_BACKEND={value} refused: {e}")), ort),
         },
     }
+}
+
+/// ONNX Runtime when it loads, else tract with the reason; `fallback` says what was refused before.
+#[cfg(feature = "onnxruntime")]
+fn default_backend(fallback: Option<String>, ort: impl FnOnce() -> Result<(), String>) -> BackendChoice {
+    match ort() {
+        Ok(()) => BackendChoice { backend: Backend::Ort, reason: "ONNX Runtime (the fastest backend this build has)".into(), fallback },
+        Err(e) => {
+            let why = format!("ONNX Runtime did not load ({e}); running tract");
+            BackendChoice {
+                backend: Backend::Tract,
+                reason: "tract (ONNX Runtime did not load)".into(),
+                fallback: Some(fallback.map_or(why.clone(), |f| format!("{f}; {why}"))),
+            }
+        }
+    }
+}
+
+/// tract: this build has no ONNX Runtime.
+#[cfg(not(feature = "onnxruntime"))]
+fn default_backend(fallback: Option<String>, _ort: impl FnOnce() -> Result<(), String>) -> BackendChoice {
+    BackendChoice { backend: Backend::Tract, reason: "tract (this build has no ONNX Runtime)".into(), fallback }
 }
 
 /// Loads the embedded Basic Pitch model on the chosen backend.
@@ -279,4 +278,37 @@ pub(crate) fn copy_output(dst: &mut [f32], src: &[f32], name: &str) -> Result<()
     }
     dst.copy_from_slice(src);
     Ok(())
+}
+
+#[cfg(test)]
+mod backend_choice_tests {
+    use super::*;
+
+    #[test]
+    fn unknown_values_are_refused_and_said() {
+        let c = choose_backend(Some("cuda"), || Ok(()));
+        let said = c.fallback.expect("the refusal is said");
+        assert!(said.contains("PIANOLA_BACKEND=cuda refused"), "{said}");
+        assert_eq!(c.backend, default_backend(None, || Ok(())).backend);
+    }
+
+    #[test]
+    fn a_named_backend_is_taken_with_its_reason() {
+        let c = choose_backend(Some("tract-exact"), || Err("no".into()));
+        assert_eq!(c.backend, Backend::TractExact);
+        assert!(c.reason.contains("PIANOLA_BACKEND=tract-exact") && c.fallback.is_none(), "{c:?}");
+        assert_eq!(choose_backend(Some("  "), || Ok(())), choose_backend(None, || Ok(())));
+    }
+
+    #[cfg(feature = "onnxruntime")]
+    #[test]
+    fn onnx_runtime_that_does_not_load_falls_back_to_tract_with_the_reason() {
+        let c = choose_backend(None, || Err("libonnxruntime.so not found".into()));
+        assert_eq!(c.backend, Backend::Tract);
+        assert!(c.fallback.as_deref().is_some_and(|f| f.contains("libonnxruntime.so not found")), "{c:?}");
+        let asked = choose_backend(Some("ort"), || Err("bad".into()));
+        assert_eq!(asked.backend, Backend::Tract);
+        assert!(asked.fallback.is_some());
+        assert_eq!(choose_backend(None, || Ok(())).backend, Backend::Ort);
+    }
 }

@@ -83,7 +83,7 @@ pub fn saved_cover(params: &PianolaParams) -> Result<Vec<CoverNote>, String> {
 
 /// What the worker is recording: one run of continuing blocks, in the mode it started in.
 enum Take {
-    Capture(Segment),
+    Capture(Box<Segment>),
     Live(Box<LiveRun>),
 }
 
@@ -281,8 +281,8 @@ impl Worker {
                 LiveRun::new(stamp, config, &self.decode).map(|r| Take::Live(Box::new(r))).map_err(|e| e.to_string())
             }
             Mode::Capture => match carry {
-                Some(c) => Segment::resume(c, model.as_mut()).map(Take::Capture),
-                None => Segment::new(stamp).map(|s| Take::Capture(s.cut_after_max())).map_err(|e| e.to_string()),
+                Some(c) => Segment::resume(c, model.as_mut()).map(|s| Take::Capture(Box::new(s))),
+                None => Segment::new(stamp).map(|s| Take::Capture(Box::new(s.cut_after_max()))).map_err(|e| e.to_string()),
             },
         };
         match started {

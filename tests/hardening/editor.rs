@@ -303,7 +303,7 @@ fn the_editor_opens_and_closes_while_processing() {
             let mut first_frame = None;
             let mut last_look = Instant::now() - Duration::from_secs(1);
             let mut seen = (0, 0);
-            while first_frame.map_or(true, |f| shown.elapsed() < f + OPEN_FOR) {
+            while first_frame.is_none_or(|f| shown.elapsed() < f + OPEN_FOR) {
                 plugin.main_thread_tasks();
                 if first_frame.is_none() && last_look.elapsed() >= Duration::from_millis(20) {
                     last_look = Instant::now();

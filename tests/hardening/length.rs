@@ -4,9 +4,9 @@
 //!   frames, on the dev set's reference frames, at every sensitivity.
 //! - A long click-track capture: bytes kept per captured hour, the worker's segments cut every
 //!   `MAX_SEGMENT_SECONDS` with no click lost at a cut, and the captured notes and the cover on the
-//!   beat at the end as at the start. CI captures `PIANOLA_SOAK_MINUTES` (default 10); the full hour:
-//!       PIANOLA_SOAK_MINUTES=60 cargo test --release --features onnxruntime,assert_process_allocs,standalone \
-//!           --test hardening length:: -- --nocapture
+//!   beat at the end as at the start. CI captures `PIANOLA_SOAK_MINUTES` (default 10); the full
+//!   hour: `PIANOLA_SOAK_MINUTES=60 cargo test --release --features
+//!   onnxruntime,assert_process_allocs,standalone --test hardening length:: -- --nocapture`
 
 use crate::common;
 use crate::rig::{self, check_clicks_captured, click_at, Clicks, Rig, CLICK_TOL_SECONDS};

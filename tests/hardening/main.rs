@@ -36,5 +36,4 @@ mod state;
 mod transport;
 
 #[path = "../common/mod.rs"]
-#[allow(dead_code)]
 mod common;

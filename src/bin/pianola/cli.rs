@@ -218,6 +218,8 @@ fn jobs_or_cores(jobs: Option<usize>) -> usize {
     }
 }
 
+/// One thread's songs (index, result) and the seconds it spent loading its model.
+type ThreadResults<T> = (Vec<(usize, Result<T>)>, f64);
 /// Runs `work` on every song with `jobs` threads, each holding one model loaded once (a tract plan
 /// takes a while to build). With at least as many songs as threads the songs run side by side, one
 /// model each; otherwise the songs run one after another and `work` gets all the models, to spread
@@ -239,10 +241,10 @@ fn for_each_song<T: Send>(
     };
     if songs.len() >= jobs {
         let next = AtomicUsize::new(0);
-        let per_thread: Vec<Result<(Vec<(usize, Result<T>)>, f64)>> = std::thread::scope(|scope| {
+        let per_thread: Vec<Result<ThreadResults<T>>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..jobs)
                 .map(|_| {
-                    scope.spawn(|| -> Result<(Vec<(usize, Result<T>)>, f64)> {
+                    scope.spawn(|| -> Result<ThreadResults<T>> {
                         let (mut model, load_s) = load()?;
                         let mut done = Vec::new();
                         loop {
