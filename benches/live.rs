@@ -22,11 +22,11 @@
 //!          SCORER (score_dir.py)
 
 use pianola::arrange::{ArrangeInput, ArrangeSettings};
-use pianola::audio_thread::capture::Stamp;
 use pianola::decode::DecodeParams;
 use pianola::live::LiveConfig;
 use pianola::model::{self, Backend, NoteModel};
 use pianola::notes::{BeatGrid, CoverNote, Note};
+use pianola::ring::Stamp;
 use pianola::worker::LiveRun;
 use std::path::{Path, PathBuf};
 use std::time::Instant;

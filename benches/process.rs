@@ -11,11 +11,11 @@
 //! across machines.
 
 use criterion::{BenchmarkId, Criterion};
-use pianola::audio_thread::capture::{CaptureShared, TransportInfo};
 use pianola::audio_thread::core::{AudioCore, ModelFactory};
 use pianola::audio_thread::emit::EmitEvent;
 use pianola::model::{ModelError, NoteModel, WindowFrames};
 use pianola::params::{CapturedSong, PianolaParams, SavedNote};
+use pianola::ring::{CaptureShared, TransportInfo};
 use pianola::status::Status;
 use std::hint::black_box;
 use std::sync::Arc;

@@ -21,16 +21,12 @@
 //!   peaks exist, as in the reference. NaN/inf in the input are treated as 0 before decoding (the
 //!   reference would propagate them). Zero frames give no notes. Nothing here panics.
 
-use crate::notes::{FrameOutputs, Note, LOWEST_KEY, N_KEYS};
+use crate::notes::{FrameOutputs, Note, FFT_HOP, FRAMES_PER_WINDOW, LOWEST_KEY, MODEL_SAMPLE_RATE, N_KEYS, WINDOW_SAMPLES};
 
-/// Sample rate the model runs at.
-pub const AUDIO_SAMPLE_RATE: usize = 22050;
-/// Model hop in samples (one output frame).
-pub const FFT_HOP: usize = 256;
-/// Output frames per model window.
-pub const ANNOT_N_FRAMES: usize = 172;
-/// Samples per model window.
-pub const AUDIO_N_SAMPLES: usize = 43844;
+// The reference's names for the model geometry (crate::notes).
+const AUDIO_SAMPLE_RATE: usize = MODEL_SAMPLE_RATE as usize;
+const ANNOT_N_FRAMES: usize = FRAMES_PER_WINDOW;
+const AUDIO_N_SAMPLES: usize = WINDOW_SAMPLES;
 
 /// Highest key index (`MAX_FREQ_IDX` in the reference).
 const MAX_FREQ_IDX: usize = N_KEYS - 1;

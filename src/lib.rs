@@ -18,6 +18,7 @@ pub mod notes;
 pub mod params;
 pub mod plugin;
 pub mod resample;
+pub mod ring;
 pub mod status;
 pub mod tempo;
 pub mod timeline;

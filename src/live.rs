@@ -26,7 +26,7 @@ use crate::model::{window_samples, ModelError, NoteModel, WindowFrames, FFT_HOP,
 use crate::notes::{CoverNote, FrameOutputs, Note, LOWEST_KEY, N_KEYS};
 
 /// Seconds per model frame.
-pub const FRAME_SECONDS: f64 = FFT_HOP as f64 / MODEL_SAMPLE_RATE as f64;
+pub use crate::notes::FRAME_SECONDS;
 /// Samples of a window after the centre of its last frame (43844 - 171 * 256; the same for every
 /// window length, which differ by whole hops).
 const WINDOW_TAIL: i64 = (WINDOW_SAMPLES - (FRAMES_PER_WINDOW - 1) * FFT_HOP) as i64;

@@ -9,6 +9,22 @@ pub const LOWEST_KEY: u8 = 21;
 /// Contour bins: 3 per semitone over the 88 keys.
 pub const N_CONTOUR_BINS: usize = 264;
 
+// The model's geometry, defined once (the model, the engine, the decoder, the live pipeline and the
+// arranger all count frames on it).
+
+/// Sample rate the model was trained on.
+pub const MODEL_SAMPLE_RATE: u32 = 22050;
+/// Samples per model window (2 s minus one hop).
+pub const WINDOW_SAMPLES: usize = 43844;
+/// Frames the model outputs per window.
+pub const FRAMES_PER_WINDOW: usize = 172;
+/// Model hop in samples (86 frames per second, integer as in the reference).
+pub const FFT_HOP: usize = 256;
+/// Frames per second as the reference computes it (22050 // 256).
+pub const FRAMES_PER_SECOND: usize = MODEL_SAMPLE_RATE as usize / FFT_HOP;
+/// Seconds between two model frames.
+pub const FRAME_SECONDS: f64 = FFT_HOP as f64 / MODEL_SAMPLE_RATE as f64;
+
 /// Frame-wise model outputs for a whole song (or the part captured so far), already unwrapped from
 /// the model's overlapping windows. Row-major: frame `t`, key `k` is at `t * N_KEYS + k`.
 #[derive(Clone, Debug, Default, PartialEq)]

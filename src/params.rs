@@ -73,7 +73,7 @@ pub struct PianolaParams {
 
     /// The editor's window size and export folder (egui's window state is not persistable).
     #[persist = "editor"]
-    pub editor: Arc<parking_lot::Mutex<crate::editor::EditorPrefs>>,
+    pub editor: Arc<parking_lot::Mutex<EditorPrefs>>,
 }
 
 impl Default for PianolaParams {
@@ -381,6 +381,36 @@ pub fn take_preloaded_capture() -> Option<CapturedSong> {
 pub fn set_preloaded_capture(song: CapturedSong) {
     if let Ok(mut p) = PRELOADED_CAPTURE.lock() {
         *p = Some(song);
+    }
+}
+
+/// The window size and export folder, kept with the project (nice-plug-egui's window state is not
+/// persistable). Sizes are in logical points.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EditorPrefs {
+    pub width: f32,
+    pub height: f32,
+    /// Folder for exported covers; empty: the default (see `editor::state::default_export_dir`).
+    pub export_dir: String,
+}
+
+pub const DEFAULT_SIZE: (f32, f32) = (1000.0, 640.0);
+pub const MIN_SIZE: (f32, f32) = (760.0, 480.0);
+pub const MAX_SIZE: (f32, f32) = (3840.0, 2160.0);
+
+impl Default for EditorPrefs {
+    fn default() -> Self {
+        Self { width: DEFAULT_SIZE.0, height: DEFAULT_SIZE.1, export_dir: String::new() }
+    }
+}
+
+impl EditorPrefs {
+    /// The saved size, clamped to what the editor supports (a hand-edited or corrupt project
+    /// cannot open a 0x0 or 100000-pixel window).
+    pub fn size(&self) -> (f32, f32) {
+        let ok = |v: f32, lo: f32, hi: f32, d: f32| if v.is_finite() { v.clamp(lo, hi) } else { d };
+        (ok(self.width, MIN_SIZE.0, MAX_SIZE.0, DEFAULT_SIZE.0), ok(self.height, MIN_SIZE.1, MAX_SIZE.1, DEFAULT_SIZE.1))
     }
 }
 

@@ -2,11 +2,11 @@
 //! the worker across activations, the latency). Audio passes through unchanged, delayed by the
 //! latency the plugin reports, so it stays aligned with the notes.
 
-use crate::audio_thread::capture::{CaptureShared, TransportInfo};
 use crate::audio_thread::core::AudioCore;
 use crate::audio_thread::emit::EmitEvent;
 use crate::model;
 use crate::params::PianolaParams;
+use crate::ring::{CaptureShared, TransportInfo};
 use crate::status::Status;
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;

@@ -29,8 +29,7 @@ pub mod quantize;
 
 use crate::notes::{BeatGrid, CoverNote, FrameOutputs, Hand, Note, LOWEST_KEY, N_CONTOUR_BINS};
 
-/// Seconds between two model frames (hop 256 at 22050 Hz).
-pub const FRAME_SECONDS: f64 = 256.0 / 22050.0;
+pub use crate::notes::FRAME_SECONDS;
 /// Piano range.
 pub const PIANO_LOW: u8 = 21;
 pub const PIANO_HIGH: u8 = 108;

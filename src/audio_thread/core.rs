@@ -14,10 +14,10 @@
 //! the one exception is offline rendering, where the audio thread waits for the worker so a bounce
 //! equals a real-time pass that gave the worker time (see `CaptureWriter::push_block`).
 
-use super::capture::{self, CaptureShared, CaptureWriter, Pushed, TransportInfo};
 use super::emit::{BlockTransport, EmitEvent, Emitter};
 use crate::model::{ModelError, NoteModel};
 use crate::params::{Mode, PianolaParams};
+use crate::ring::{self, CaptureShared, CaptureWriter, Pushed, TransportInfo};
 use crate::status::Status;
 use crate::timeline::{self, Timeline};
 use crate::worker::{self, ModelLoader, ModelSource, RetiredWorker, WorkerHandle, WorkerSetup, LIVE_MAX_LAG_SECONDS};
@@ -189,7 +189,7 @@ impl AudioCore {
 
         // Until the new worker has its model (and has restored what the previous one stored).
         self.status.model_ready.store(false, std::sync::atomic::Ordering::Release);
-        let (mut writer, reader) = capture::channel(self.capture.clone());
+        let (mut writer, reader) = ring::channel(self.capture.clone());
         let initial = match worker::saved_cover(&self.params) {
             Ok(cover) => cover,
             Err(e) => {

@@ -250,7 +250,7 @@ impl Emitter {
 
     fn is_continuation(&self, p: &Previous, block: &BlockTransport) -> bool {
         // Host rounding of the position is not a seek (the selection stays contiguous either way).
-        let tolerance = crate::audio_thread::capture::continuity_slack_beats(p.samples_per_beat);
+        let tolerance = crate::ring::continuity_slack_beats(p.samples_per_beat);
         (block.beat - p.end_beat).abs() <= tolerance && ((block.tempo - p.tempo).abs() / p.tempo) <= TEMPO_JUMP
     }
 }

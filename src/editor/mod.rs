@@ -13,8 +13,8 @@ pub mod widgets;
 
 pub use state::EditorPrefs;
 
-use crate::audio_thread::capture::CaptureShared;
 use crate::params::{Mode, PianolaParams, StyleParam};
+use crate::ring::CaptureShared;
 use crate::status::Status;
 use crate::timeline::Timeline;
 use egui::{pos2, vec2, Align, Color32, FontId, Layout, Margin, RichText, Sense, Stroke, Ui};
@@ -489,10 +489,10 @@ fn legend(ui: &mut Ui, color: Color32, label: &str) {
 
 #[cfg(test)]
 mod tests {
-    use crate::audio_thread::capture::{self, CaptureShared};
     use crate::model::{ModelError, NoteModel, WindowFrames};
     use crate::notes::Hand;
     use crate::params::{CapturedSong, PianolaParams, SavedNote};
+    use crate::ring::{self, CaptureShared};
     use crate::status::Status;
     use crate::timeline::{self, Timeline};
     use crate::worker::{ModelSource, WorkerHandle, WorkerSetup};
@@ -550,7 +550,7 @@ mod tests {
         params.capture.store(song());
         let status = Arc::new(Status::default());
         let shared = Arc::new(CaptureShared::default());
-        let (_writer, reader) = capture::channel(shared.clone());
+        let (_writer, reader) = ring::channel(shared.clone());
         let (publisher, _timeline) = timeline::channel(Arc::new(Timeline::default()));
         let windows = Arc::new(AtomicUsize::new(0));
         let worker = WorkerHandle::spawn(WorkerSetup {

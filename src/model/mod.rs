@@ -14,14 +14,8 @@ pub mod graph;
 pub mod ort;
 pub mod tract;
 
-/// Sample rate the model was trained on.
-pub const MODEL_SAMPLE_RATE: u32 = 22050;
-/// Samples per model window (2 s minus one hop).
-pub const WINDOW_SAMPLES: usize = 43844;
-/// Frames the model outputs per window.
-pub const FRAMES_PER_WINDOW: usize = 172;
-/// Model hop in samples (86 frames per second, integer as in the reference).
-pub const FFT_HOP: usize = 256;
+pub use crate::notes::{FFT_HOP, FRAMES_PER_SECOND, FRAMES_PER_WINDOW, FRAME_SECONDS, MODEL_SAMPLE_RATE, WINDOW_SAMPLES};
+
 /// The shortest window the graph runs (see [`graph`]): 130 frames, 1.5 s.
 pub const MIN_WINDOW_FRAMES: usize = 130;
 
@@ -35,8 +29,6 @@ pub const fn window_samples(frames: usize) -> usize {
 pub fn window_frames(samples: usize) -> Option<usize> {
     (MIN_WINDOW_FRAMES..=FRAMES_PER_WINDOW).find(|&f| window_samples(f) == samples)
 }
-/// Frames per second as the reference computes it (22050 // 256).
-pub const FRAMES_PER_SECOND: usize = 86;
 
 /// The Basic Pitch ICASSP-2022 model (`nmp.onnx` from basic-pitch 0.4.0), embedded so the plugin
 /// bundle is one self-contained file. `cargo xtask fetch-model` puts it in `models/`.

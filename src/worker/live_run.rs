@@ -6,12 +6,12 @@
 
 use super::segment::{to_beats, Track};
 use crate::arrange::{ArrangeInput, ArrangeSettings};
-use crate::audio_thread::capture::Stamp;
 use crate::decode::DecodeParams;
 use crate::live::{self, LiveConfig, LiveTake};
 use crate::model::NoteModel;
 use crate::notes::{CoverNote, Note};
 use crate::resample::StreamResampler;
+use crate::ring::Stamp;
 
 /// Seconds of frames a take keeps before the notes it re-arranges (a held note's salience comes
 /// from its last half minute); older frames are never read again.

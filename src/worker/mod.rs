@@ -24,12 +24,12 @@ pub use live_run::LiveRun;
 pub use thread::{ModelLoader, ModelSource, RetiredWorker, WorkerHandle, WorkerSetup};
 
 use crate::arrange::{self, ArrangeSettings, BeatNote};
-use crate::audio_thread::capture::{self, CaptureReader, CaptureShared, Stamp};
 use crate::decode::DecodeParams;
 use crate::live;
 use crate::model::NoteModel;
 use crate::notes::CoverNote;
 use crate::params::{CapturedSong, Mode, PianolaParams, SavedNote};
+use crate::ring::{self, CaptureReader, CaptureShared, Stamp};
 use crate::status::Status;
 use crate::timeline::{Publisher, Timeline};
 use segment::{join_at_cut, Carry, FinishedSegment, Segment};
@@ -111,24 +111,17 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(
-        params: Arc<PianolaParams>,
-        status: Arc<Status>,
-        capture: Arc<CaptureShared>,
-        reader: CaptureReader,
-        publisher: Publisher,
-        model: Option<Box<dyn NoteModel>>,
-    ) -> Self {
-        let settings = params.arrange_settings();
-        let decode = params.decode_params();
-        let mode = params.mode.value();
-        Self {
+    /// The worker of `setup`, still without its model (acquired on the thread: see `thread`).
+    fn new(setup: WorkerSetup) -> (Self, ModelSource) {
+        let WorkerSetup { params, status, capture, reader, publisher, model } = setup;
+        let (settings, decode, mode) = (params.arrange_settings(), params.decode_params(), params.mode.value());
+        let worker = Self {
             params,
             status,
             capture,
             reader,
             publisher,
-            model,
+            model: None,
             samples: Vec::with_capacity(1 << 16),
             restored: CapturedSong::default(),
             finished: vec![],
@@ -139,7 +132,8 @@ impl Worker {
             decode,
             mode,
             last_seq: 0,
-        }
+        };
+        (worker, model)
     }
 
     /// Starts from the saved capture (project reopened, or a re-activation).
@@ -212,7 +206,7 @@ impl Worker {
     fn covered(&self, stamp: &Stamp) -> bool {
         const TOL: f64 = 1e-6;
         let beat = stamp.beat;
-        let slack = capture::continuity_slack_beats(stamp.sample_rate as f64 * 60.0 / stamp.tempo);
+        let slack = ring::continuity_slack_beats(stamp.sample_rate as f64 * 60.0 / stamp.tempo);
         let inside = |r: &[f64; 2]| r[0] - TOL <= beat && beat < r[1] - slack;
         self.restored.covered.iter().any(inside) || self.finished.iter().any(|f| inside(&f.range))
     }
@@ -452,7 +446,7 @@ mod tests {
         let params = Arc::new(PianolaParams::default());
         let status = Arc::new(Status::default());
         let shared = Arc::new(CaptureShared::default());
-        let (mut writer, reader) = capture::channel(shared.clone());
+        let (mut writer, reader) = ring::channel(shared.clone());
         let (publisher, _timeline) = crate::timeline::channel(Arc::new(Timeline::default()));
         let loader: ModelLoader = Box::new(|| crate::model::load_from_bytes(crate::model::Backend::Tract, b"not a model"));
         let worker =
@@ -460,16 +454,10 @@ mod tests {
                 .unwrap();
         writer.set_worker(worker.thread());
         let block = vec![0.25f32; 512];
-        let t = capture::TransportInfo {
-            playing: true,
-            beat: Some(0.0),
-            tempo: Some(120.0),
-            time_sig: Some((4, 4)),
-            bar_start_beat: Some(0.0),
-            sample_rate: 48000.0,
-        };
+        let t =
+            ring::TransportInfo { playing: true, beat: Some(0.0), tempo: Some(120.0), time_sig: Some((4, 4)), bar_start_beat: Some(0.0), sample_rate: 48000.0 };
         // Offline: waits until the worker has handled the block.
-        assert!(matches!(writer.push_block(&[&block[..]], 512, &t, true), capture::Pushed::Stamp { seq: 1, .. }));
+        assert!(matches!(writer.push_block(&[&block[..]], 512, &t, true), ring::Pushed::Stamp { seq: 1, .. }));
         assert_eq!(writer.link().done_seq.load(Ordering::Acquire), 1);
         let error = status.error().expect("the load error is shown");
         assert!(error.contains("could not be loaded"), "{error}");

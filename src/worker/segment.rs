@@ -6,7 +6,6 @@
 
 use super::{CUT_OVERLAP_SECONDS, CUT_SAME_NOTE_SECONDS, MAX_SEGMENT_SECONDS};
 use crate::arrange::{ArrangeInput, BeatNote};
-use crate::audio_thread::capture::{self, Stamp};
 use crate::compact::CompactFrames;
 use crate::decode::{self, DecodeParams};
 use crate::engine::FrameStream;
@@ -14,6 +13,7 @@ use crate::model::NoteModel;
 use crate::notes::{BeatGrid, FrameOutputs, Note, N_CONTOUR_BINS, N_KEYS};
 use crate::params::CapturedSong;
 use crate::resample::StreamResampler;
+use crate::ring::{self, Stamp};
 
 /// A stretch of constant tempo inside a segment.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -105,7 +105,7 @@ impl Track {
 
     /// Whether block `s` continues this run (sample counter and beat position).
     pub fn continues(&self, s: &Stamp) -> bool {
-        s.sample_index == self.next_index && capture::continues(self.end_beat, self.tempo, self.rate, s)
+        s.sample_index == self.next_index && ring::continues(self.end_beat, self.tempo, self.rate, s)
     }
 
     /// Follows block `s` of `len` samples: a tempo change starts a new piece of the beat map.

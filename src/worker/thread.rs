@@ -4,9 +4,9 @@
 //! host's thread wait on the model, except destroying the plugin (see [`RetiredWorker`]).
 
 use super::{live_config, Worker};
-use crate::audio_thread::capture::{CaptureReader, CaptureShared, RingLink};
 use crate::model::{ModelError, NoteModel};
 use crate::params::PianolaParams;
+use crate::ring::{CaptureReader, CaptureShared, RingLink};
 use crate::status::Status;
 use crate::timeline::Publisher;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -164,10 +164,10 @@ fn acquire_model(source: ModelSource, control: &Control) -> Result<Box<dyn NoteM
 }
 
 fn run(setup: WorkerSetup, control: Arc<Control>) -> Option<Box<dyn NoteModel>> {
-    let WorkerSetup { params, status, capture, reader, publisher, model } = setup;
-    let link = reader.link().clone();
-    let status2 = status.clone();
-    let model = match catch_unwind(AssertUnwindSafe(|| acquire_model(model, &control))) {
+    let link = setup.reader.link().clone();
+    let (mut w, source) = Worker::new(setup);
+    let status = w.status.clone();
+    w.model = match catch_unwind(AssertUnwindSafe(|| acquire_model(source, &control))) {
         Ok(Ok(mut m)) => {
             // Plan Live mode's shorter window now, while the panel says the model is loading, so
             // switching to Live does not stall its first notes (a failure is handled when Live starts).
@@ -184,7 +184,6 @@ fn run(setup: WorkerSetup, control: Arc<Control>) -> Option<Box<dyn NoteModel>> 
             None
         }
     };
-    let mut w = Worker::new(params, status, capture, reader, publisher, model);
     if let Err(p) = catch_unwind(AssertUnwindSafe(|| w.restore())) {
         w.status.set_error(format!("restoring the capture panicked: {}", panic_message(p.as_ref())));
     }
@@ -208,6 +207,6 @@ fn run(setup: WorkerSetup, control: Arc<Control>) -> Option<Box<dyn NoteModel>> 
         }
     }
     link.worker_gone.store(true, Ordering::Release);
-    status2.recording.store(false, Ordering::Release);
+    status.recording.store(false, Ordering::Release);
     w.model.take()
 }

@@ -7,7 +7,7 @@
 //!     cargo test --release --features onnxruntime,assert_process_allocs,standalone --test hardening lag:: -- --ignored --nocapture
 
 use crate::rig::{self, check_clicks_captured, click_at, Clicks, Rig, Sleepy, CLICK_TOL_SECONDS};
-use pianola::audio_thread::capture::SAMPLE_RING;
+use pianola::ring::SAMPLE_RING;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 

@@ -3,12 +3,12 @@
 //! scripted transport, with stand-in note models where the network is not the point.
 
 use nice_plug::params::InternalParamMut;
-use pianola::audio_thread::capture::{CaptureShared, Pushed, TransportInfo};
 use pianola::audio_thread::core::{AudioCore, ModelFactory};
 use pianola::audio_thread::emit::EmitEvent;
 use pianola::model::{ModelError, NoteModel, WindowFrames, FFT_HOP};
 use pianola::notes::{CoverNote, N_CONTOUR_BINS, N_KEYS};
 use pianola::params::{Mode, PianolaParams};
+use pianola::ring::{CaptureShared, Pushed, TransportInfo};
 use pianola::status::Status;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,5 +1,6 @@
-//! Audio-thread side of the capture: each playing block is downmixed to mono into a preallocated
-//! ring (rtrb) together with a [`Stamp`] of the transport at the block's start. No allocation, lock,
+//! The capture ring between the audio thread and the worker: each playing block is downmixed to
+//! mono into a preallocated ring (rtrb) together with a [`Stamp`] of the transport at the block's
+//! start ([`CaptureWriter`], audio thread); the worker pops them ([`CaptureReader`]). No allocation, lock,
 //! log or wait in real time: when the ring is full the block is dropped and counted, and the worker
 //! sees the gap in the sample counter as a discontinuity. Only in offline rendering does the writer
 //! wait (for ring space, and for the worker to catch up after a jump: see [`CaptureWriter::push_block`]).
