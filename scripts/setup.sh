@@ -18,11 +18,12 @@ if [[ -n "$missing" ]]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
 
-# Pinned: the dev-set builder (../shared/eval) and the Python reference (basic-pitch 0.4.0 on ONNX Runtime).
+# Pinned: the dev-set builder (../shared/eval) and the Python references (basic-pitch 0.4.0 and
+# swift-f0 0.3.0 on ONNX Runtime).
 python3 -m pip install -q --disable-pip-version-check music21==10.5.1 pretty_midi mir_eval numpy
 if [[ $TESTS == 1 ]]; then
   python3 -m pip install -q --disable-pip-version-check onnxruntime==1.32.0 pillow==13.0.0 librosa 'resampy>=0.2.2,<0.4.3' scipy scikit-learn soundfile
-  python3 -m pip install -q --disable-pip-version-check --no-deps basic-pitch==0.4.0
+  python3 -m pip install -q --disable-pip-version-check --no-deps basic-pitch==0.4.0 swift-f0==0.3.0
 fi
 
 cargo xtask fetch-model --with-onnxruntime

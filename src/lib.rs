@@ -16,6 +16,7 @@ pub mod midi_file;
 pub mod model;
 pub mod notes;
 pub mod params;
+pub mod pitch;
 pub mod plugin;
 pub mod resample;
 pub mod ring;

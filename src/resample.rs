@@ -43,11 +43,16 @@ fn gcd(a: u32, b: u32) -> u32 {
 }
 
 impl StreamResampler {
+    /// To the note model's rate.
     pub fn new(input_rate: u32) -> Result<Self, ResampleError> {
+        Self::to_rate(input_rate, MODEL_SAMPLE_RATE)
+    }
+
+    /// To `out_rate` (the pitch tracker runs at 16 kHz).
+    pub fn to_rate(input_rate: u32, out_rate: u32) -> Result<Self, ResampleError> {
         if !(MIN_RATE..=MAX_RATE).contains(&input_rate) {
             return Err(ResampleError::UnsupportedRate(input_rate));
         }
-        let out_rate = MODEL_SAMPLE_RATE;
         let ratio = out_rate as f64 / input_rate as f64;
         let inner: Option<Box<dyn Resampler<f32> + Send>> = if input_rate == out_rate {
             None

@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask fetch-model` (the Basic Pitch model and the ONNX Runtime library, from
+//! Project tasks: `cargo xtask fetch-model` (the Basic Pitch and SwiftF0 models and the ONNX Runtime library, from
 //! PyPI by name and pinned version, checked against pinned sha256 sums) and `cargo xtask bundle
 //! pianola --release` (nice-plug's bundler: .clap and .vst3).
 
@@ -13,6 +13,12 @@ const BASIC_PITCH_WHEEL: &str = "basic-pitch==0.4.0";
 const MODEL_IN_WHEEL: &str = "basic_pitch/saved_models/icassp_2022/nmp.onnx";
 const MODEL_SHA256: &str = "2c3c1d144bfa61ad236e92e169c13535c880469a12a047d4e73451f2c059a0ec";
 const MODEL_LICENSE_IN_WHEEL: &str = "basic_pitch-0.4.0.dist-info/LICENSE";
+
+/// swift-f0 0.3.0 (MIT): SwiftF0, a pitch tracker made for voices.
+const SWIFT_F0_WHEEL: &str = "swift-f0==0.3.0";
+const SWIFT_F0_IN_WHEEL: &str = "swift_f0/model.onnx";
+const SWIFT_F0_SHA256: &str = "6385e8c2ebc3872e82c9ff5946228de44cd3be77a750ea53698b7dbfe94b0a22";
+const SWIFT_F0_LICENSE_IN_WHEEL: &str = "swift_f0-0.3.0.dist-info/licenses/LICENSE";
 
 /// onnxruntime 1.32.0 (MIT) for the optional `onnxruntime` feature, loaded at run time by path.
 const ORT_WHEEL: &str = "onnxruntime==1.32.0";
@@ -91,6 +97,16 @@ fn fetch_model(with_ort: bool) -> Result<()> {
         let wheel = download_wheel(BASIC_PITCH_WHEEL, &cache, &[])?;
         write_checked(&model_path, &extract(&wheel, MODEL_IN_WHEEL)?, MODEL_SHA256, "model")?;
         std::fs::write(models.join("LICENSE.basic-pitch"), extract(&wheel, MODEL_LICENSE_IN_WHEEL)?)?;
+    }
+
+    let f0_path = models.join("swift_f0.onnx");
+    let have = std::fs::read(&f0_path).map(|b| sha256(&b) == SWIFT_F0_SHA256).unwrap_or(false);
+    if have && models.join("LICENSE.swift-f0").exists() {
+        println!("pitch model: {} already present (sha256 ok)", f0_path.display());
+    } else {
+        let wheel = download_wheel(SWIFT_F0_WHEEL, &cache, &[])?;
+        write_checked(&f0_path, &extract(&wheel, SWIFT_F0_IN_WHEEL)?, SWIFT_F0_SHA256, "pitch model")?;
+        std::fs::write(models.join("LICENSE.swift-f0"), extract(&wheel, SWIFT_F0_LICENSE_IN_WHEEL)?)?;
     }
 
     if with_ort {

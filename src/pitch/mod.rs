@@ -1,0 +1,230 @@
+//! The voice's pitch: SwiftF0 (PyPI `swift-f0==0.3.0`, MIT), a small pitch tracker made for
+//! voices, run with tract on 16 kHz audio: a pitch and a voicing confidence every 256 samples
+//! (16 ms), 46.875..2093.75 Hz. [`PitchTracker::detect`] follows the package's `SwiftF0.detect`
+//! (`swift_f0/core.py`): windows of 1875 frames with 11 frames of left context and 10 of lookahead
+//! (the model's receptive field), confidence 0 for hops whose audio peaks below 1e-3 (the model
+//! answers digital silence with random voiced frames), and the hop loudness in dB. `notes` folds
+//! the curve into notes.
+//!
+//! The graph as shipped does not load in tract: its three `ConstantOfShape` nodes leave out the
+//! `value` attribute (ONNX's default is a float32 zero) and tract's type inference then meets an
+//! f64 where it expected f32; [`graph_for_tract`] writes the default in.
+
+pub mod notes;
+
+use crate::model::ModelError;
+use prost::Message;
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+/// The SwiftF0 model, embedded like Basic Pitch (`cargo xtask fetch-model` puts it in `models/`).
+pub static SWIFT_F0_ONNX: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/swift_f0.onnx"));
+/// sha256 of [`SWIFT_F0_ONNX`], checked by the xtask and by a test.
+pub const SWIFT_F0_SHA256: &str = "6385e8c2ebc3872e82c9ff5946228de44cd3be77a750ea53698b7dbfe94b0a22";
+
+/// The tracker's sample rate.
+pub const SAMPLE_RATE: u32 = 16000;
+/// Samples per frame.
+pub const HOP: usize = 256;
+/// Seconds per frame.
+pub const FRAME_SECONDS: f64 = HOP as f64 / SAMPLE_RATE as f64;
+/// The model's pitch range, Hz.
+pub const FMIN: f32 = 46.875;
+pub const FMAX: f32 = 2093.75;
+/// Frames after a frame that the model's receptive field reaches (a streamed frame is final then).
+pub const LOOKAHEAD_FRAMES: usize = 10;
+/// Frames before a frame that reproduce the whole-signal result.
+pub const LEFT_FRAMES: usize = 11;
+/// Frames per model run over a long signal.
+pub const WINDOW_FRAMES: usize = 1875;
+/// Hops whose audio peaks below this get confidence 0.
+pub const SILENCE_PEAK: f32 = 1e-3;
+/// A frame is voiced at this confidence or more (the model's calibration).
+pub const VOICED: f32 = 0.5;
+
+/// The tracker's output, one entry per frame (frame `i` at `i * FRAME_SECONDS`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PitchFrames {
+    pub pitch_hz: Vec<f32>,
+    pub confidence: Vec<f32>,
+    /// Level of the 32 ms of audio around each frame, dB.
+    pub loudness_db: Vec<f32>,
+}
+
+impl PitchFrames {
+    pub fn len(&self) -> usize {
+        self.pitch_hz.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pitch_hz.is_empty()
+    }
+
+    fn extend_from(&mut self, other: &PitchFrames, from: usize, to: usize) {
+        self.pitch_hz.extend_from_slice(&other.pitch_hz[from..to]);
+        self.confidence.extend_from_slice(&other.confidence[from..to]);
+        self.loudness_db.extend_from_slice(&other.loudness_db[from..to]);
+    }
+}
+
+/// The SwiftF0 graph with the `value` attribute its `ConstantOfShape` nodes leave to the ONNX
+/// default written in (a float32 zero), so tract types it.
+pub fn graph_for_tract(onnx: &[u8]) -> Result<Vec<u8>, ModelError> {
+    let bad = |why: String| ModelError::Load(format!("the pitch model: {why}"));
+    let mut model = pb::ModelProto::decode(onnx).map_err(|e| bad(e.to_string()))?;
+    let graph = model.graph.as_mut().ok_or_else(|| bad("no graph".into()))?;
+    for node in graph.node.iter_mut().filter(|n| n.op_type == "ConstantOfShape") {
+        if !node.attribute.iter().any(|a| a.name == "value") {
+            let zero = pb::TensorProto { dims: vec![1], data_type: pb::tensor_proto::DataType::Float as i32, float_data: vec![0.0], ..Default::default() };
+            node.attribute.push(pb::AttributeProto {
+                name: "value".into(),
+                r#type: pb::attribute_proto::AttributeType::Tensor as i32,
+                t: Some(zero),
+                ..Default::default()
+            });
+        }
+    }
+    let mut out = Vec::with_capacity(onnx.len() + 64);
+    model.encode(&mut out).map_err(|e| bad(e.to_string()))?;
+    Ok(out)
+}
+
+/// Plans kept at once: a song needs at most three lengths (first, middle, last window), Live one.
+const MAX_PLANS: usize = 6;
+
+/// SwiftF0 on tract. tract cannot plan the graph for a symbolic length (its padding depends on the
+/// length modulo a hop), so each signal length gets its own plan, made on first use (a few ms for
+/// this 14k-parameter model) and kept for the next signal of that length.
+pub struct PitchTracker {
+    graph: Vec<u8>,
+    /// (samples, state): tract keeps its scratch buffers in the state.
+    plans: Vec<(usize, TypedSimpleState)>,
+}
+
+impl PitchTracker {
+    /// Loads the embedded model.
+    pub fn load() -> Result<Self, ModelError> {
+        Self::from_bytes(SWIFT_F0_ONNX)
+    }
+
+    /// Loads a SwiftF0 graph and plans it once for one hop, so a corrupt model fails here.
+    pub fn from_bytes(onnx: &[u8]) -> Result<Self, ModelError> {
+        let mut tracker = Self { graph: graph_for_tract(onnx)?, plans: Vec::new() };
+        tracker.plan(HOP)?;
+        Ok(tracker)
+    }
+
+    fn plan(&mut self, samples: usize) -> Result<&mut TypedSimpleState, ModelError> {
+        if let Some(i) = self.plans.iter().position(|(n, _)| *n == samples) {
+            return Ok(&mut self.plans[i].1);
+        }
+        let load = |e: TractError| ModelError::Load(format!("the pitch model: {e:#}"));
+        let state = tract_onnx::onnx()
+            .model_for_read(&mut std::io::Cursor::new(&self.graph))
+            .map_err(load)?
+            .with_input_fact(0, f32::fact([1, samples]).into())
+            .map_err(load)?
+            .with_input_fact(1, f32::fact([0usize; 0]).into())
+            .map_err(load)?
+            .with_input_fact(2, f32::fact([0usize; 0]).into())
+            .map_err(load)?
+            .into_optimized()
+            .map_err(load)?
+            .into_runnable()
+            .map_err(load)?
+            .spawn()
+            .map_err(load)?;
+        if self.plans.len() == MAX_PLANS {
+            self.plans.remove(0);
+        }
+        self.plans.push((samples, state));
+        Ok(&mut self.plans.last_mut().expect("just pushed").1)
+    }
+
+    /// One model run on `audio` (16 kHz): pitch, confidence and loudness for its
+    /// `max(1, len / HOP)` frames, with the package's silence gate.
+    fn run(&mut self, audio: &[f32], fmin: f32, fmax: f32) -> Result<PitchFrames, ModelError> {
+        let failed = |e: TractError| ModelError::Inference(format!("the pitch model: {e:#}"));
+        let input = tract_ndarray::Array2::from_shape_vec((1, audio.len()), audio.to_vec()).map_err(|e| ModelError::Inference(e.to_string()))?;
+        let out = self.plan(audio.len())?.run(tvec!(input.into_tensor().into(), tensor0(fmin).into(), tensor0(fmax).into())).map_err(failed)?;
+        let as_f32 = |t: &Tensor| -> Result<Vec<f32>, ModelError> {
+            let t = t.cast_to::<f32>().map_err(failed)?;
+            let view = t.try_as_plain_ram().map_err(failed)?;
+            Ok(view.as_slice::<f32>().map_err(failed)?.to_vec())
+        };
+        let (pitch, mut confidence) = (as_f32(&out[0])?, as_f32(&out[1])?);
+        let n = confidence.len();
+        // The package's hop view: whole hops, or the short signal as one hop.
+        let hop_of = |k: usize| -> &[f32] {
+            if audio.len() >= HOP {
+                &audio[k * HOP..((k + 1) * HOP).min(audio.len())]
+            } else {
+                audio
+            }
+        };
+        let mut power = vec![0.0f64; n];
+        for k in 0..n {
+            let hop = hop_of(k);
+            if hop.iter().fold(0.0f32, |m, x| m.max(x.abs())) < SILENCE_PEAK {
+                confidence[k] = 0.0;
+            }
+            power[k] = hop.iter().map(|&x| x as f64 * x as f64).sum();
+        }
+        let loudness_db = (0..n).map(|k| (20.0 * (((if k > 0 { power[k - 1] } else { 0.0 }) + power[k]) / 512.0).sqrt().max(1e-7).log10()) as f32).collect();
+        Ok(PitchFrames { pitch_hz: pitch, confidence, loudness_db })
+    }
+
+    /// The pitch of a whole 16 kHz signal, as `SwiftF0.detect` computes it: windows of
+    /// [`WINDOW_FRAMES`] frames with their left context and lookahead.
+    pub fn detect(&mut self, audio: &[f32]) -> Result<PitchFrames, ModelError> {
+        if audio.is_empty() {
+            return Ok(PitchFrames::default());
+        }
+        let n = (audio.len() / HOP).max(1);
+        let mut out = PitchFrames::default();
+        let mut start = 0;
+        while start < n {
+            let end = (start + WINDOW_FRAMES).min(n);
+            let left = start.saturating_sub(LEFT_FRAMES);
+            let window = if end < n { &audio[left * HOP..((end + LOOKAHEAD_FRAMES) * HOP).min(audio.len())] } else { &audio[left * HOP..] };
+            let part = self.run(window, FMIN, FMAX)?;
+            out.extend_from(&part, start - left, (end - left).min(part.len()));
+            start = end;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_model_is_the_pinned_one() {
+        use sha2::{Digest, Sha256};
+        let got: String = Sha256::digest(SWIFT_F0_ONNX).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(got, SWIFT_F0_SHA256);
+    }
+
+    #[test]
+    fn a_sung_a3_is_tracked_at_220_hz_and_silence_is_unvoiced() {
+        let mut tracker = PitchTracker::load().expect("the pitch model loads in tract");
+        let mut audio: Vec<f32> = (0..SAMPLE_RATE as usize)
+            .map(|i| {
+                let t = i as f32 / SAMPLE_RATE as f32;
+                // A voice-like tone: a fundamental and decaying harmonics.
+                (1..6).map(|h| (2.0 * std::f32::consts::PI * 220.0 * h as f32 * t).sin() * 0.3 / h as f32).sum()
+            })
+            .collect();
+        audio.extend(std::iter::repeat_n(0.0, SAMPLE_RATE as usize / 2));
+        let f = tracker.detect(&audio).unwrap();
+        assert_eq!(f.len(), audio.len() / HOP);
+        let voiced: Vec<f32> = (5..55).filter(|&k| f.confidence[k] >= VOICED).map(|k| f.pitch_hz[k]).collect();
+        assert!(voiced.len() >= 45, "only {} of 50 frames of the tone voiced: {:?}", voiced.len(), &f.confidence[5..55]);
+        for p in &voiced {
+            assert!((p - 220.0).abs() < 3.0, "pitch {p} Hz for a 220 Hz tone");
+        }
+        let silent = &f.confidence[f.len() - 20..];
+        assert!(silent.iter().all(|&c| c == 0.0), "silence voiced: {silent:?}");
+    }
+}

@@ -1,0 +1,1 @@
+//! Notes from a sung pitch curve (placeholder, filled in below).

@@ -1,0 +1,89 @@
+//! The pitch tracker (SwiftF0 on tract, `pianola::pitch`) against the package it comes from,
+//! Python swift-f0 0.3.0 on ONNX Runtime (`scripts/swift_f0_reference.py`), on a synthetic singer
+//! this test makes (`common/voice.rs`) and on a dev-set vocal item when the dev set is there:
+//! the same frames, voicing decided the same way on >= 99% of them, and the pitch of frames both
+//! call voiced within 5 cents.
+//!
+//! ```text
+//!     pip install --no-deps swift-f0==0.3.0 onnxruntime numpy   # scripts/setup.sh --tests
+//!     cargo test --release --test pitch_parity -- --nocapture
+//! ```
+
+mod common;
+#[path = "common/voice.rs"]
+mod voice;
+
+use pianola::pitch::{PitchFrames, PitchTracker, VOICED};
+use std::path::Path;
+
+fn reference(audio: &[f32], dir: &Path, name: &str) -> PitchFrames {
+    let raw = dir.join(format!("{name}.f32"));
+    let json = dir.join(format!("{name}.json"));
+    std::fs::write(&raw, audio.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/swift_f0_reference.py");
+    let out = std::process::Command::new("python3").arg(script).arg(&raw).arg(&json).output().expect("python3");
+    assert!(
+        out.status.success(),
+        "the reference failed (pip install --no-deps swift-f0==0.3.0; scripts/setup.sh --tests installs it):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let col = |k: &str| v[k].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect::<Vec<f32>>();
+    PitchFrames { pitch_hz: col("pitch_hz"), confidence: col("confidence"), loudness_db: col("loudness_db") }
+}
+
+/// (voicing agreement, max and p99 cents on frames both voiced, max confidence difference).
+fn compare(ours: &PitchFrames, theirs: &PitchFrames, what: &str) -> (f64, f64, f64, f64) {
+    assert_eq!(ours.len(), theirs.len(), "{what}: frame count");
+    let n = ours.len();
+    let agree = (0..n).filter(|&k| (ours.confidence[k] >= VOICED) == (theirs.confidence[k] >= VOICED)).count();
+    let mut cents: Vec<f64> = (0..n)
+        .filter(|&k| ours.confidence[k] >= VOICED && theirs.confidence[k] >= VOICED)
+        .map(|k| (1200.0 * (ours.pitch_hz[k] as f64 / theirs.pitch_hz[k] as f64).log2()).abs())
+        .collect();
+    cents.sort_by(f64::total_cmp);
+    let max = cents.last().copied().unwrap_or(0.0);
+    let p99 = cents.get(cents.len() * 99 / 100).copied().unwrap_or(0.0);
+    let conf = (0..n).map(|k| (ours.confidence[k] - theirs.confidence[k]).abs() as f64).fold(0.0, f64::max);
+    let loud = (0..n).map(|k| (ours.loudness_db[k] - theirs.loudness_db[k]).abs() as f64).fold(0.0, f64::max);
+    eprintln!(
+        "{what}: {n} frames, voicing agrees on {:.2}%, {} voiced in both: pitch max {max:.3} / p99 {p99:.3} cents; confidence max diff {conf:.4}; loudness max diff {loud:.4} dB",
+        100.0 * agree as f64 / n as f64,
+        cents.len()
+    );
+    (agree as f64 / n as f64, max, p99, conf)
+}
+
+fn check(audio: &[f32], tracker: &mut PitchTracker, dir: &Path, name: &str) {
+    let ours = tracker.detect(audio).unwrap();
+    let theirs = reference(audio, dir, name);
+    let (agree, _max, p99, _conf) = compare(&ours, &theirs, name);
+    assert!(agree >= 0.99, "{name}: voicing agrees on only {:.2}% of frames", 100.0 * agree);
+    assert!(p99 <= 5.0, "{name}: pitch p99 {p99:.2} cents from the reference");
+}
+
+#[test]
+fn the_tracker_matches_python_swift_f0() {
+    let dir = std::env::temp_dir().join(format!("pianola-pitch-parity-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut tracker = PitchTracker::load().expect("the pitch model loads");
+    // A singer, long enough for two model windows (30 s each), so the window joins are checked.
+    let notes = voice::melody(57, 14);
+    let end = notes.last().map_or(1.0, |n| n.start_s + n.dur_s) + 0.5;
+    let sung = voice::sing(&notes, 16000, end.max(31.0));
+    check(&sung, &mut tracker, &dir, "synthetic singer");
+    // Signals shorter than a hop and than the model's context.
+    check(&sung[16000..16200], &mut tracker, &dir, "200 samples");
+    check(&sung[16000..17000], &mut tracker, &dir, "1000 samples");
+    // A dev-set vocal item resampled to 16 kHz, when the dev set is there.
+    let item = common::devset_dir().join("bach_bwv1.6-vocal/audio.wav");
+    if item.exists() {
+        let clip = pianola::audio_file::read(&item).unwrap();
+        let mut audio = vec![];
+        let mut r = pianola::resample::StreamResampler::to_rate(clip.sample_rate, pianola::pitch::SAMPLE_RATE).unwrap();
+        r.push(&clip.mono(), &mut audio).unwrap();
+        r.finish(&mut audio).unwrap();
+        check(&audio, &mut tracker, &dir, "bach_bwv1.6-vocal at 16 kHz");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
