@@ -195,9 +195,62 @@ impl PitchTracker {
     }
 }
 
+/// The recording's reference pitch in cents from A440 (-50..50), from the voiced frames: the
+/// circular mean of each frame's offset from the nearest semitone, weighted by confidence (vibrato
+/// swings both ways and averages out). 0 when nothing is voiced.
+pub fn tuning_cents(f: &PitchFrames) -> f64 {
+    let (mut x, mut y) = (0.0f64, 0.0f64);
+    for k in 0..f.len() {
+        let (c, hz) = (f.confidence[k], f.pitch_hz[k]);
+        if c >= VOICED && hz > 0.0 && hz.is_finite() {
+            let angle = 2.0 * std::f64::consts::PI * notes::midi_of(hz, 0.0);
+            x += c as f64 * angle.cos();
+            y += c as f64 * angle.sin();
+        }
+    }
+    if x == 0.0 && y == 0.0 {
+        return 0.0;
+    }
+    100.0 * y.atan2(x) / (2.0 * std::f64::consts::PI)
+}
+
+/// A sung line: the pitch curve, the tuning found in it and its notes.
+#[derive(Clone, Debug, Default)]
+pub struct VoiceLine {
+    pub frames: PitchFrames,
+    pub tuning_cents: f64,
+    pub notes: Vec<crate::notes::Note>,
+}
+
+/// The sung line of mono audio at `sample_rate`: resampled to 16 kHz, tracked, folded into notes
+/// against its own tuning.
+pub fn voice_line(tracker: &mut PitchTracker, mono: &[f32], sample_rate: u32) -> Result<VoiceLine, ModelError> {
+    let mut audio = Vec::with_capacity(mono.len() * SAMPLE_RATE as usize / sample_rate.max(1) as usize + HOP);
+    let mut r = crate::resample::StreamResampler::to_rate(sample_rate, SAMPLE_RATE).map_err(|e| ModelError::Inference(e.to_string()))?;
+    r.push(mono, &mut audio).map_err(|e| ModelError::Inference(e.to_string()))?;
+    r.finish(&mut audio).map_err(|e| ModelError::Inference(e.to_string()))?;
+    let frames = tracker.detect(&audio)?;
+    let tuning_cents = tuning_cents(&frames);
+    let notes = notes::notes_from_pitch(&frames, tuning_cents);
+    Ok(VoiceLine { frames, tuning_cents, notes })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tuning_is_the_circular_mean_of_the_offsets() {
+        let at = |cents: f64, n: usize| PitchFrames {
+            pitch_hz: (0..n).map(|k| (440.0 * 2f64.powf(((60 + k % 7) as f64 + cents / 100.0 - 69.0) / 12.0)) as f32).collect(),
+            confidence: vec![0.9; n],
+            loudness_db: vec![-20.0; n],
+        };
+        for cents in [-40.0, -20.0, 0.0, 20.0, 40.0] {
+            assert!((tuning_cents(&at(cents, 50)) - cents).abs() < 0.01, "{cents}");
+        }
+        assert_eq!(tuning_cents(&PitchFrames::default()), 0.0);
+    }
 
     #[test]
     fn the_embedded_model_is_the_pinned_one() {

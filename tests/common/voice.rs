@@ -51,6 +51,11 @@ pub fn melody(low: u8, phrases: usize) -> Vec<Sung> {
 
 /// The voice singing `notes` at `sample_rate`, `seconds` long.
 pub fn sing(notes: &[Sung], sample_rate: u32, seconds: f64) -> Vec<f32> {
+    sing_detuned(notes, sample_rate, seconds, 0.0)
+}
+
+/// The same, sung `cents` off A440 (an old recording, a choir that drifted).
+pub fn sing_detuned(notes: &[Sung], sample_rate: u32, seconds: f64, cents: f64) -> Vec<f32> {
     let sr = sample_rate as f64;
     let n = (seconds * sr) as usize;
     let mut out = vec![0.0f32; n];
@@ -69,7 +74,7 @@ pub fn sing(notes: &[Sung], sample_rate: u32, seconds: f64) -> Vec<f32> {
             // 80 ms glide from the previous note, then vibrato (5.5 Hz, +-35 cents) after 150 ms.
             let glide = (t / 0.08).min(1.0);
             let vib = if t > 0.15 { 0.35 * ((t - 0.15) / 0.1).min(1.0) * (2.0 * std::f64::consts::PI * 5.5 * t).sin() } else { 0.0 };
-            let f0 = hz(from + (note.pitch as f64 - from) * glide + vib) * (1.0 + 0.002 * rng.unit());
+            let f0 = hz(from + (note.pitch as f64 - from) * glide + vib + cents / 100.0) * (1.0 + 0.002 * rng.unit());
             phase += f0 / sr;
             let attack = if note.legato { 1.0 } else { (t / 0.04).min(1.0) };
             let release = ((note.dur_s - t) / 0.06).clamp(0.0, 1.0);
