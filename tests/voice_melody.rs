@@ -42,7 +42,7 @@ fn a_sung_melody_is_recovered_in_tune_and_detuned() {
         let detuned: Vec<voice::Sung> = truth.clone();
         let audio = voice::sing_detuned(&detuned, 44100, seconds, cents);
         let t = std::time::Instant::now();
-        let line = voice_line(&mut tracker, &audio, 44100).unwrap();
+        let line = voice_line(&mut tracker, &audio, 44100, &[]).unwrap();
         eprintln!("  {:.1} s of audio in {:.2} s", seconds, t.elapsed().as_secs_f64());
         let (f1, hit) = note_f1(&line.notes, &truth);
         eprintln!(

@@ -291,7 +291,7 @@ pub fn is_lone_line(notes: &[BeatNote], partial: &[bool]) -> bool {
 }
 
 /// Mean number of notes sounding while any note (not an overtone) sounds.
-fn polyphony(notes: &[BeatNote], partial: &[bool]) -> f64 {
+pub fn polyphony(notes: &[BeatNote], partial: &[bool]) -> f64 {
     let mut total = 0.0;
     let mut union = 0.0;
     let mut cur: Option<(f64, f64)> = None;

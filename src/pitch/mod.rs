@@ -214,6 +214,56 @@ pub fn tuning_cents(f: &PitchFrames) -> f64 {
     100.0 * y.atan2(x) / (2.0 * std::f64::consts::PI)
 }
 
+/// Where the melody of a cover comes from: the user's choice in the panel and the CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum VoiceMode {
+    /// Decide from the audio ([`lone_voice`]).
+    #[default]
+    Auto,
+    /// A lone voice: its notes come from the pitch tracker.
+    Voice,
+    /// A mix: the note model's notes.
+    Mix,
+}
+
+impl std::str::FromStr for VoiceMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(VoiceMode::Auto),
+            "voice" => Ok(VoiceMode::Voice),
+            "mix" => Ok(VoiceMode::Mix),
+            other => Err(format!("unknown voice mode '{other}' (auto, voice, mix)")),
+        }
+    }
+}
+
+/// Voiced share of the audible frames above which a lone line counts as a voice.
+pub const LONE_VOICE_VOICED_SHARE: f64 = 0.5;
+/// Frames quieter than this are not counted (silence, room noise).
+pub const AUDIBLE_DB: f32 = -50.0;
+
+/// Whether the audio is a lone voice, and why, in plain words: the note model hears a lone line
+/// (the arranger's own polyphony test, overtones left out) and the pitch tracker finds most of
+/// the audible frames voiced.
+pub fn lone_voice(model_notes: &[crate::notes::Note], frames: &PitchFrames) -> (bool, String) {
+    use crate::arrange::{harmony, BeatNote};
+    let mut beats: Vec<BeatNote> = model_notes
+        .iter()
+        .map(|n| BeatNote { start_beat: n.start_s, end_beat: n.end_s, pitch: n.pitch, amplitude: n.amplitude, salience: n.amplitude })
+        .collect();
+    beats.sort_by(|a, b| a.start_beat.total_cmp(&b.start_beat));
+    let partial = harmony::partial_like(&beats);
+    let lone = harmony::is_lone_line(&beats, &partial);
+    let poly = harmony::polyphony(&beats, &partial);
+    let audible: Vec<usize> = (0..frames.len()).filter(|&k| frames.loudness_db[k] > AUDIBLE_DB).collect();
+    let voiced = audible.iter().filter(|&&k| frames.confidence[k] >= VOICED).count() as f64 / audible.len().max(1) as f64;
+    let voice = lone && voiced >= LONE_VOICE_VOICED_SHARE;
+    let why =
+        format!("{}: {:.1} notes sounding at once, {:.0}% of the audible audio voiced", if voice { "a lone voice" } else { "a mix" }, poly, 100.0 * voiced);
+    (voice, why)
+}
+
 /// A sung line: the pitch curve, the tuning found in it and its notes.
 #[derive(Clone, Debug, Default)]
 pub struct VoiceLine {
@@ -223,15 +273,16 @@ pub struct VoiceLine {
 }
 
 /// The sung line of mono audio at `sample_rate`: resampled to 16 kHz, tracked, folded into notes
-/// against its own tuning.
-pub fn voice_line(tracker: &mut PitchTracker, mono: &[f32], sample_rate: u32) -> Result<VoiceLine, ModelError> {
+/// against its own tuning; with `model_notes` (the note model's notes of the same audio) their
+/// onsets time the sung notes (`notes::with_model_onsets`).
+pub fn voice_line(tracker: &mut PitchTracker, mono: &[f32], sample_rate: u32, model_notes: &[crate::notes::Note]) -> Result<VoiceLine, ModelError> {
     let mut audio = Vec::with_capacity(mono.len() * SAMPLE_RATE as usize / sample_rate.max(1) as usize + HOP);
     let mut r = crate::resample::StreamResampler::to_rate(sample_rate, SAMPLE_RATE).map_err(|e| ModelError::Inference(e.to_string()))?;
     r.push(mono, &mut audio).map_err(|e| ModelError::Inference(e.to_string()))?;
     r.finish(&mut audio).map_err(|e| ModelError::Inference(e.to_string()))?;
     let frames = tracker.detect(&audio)?;
     let tuning_cents = tuning_cents(&frames);
-    let notes = notes::notes_from_pitch(&frames, tuning_cents);
+    let notes = notes::with_model_onsets(&notes::notes_from_pitch(&frames, tuning_cents), model_notes);
     Ok(VoiceLine { frames, tuning_cents, notes })
 }
 

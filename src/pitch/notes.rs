@@ -4,7 +4,10 @@
 //! the running median over one vibrato period, stays near one semitone for at least [`MIN_NOTE_S`]; a glide
 //! between two notes belongs to the note it lands on (its onset is where the pitch left the old
 //! note), so a portamento is not a chromatic run; a short unvoiced gap (a consonant) inside a note
-//! is bridged; an isolated octave jump is folded back.
+//! is bridged; an isolated octave jump is folded back. A repeated note sung legato (the pitch
+//! never moves) is told by the note model's onsets ([`with_model_onsets`]): splitting at loudness
+//! dips of 4 dB made 146 notes of the 122 sung in a dev-set vocal and lowered its note F1 at 100 ms
+//! from 0.913 to 0.873.
 
 use super::{PitchFrames, FRAME_SECONDS, VOICED};
 use crate::notes::Note;
@@ -13,9 +16,10 @@ use crate::notes::Note;
 pub const MIN_NOTE_S: f64 = 0.07;
 /// Unvoiced gaps up to this long inside a note are bridged (consonants, a tracker dropout).
 pub const MAX_GAP_S: f64 = 0.05;
-/// Frames of the running median that takes out vibrato (one period at ~5.5 Hz is 11 frames of
-/// 16 ms).
-pub const SMOOTH_FRAMES: usize = 11;
+/// Frames of the running median that takes out vibrato: 7 frames (112 ms) holds the centre of a
+/// 5.5 Hz vibrato (11 frames a period) within a fifth of its swing, and still lets a 125 ms note
+/// of a fast run through.
+pub const SMOOTH_FRAMES: usize = 7;
 /// How far (semitones) the smoothed pitch may drift from a note before it counts as leaving it.
 pub const LEAVE_SEMITONES: f64 = 0.6;
 
@@ -90,14 +94,16 @@ pub fn notes_from_pitch(f: &PitchFrames, tuning_cents: f64) -> Vec<Note> {
     let min_frames = (MIN_NOTE_S / FRAME_SECONDS).ceil() as usize;
     let mut out = vec![];
     for (from, to) in voiced_runs(f) {
-        // Pitch over the run; bridged unvoiced frames take the last voiced pitch.
-        let mut m = Vec::with_capacity(to - from);
-        let mut last = None;
-        for k in from..to {
-            let voiced = f.confidence[k] >= VOICED && f.pitch_hz[k] > 0.0;
-            let v = if voiced { midi_of(f.pitch_hz[k], tuning_cents) } else { last.unwrap_or_else(|| midi_of(f.pitch_hz[from], tuning_cents)) };
-            last = Some(v);
-            m.push(v);
+        // Pitch over the run; a bridged unvoiced gap takes the pitch of the voiced frame after it:
+        // the gap is the articulation before the next note, so a new note starts where it began.
+        let voiced = |k: usize| f.confidence[k] >= VOICED && f.pitch_hz[k] > 0.0;
+        let mut m = vec![0.0; to - from];
+        let mut next = midi_of(f.pitch_hz[to - 1], tuning_cents);
+        for k in (from..to).rev() {
+            if voiced(k) {
+                next = midi_of(f.pitch_hz[k], tuning_cents);
+            }
+            m[k - from] = next;
         }
         fold_octaves(&mut m);
         let s = smooth(&m, SMOOTH_FRAMES);
@@ -172,6 +178,49 @@ fn push(out: &mut Vec<Note>, f: &PitchFrames, m: &[f64], run_from: usize, start:
     });
 }
 
+/// How far before a sung note's start the note model's onset of the same pitch class may be and
+/// still be its onset (a voice's pitch settles after the attack the note model hears).
+pub const ONSET_LEAD_S: f64 = 0.12;
+/// ... and how far after.
+pub const ONSET_LAG_S: f64 = 0.03;
+
+/// The sung notes with their onsets taken from the note model where it heard them: the pitch
+/// tracker knows the pitch and how long it is held, the note model when a note is struck. A
+/// note-model onset of the same pitch class from [`ONSET_LEAD_S`] before to [`ONSET_LAG_S`] after a
+/// sung note's start moves the start there (not before the previous note's start plus
+/// [`MIN_NOTE_S`]); one inside a sung note, [`MIN_NOTE_S`] from both its ends, is a repeated note
+/// and splits it.
+pub fn with_model_onsets(sung: &[Note], model: &[Note]) -> Vec<Note> {
+    let mut onsets: Vec<(f64, u8)> = model.iter().map(|n| (n.start_s, n.pitch % 12)).collect();
+    onsets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out: Vec<Note> = Vec::with_capacity(sung.len());
+    for n in sung {
+        let pc = n.pitch % 12;
+        let floor = out.last().map_or(f64::NEG_INFINITY, |p: &Note| p.start_s + MIN_NOTE_S);
+        let lo = onsets.partition_point(|o| o.0 < n.start_s - ONSET_LEAD_S);
+        let start = onsets[lo..]
+            .iter()
+            .take_while(|o| o.0 <= n.start_s + ONSET_LAG_S)
+            .filter(|o| o.1 == pc && o.0 >= floor)
+            .map(|o| o.0)
+            .min_by(|a, b| (a - n.start_s).abs().total_cmp(&(b - n.start_s).abs()))
+            .unwrap_or(n.start_s);
+        if let Some(prev) = out.last_mut() {
+            prev.end_s = prev.end_s.min(start);
+        }
+        let mut piece = Note { start_s: start, ..*n };
+        let inner = onsets.partition_point(|o| o.0 < start + MIN_NOTE_S);
+        for o in onsets[inner..].iter().take_while(|o| o.0 <= n.end_s - MIN_NOTE_S) {
+            if o.1 == pc && o.0 >= piece.start_s + MIN_NOTE_S {
+                out.push(Note { end_s: o.0, ..piece });
+                piece.start_s = o.0;
+            }
+        }
+        out.push(piece);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,10 +286,25 @@ mod tests {
     }
 
     #[test]
+    fn model_onsets_fix_late_starts_and_split_repeated_notes() {
+        let n = |s: f64, e: f64, p: u8| Note { start_s: s, end_s: e, pitch: p, amplitude: 0.9 };
+        let sung = [n(0.86, 1.30, 60), n(1.30, 2.0, 62)];
+        // The note model heard C4 at 0.78 (the pitch settled 80 ms later), C4 again at 1.0 (a
+        // repeated note), D4 at 1.26, and an E4 nobody sang.
+        let model = [n(0.78, 1.0, 60), n(1.0, 1.25, 60), n(1.26, 2.0, 62), n(1.5, 1.6, 64)];
+        let out = with_model_onsets(&sung, &model);
+        let got: Vec<(f64, u8)> = out.iter().map(|x| (x.start_s, x.pitch)).collect();
+        assert_eq!(got, vec![(0.78, 60), (1.0, 60), (1.26, 62)], "{out:?}");
+        assert!((out[1].end_s - 1.26).abs() < 1e-9, "the note before ends where the next starts: {out:?}");
+        // Without model onsets nothing changes.
+        assert_eq!(with_model_onsets(&sung, &[]), sung.to_vec());
+    }
+
+    #[test]
     fn nothing_voiced_gives_no_notes() {
         assert!(notes_from_pitch(&frames(&vec![None; 100]), 0.0).is_empty());
         assert!(notes_from_pitch(&PitchFrames::default(), 0.0).is_empty());
         // Too short to be a note.
-        assert!(notes_from_pitch(&frames(&vec![Some(60.0); 3]), 0.0).is_empty());
+        assert!(notes_from_pitch(&frames(&[Some(60.0); 3]), 0.0).is_empty());
     }
 }

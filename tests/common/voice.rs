@@ -2,6 +2,8 @@
 //! glides between legato notes, breath noise in the rests, and attack/release envelopes. Not a
 //! real voice, but it has what trips a note transcriber on one: a pitch that never sits still,
 //! slides that pass through the semitones between two notes, and noise where no note is.
+// Included by several test crates, each using a part.
+#![allow(dead_code)]
 
 /// One sung note: start and length in seconds, MIDI pitch; `legato` glides into it from the
 /// previous note.

@@ -140,6 +140,10 @@ struct TranscribeArgs {
     /// single song has its windows spread over the threads.
     #[arg(short, long)]
     jobs: Option<usize>,
+    /// Whose notes: mix (the note model, every note heard), voice (a pitch tracker made for
+    /// voices: the sung line), auto (voice for a lone voice, else mix).
+    #[arg(long, default_value = "mix")]
+    voice: pianola::pitch::VoiceMode,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -162,6 +166,10 @@ struct CoverArgs {
     /// Widest hand span, in semitones.
     #[arg(long, default_value_t = 14)]
     hand_span: u8,
+    /// Where the melody comes from: auto (a lone voice is told from the audio), voice (a pitch
+    /// tracker made for voices), mix (the note model).
+    #[arg(long, default_value = "auto")]
+    voice: pianola::pitch::VoiceMode,
     /// Parallel jobs (default: every core).
     #[arg(short, long)]
     jobs: Option<usize>,
@@ -323,9 +331,10 @@ fn cover(args: CoverArgs) -> Result<()> {
     // One model per thread, loaded once; a bad model fails here before any file is written.
     let (results, _) = for_each_song(&songs, args.model.backend, jobs_or_cores(args.jobs), |models, song| -> Result<String> {
         let out = index[song];
-        let t = transcribe_file(models, song, &params)?;
-        let grid = args.grid.grid_for(&t.notes);
-        let input = ArrangeInput::from_transcription(&t.notes, Some(&t.frames), &grid);
+        let (t, clip) = transcribe_file_and_clip(models, song, &params)?;
+        let (notes, melody) = melody_notes(args.voice, &t, &clip)?;
+        let grid = args.grid.grid_for(&notes);
+        let input = ArrangeInput::from_transcription(&notes, Some(&t.frames), &grid);
         let cover = arrange::arrange(&input, &settings);
         // A grid whose beat 0 is not at 0 s (estimated phase) is shifted so the file's beat 0 is at 0 s.
         let shift = grid.first_beat_s / grid.seconds_per_beat();
@@ -339,7 +348,7 @@ fn cover(args: CoverArgs) -> Result<()> {
             .collect();
         write_file(out, &midi_file::cover_to_smf(&cover, &grid)?)?;
         progress.inc(1);
-        Ok(format!("{}: {} notes -> cover of {} at {:.1} bpm -> {}", song.display(), t.notes.len(), cover.len(), grid.bpm, out.display()))
+        Ok(format!("{}: {} notes ({melody}) -> cover of {} at {:.1} bpm -> {}", song.display(), notes.len(), cover.len(), grid.bpm, out.display()))
     })?;
     progress.finish_and_clear();
     let mut failed = 0;
@@ -376,9 +385,35 @@ pub fn main() -> ExitCode {
 }
 
 /// Reads, resamples, transcribes and decodes one file, its windows spread over `models`.
-fn transcribe_file(models: &mut [Box<dyn model::NoteModel>], song: &Path, params: &DecodeParams) -> Result<Transcription> {
+fn transcribe_file_and_clip(models: &mut [Box<dyn model::NoteModel>], song: &Path, params: &DecodeParams) -> Result<(Transcription, audio_file::AudioClip)> {
     let clip = audio_file::read(song).with_context(|| format!("reading {}", song.display()))?;
-    engine::transcribe_clip_parallel(models, &clip, params).with_context(|| format!("transcribing {}", song.display()))
+    let t = engine::transcribe_clip_parallel(models, &clip, params).with_context(|| format!("transcribing {}", song.display()))?;
+    Ok((t, clip))
+}
+
+/// The notes to arrange and where they came from, in words: the voice tracker's for a lone voice
+/// (forced, or told from the audio with `auto`), else the note model's.
+fn melody_notes<'a>(
+    mode: pianola::pitch::VoiceMode,
+    t: &'a Transcription,
+    clip: &audio_file::AudioClip,
+) -> Result<(std::borrow::Cow<'a, [pianola::notes::Note]>, String)> {
+    use pianola::pitch::{self, VoiceMode};
+    if mode == VoiceMode::Mix {
+        return Ok((t.notes.as_slice().into(), "mix, as asked".into()));
+    }
+    let mut tracker = pitch::PitchTracker::load()?;
+    let line = pitch::voice_line(&mut tracker, &clip.mono(), clip.sample_rate, &t.notes)?;
+    let (voice, why) = match mode {
+        VoiceMode::Voice => (true, "a voice, as asked".to_string()),
+        _ => pitch::lone_voice(&t.notes, &line.frames),
+    };
+    if voice {
+        let tuning = line.tuning_cents;
+        Ok((line.notes.into(), format!("{why}; melody from the voice tracker, tuning {tuning:+.0} cents")))
+    } else {
+        Ok((t.notes.as_slice().into(), why))
+    }
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -396,13 +431,14 @@ fn transcribe(args: TranscribeArgs) -> Result<()> {
     let jobs = jobs_or_cores(args.jobs);
     let (results, load_s) = for_each_song(&songs, args.model.backend, jobs, |models, song| -> Result<f64> {
         let out = index[song];
-        let t = transcribe_file(models, song, &params)?;
-        write_file(out, &midi_file::notes_to_smf(&t.notes)?)?;
+        let (t, clip) = transcribe_file_and_clip(models, song, &params)?;
+        let (notes, source) = melody_notes(args.voice, &t, &clip)?;
+        write_file(out, &midi_file::notes_to_smf(&notes)?)?;
         if let Some(json) = &args.json {
-            let rows: Vec<(f64, f64, u8, f32)> = t.notes.iter().map(|n| (n.start_s, n.end_s, n.pitch, n.amplitude)).collect();
+            let rows: Vec<(f64, f64, u8, f32)> = notes.iter().map(|n| (n.start_s, n.end_s, n.pitch, n.amplitude)).collect();
             write_file(json, serde_json::json!({ "n_frames": t.frames.n_frames(), "notes": rows }).to_string().as_bytes())?;
         }
-        eprintln!("{}: {} notes in {:.1} s of audio -> {}", song.display(), t.notes.len(), t.duration_s, out.display());
+        eprintln!("{}: {} notes ({source}) in {:.1} s of audio -> {}", song.display(), notes.len(), t.duration_s, out.display());
         Ok(t.duration_s)
     })?;
     let mut failed = 0;
