@@ -41,6 +41,30 @@ impl From<StyleParam> for Style {
     }
 }
 
+/// Where the melody comes from (`pitch::VoiceMode`).
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MelodyParam {
+    /// A lone voice is told from the audio.
+    #[id = "auto"]
+    Auto,
+    /// The pitch tracker made for voices.
+    #[id = "voice"]
+    Voice,
+    /// The note model (every note heard).
+    #[id = "mix"]
+    Mix,
+}
+
+impl From<MelodyParam> for crate::pitch::VoiceMode {
+    fn from(m: MelodyParam) -> Self {
+        match m {
+            MelodyParam::Auto => crate::pitch::VoiceMode::Auto,
+            MelodyParam::Voice => crate::pitch::VoiceMode::Voice,
+            MelodyParam::Mix => crate::pitch::VoiceMode::Mix,
+        }
+    }
+}
+
 #[derive(Params)]
 pub struct PianolaParams {
     #[id = "mode"]
@@ -65,6 +89,9 @@ pub struct PianolaParams {
     /// MIDI channel 1..16 of the notes sent.
     #[id = "channel"]
     pub channel: IntParam,
+    /// Where the melody of a captured stretch comes from (Capture mode).
+    #[id = "melody"]
+    pub melody: EnumParam<MelodyParam>,
     #[id = "bypass"]
     pub bypass: BoolParam,
 
@@ -107,6 +134,7 @@ impl Default for PianolaParams {
                 .with_value_to_string(percent())
                 .with_string_to_value(formatters::s2v_f32_percentage()),
             channel: IntParam::new("MIDI channel", 1, IntRange::Linear { min: 1, max: 16 }),
+            melody: EnumParam::new("Melody from", MelodyParam::Auto),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
             capture: Arc::new(CaptureStore::default()),
             editor: Arc::default(),

@@ -34,6 +34,8 @@ pub struct Status {
     pub rearrange: AtomicBool,
     /// The note model's backend and why (set by the worker when it loads the model).
     pub backend: Mutex<Option<crate::model::BackendChoice>>,
+    /// Where the melody of the last captured stretch came from, in words.
+    pub melody: Mutex<Option<String>>,
 }
 
 /// The host's transport and the plugin's latency as of the last processed block, written by the audio

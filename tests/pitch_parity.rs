@@ -67,7 +67,8 @@ fn the_tracker_matches_python_swift_f0() {
     let dir = std::env::temp_dir().join(format!("pianola-pitch-parity-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut tracker = PitchTracker::load().expect("the pitch model loads");
-    // A singer, long enough for two model windows (30 s each), so the window joins are checked.
+    // A singer, 31 s: four of our windows (10 s) and two of the package's (30 s), so window joins
+    // that fall in different places are checked.
     let notes = voice::melody(57, 14);
     let end = notes.last().map_or(1.0, |n| n.start_s + n.dur_s) + 0.5;
     let sung = voice::sing(&notes, 16000, end.max(31.0));

@@ -13,7 +13,7 @@ pub mod widgets;
 
 pub use state::EditorPrefs;
 
-use crate::params::{Mode, PianolaParams, StyleParam};
+use crate::params::{MelodyParam, Mode, PianolaParams, StyleParam};
 use crate::ring::CaptureShared;
 use crate::status::Status;
 use crate::timeline::Timeline;
@@ -101,6 +101,7 @@ impl PianolaEditor {
             host_has_beat: host.beat().is_some(),
             processing: host.sample_rate() > 0.0,
             backend: self.status.backend().map(|b| (b.reason, b.fallback)),
+            melody: self.status.melody.lock().ok().and_then(|m| m.clone()),
         }
     }
 
@@ -251,6 +252,17 @@ impl PianolaEditor {
             28.0,
         );
         widgets::param_bar(ui, setter, &p.quantize, "Quantize", None, "How strongly onsets snap to the 1/16 grid: 0% as heard, 100% exactly on the grid.");
+        widgets::segmented(
+            ui,
+            setter,
+            &p.melody,
+            &[
+                (MelodyParam::Auto, "Auto", "Melody from a pitch tracker made for voices when the track is a lone voice, else from every note heard."),
+                (MelodyParam::Voice, "Voice", "The track is a singer: the melody comes from the pitch tracker made for voices."),
+                (MelodyParam::Mix, "Mix", "The melody comes from every note heard (a band, a piano, a full mix)."),
+            ],
+            28.0,
+        );
         let span = p.hand_span.value();
         widgets::param_bar(
             ui,

@@ -121,6 +121,8 @@ pub struct Snapshot {
     pub processing: bool,
     /// The note model's backend and why, and what could not be had (a fallback), once loaded.
     pub backend: Option<(String, Option<String>)>,
+    /// Where the melody of the last captured stretch came from, in words.
+    pub melody: Option<String>,
 }
 
 impl Default for Snapshot {
@@ -140,6 +142,7 @@ impl Default for Snapshot {
             host_has_beat: false,
             processing: false,
             backend: None,
+            melody: None,
         }
     }
 }
@@ -271,6 +274,14 @@ pub fn facts(s: &Snapshot) -> Vec<StatusItem> {
         out.push(item(Level::Busy, format!("Catching up ({lag:.1} s)"), "Audio waiting to be transcribed."));
     } else if s.model == ModelState::Ready {
         out.push(item(Level::Good, "Keeping up", "The transcription keeps pace with the audio."));
+    }
+    if let Some(why) = &s.melody {
+        let voice = why.contains("voice tracker");
+        out.push(item(
+            Level::Idle,
+            if voice { "Melody: the voice" } else { "Melody: every note heard" },
+            format!("The last captured stretch is {why}. Set \"Melody from\" to choose."),
+        ));
     }
     match &s.backend {
         Some((reason, Some(fallback))) => out.push(item(Level::Warn, format!("Model on {reason}"), fallback.clone())),

@@ -1,7 +1,7 @@
 //! The voice's pitch: SwiftF0 (PyPI `swift-f0==0.3.0`, MIT), a small pitch tracker made for
 //! voices, run with tract on 16 kHz audio: a pitch and a voicing confidence every 256 samples
 //! (16 ms), 46.875..2093.75 Hz. [`PitchTracker::detect`] follows the package's `SwiftF0.detect`
-//! (`swift_f0/core.py`): windows of 1875 frames with 11 frames of left context and 10 of lookahead
+//! (`swift_f0/core.py`): windows of frames with 11 frames of left context and 10 of lookahead
 //! (the model's receptive field), confidence 0 for hops whose audio peaks below 1e-3 (the model
 //! answers digital silence with random voiced frames), and the hop loudness in dB. `notes` folds
 //! the curve into notes.
@@ -35,8 +35,11 @@ pub const FMAX: f32 = 2093.75;
 pub const LOOKAHEAD_FRAMES: usize = 10;
 /// Frames before a frame that reproduce the whole-signal result.
 pub const LEFT_FRAMES: usize = 11;
-/// Frames per model run over a long signal.
-pub const WINDOW_FRAMES: usize = 1875;
+/// Frames per model run over a long signal: 250 (4 s). The package runs 1875 (30 s); with the
+/// left context and lookahead every frame is the same either way (tests/pitch_parity.rs compares
+/// against the package), and a short run keeps what a plugin instance holds small: a plan's
+/// working memory grows with its length (10 s runs added ~80 MB to a long capture's resident set).
+pub const WINDOW_FRAMES: usize = 250;
 /// Hops whose audio peaks below this get confidence 0.
 pub const SILENCE_PEAK: f32 = 1e-3;
 /// A frame is voiced at this confidence or more (the model's calibration).
@@ -89,8 +92,8 @@ pub fn graph_for_tract(onnx: &[u8]) -> Result<Vec<u8>, ModelError> {
     Ok(out)
 }
 
-/// Plans kept at once: a song needs at most three lengths (first, middle, last window), Live one.
-const MAX_PLANS: usize = 6;
+/// Plans kept at once: a signal needs at most three lengths (first, middle and last window).
+const MAX_PLANS: usize = 3;
 
 /// SwiftF0 on tract. tract cannot plan the graph for a symbolic length (its padding depends on the
 /// length modulo a hop), so each signal length gets its own plan, made on first use (a few ms for

@@ -29,6 +29,7 @@ use crate::live;
 use crate::model::NoteModel;
 use crate::notes::CoverNote;
 use crate::params::{CapturedSong, Mode, PianolaParams, SavedNote};
+use crate::pitch::PitchTracker;
 use crate::ring::{self, CaptureReader, CaptureShared, Stamp};
 use crate::status::Status;
 use crate::timeline::{Publisher, Timeline};
@@ -94,6 +95,8 @@ struct Worker {
     reader: CaptureReader,
     publisher: Publisher,
     model: Option<Box<dyn NoteModel>>,
+    /// The voice pitch tracker (Capture mode's melody of a lone voice); None if it did not load.
+    tracker: Option<PitchTracker>,
     samples: Vec<f32>,
 
     /// Capture mode: the saved transcription this session started from (no frames).
@@ -122,6 +125,7 @@ impl Worker {
             reader,
             publisher,
             model: None,
+            tracker: None,
             samples: Vec::with_capacity(1 << 16),
             restored: CapturedSong::default(),
             finished: vec![],
@@ -305,8 +309,12 @@ impl Worker {
         let Take::Capture(seg) = take else { return };
         let Some(model) = self.model.as_mut() else { return };
         let meter = seg.track.meter();
-        match seg.finish(model.as_mut()) {
-            Ok(mut f) => {
+        let voice = self.tracker.as_mut().map(|t| (t, self.params.melody.value().into()));
+        match seg.finish(model.as_mut(), voice) {
+            Ok((mut f, melody)) => {
+                if let (Some(why), Ok(mut m)) = (melody, self.status.melody.lock()) {
+                    *m = Some(why);
+                }
                 f.decode(&self.decode);
                 self.status.segments.fetch_add(1, Ordering::Relaxed);
                 if self.restored.is_empty() && self.finished.is_empty() {

@@ -12,6 +12,7 @@ use crate::engine::FrameStream;
 use crate::model::NoteModel;
 use crate::notes::{BeatGrid, FrameOutputs, Note, N_CONTOUR_BINS, N_KEYS};
 use crate::params::CapturedSong;
+use crate::pitch::{PitchTracker, VoiceMode};
 use crate::resample::StreamResampler;
 use crate::ring::{self, Stamp};
 
@@ -136,6 +137,10 @@ impl Track {
 pub(super) struct Segment {
     pub track: Track,
     resampler: StreamResampler,
+    /// The segment's audio at the pitch tracker's rate (at most ~7.7 MB for a
+    /// [`MAX_SEGMENT_SECONDS`] segment), for the sung line when it is a voice.
+    voice_resampler: StreamResampler,
+    voice_audio: Vec<f32>,
     stream: FrameStream,
     scratch: Vec<f32>,
     /// Input samples after which the segment is cut (see [`MAX_SEGMENT_SECONDS`]).
@@ -166,6 +171,8 @@ impl Segment {
         Ok(Self {
             track: Track::new(s),
             resampler: StreamResampler::new(s.sample_rate.round() as u32)?,
+            voice_resampler: StreamResampler::to_rate(s.sample_rate.round() as u32, crate::pitch::SAMPLE_RATE)?,
+            voice_audio: Vec::new(),
             stream: FrameStream::new(),
             scratch: Vec::with_capacity(8192),
             cut_at: None,
@@ -190,6 +197,7 @@ impl Segment {
         seg.track.start_beat = first.beat;
         seg.joins = Some(c.join);
         seg.resampler.push(&c.tail, &mut seg.scratch).map_err(|e| e.to_string())?;
+        seg.voice_resampler.push(&c.tail, &mut seg.voice_audio).map_err(|e| e.to_string())?;
         seg.stream.push(model, &seg.scratch).map_err(|e| e.to_string())?;
         Ok(seg)
     }
@@ -220,6 +228,7 @@ impl Segment {
         self.track.advance(s, samples.len());
         self.scratch.clear();
         self.resampler.push(samples, &mut self.scratch).map_err(|e| e.to_string())?;
+        self.voice_resampler.push(samples, &mut self.voice_audio).map_err(|e| e.to_string())?;
         self.stream.push(model, &self.scratch).map_err(|e| e.to_string())
     }
 
@@ -229,14 +238,33 @@ impl Segment {
         to_beats(&decode::notes_from_frames(&frames, params), &frames, 0, &self.track.map)
     }
 
-    /// Flushes the resampler and the stream: all frames of the segment.
-    pub fn finish(mut self, model: &mut dyn NoteModel) -> Result<FinishedSegment, String> {
+    /// Flushes the resampler and the stream: all frames of the segment. With a pitch tracker and
+    /// a mode that allows it, the sung line too, kept when the segment is a lone voice (the
+    /// returned words say what was chosen and why).
+    pub fn finish(mut self, model: &mut dyn NoteModel, voice: Option<(&mut PitchTracker, VoiceMode)>) -> Result<(FinishedSegment, Option<String>), String> {
         self.scratch.clear();
         self.resampler.finish(&mut self.scratch).map_err(|e| e.to_string())?;
         self.stream.push(model, &self.scratch).map_err(|e| e.to_string())?;
         let frames = self.stream.finish(model).map_err(|e| e.to_string())?;
+        let (sung, why) = match voice {
+            Some((tracker, mode)) if mode != VoiceMode::Mix => {
+                self.voice_resampler.finish(&mut self.voice_audio).map_err(|e| e.to_string())?;
+                let curve = tracker.detect(&self.voice_audio).map_err(|e| e.to_string())?;
+                let tuning = crate::pitch::tuning_cents(&curve);
+                let heard = decode::notes_from_frames(&frames, &DecodeParams::default());
+                let (is_voice, why) = match mode {
+                    VoiceMode::Voice => (true, "a voice, as asked".to_string()),
+                    _ => crate::pitch::lone_voice(&heard, &curve),
+                };
+                let sung = is_voice.then(|| crate::pitch::notes::notes_from_pitch(&curve, tuning));
+                let why = if is_voice { format!("{why}; melody from the voice tracker, tuning {tuning:+.0} cents") } else { why };
+                (sung, Some(why))
+            }
+            _ => (None, None),
+        };
         let range = [self.track.start_beat, self.track.end_beat];
-        Ok(FinishedSegment { raw: None, frames: None, map: self.track.map, range, joins: self.joins, notes: vec![] }.decoded_from(frames))
+        let finished = FinishedSegment { raw: None, frames: None, map: self.track.map, range, joins: self.joins, notes: vec![], sung }.decoded_from(frames);
+        Ok((finished, why))
     }
 }
 
@@ -251,6 +279,9 @@ pub(super) struct FinishedSegment {
     /// Continues the previous finished segment after a cut.
     pub joins: Option<Join>,
     pub notes: Vec<BeatNote>,
+    /// The sung line (seconds from the segment's start) when the segment is a lone voice: its
+    /// notes replace the note model's, timed by them (`pitch::notes::with_model_onsets`).
+    sung: Option<Vec<Note>>,
 }
 
 /// Where a segment resumed after a cut meets the one before it.
@@ -290,12 +321,17 @@ impl FinishedSegment {
     }
 
     pub fn decode(&mut self, params: &DecodeParams) {
-        if let Some(raw) = self.raw.take() {
-            self.notes = to_beats(&decode::notes_from_frames(&raw, params), &raw, 0, &self.map);
-        } else if let Some(c) = &self.frames {
-            let frames = c.to_frames();
-            self.notes = to_beats(&decode::notes_from_frames(&frames, params), &frames, 0, &self.map);
-        }
+        let frames = match (self.raw.take(), &self.frames) {
+            (Some(raw), _) => raw,
+            (None, Some(c)) => c.to_frames(),
+            (None, None) => return,
+        };
+        let heard = decode::notes_from_frames(&frames, params);
+        let notes = match &self.sung {
+            Some(sung) => crate::pitch::notes::with_model_onsets(sung, &heard),
+            None => heard,
+        };
+        self.notes = to_beats(&notes, &frames, 0, &self.map);
     }
 
     pub fn redecode_bytes(&self) -> usize {

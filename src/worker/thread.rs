@@ -184,6 +184,19 @@ fn run(setup: WorkerSetup, control: Arc<Control>) -> Option<Box<dyn NoteModel>> 
             None
         }
     };
+    // The voice tracker (small: 135 kB, planned in a few ms). Without it melodies come from the
+    // note model, and the panel says so.
+    w.tracker = match catch_unwind(AssertUnwindSafe(crate::pitch::PitchTracker::load)) {
+        Ok(Ok(t)) => Some(t),
+        Ok(Err(e)) => {
+            status.set_error(format!("{e}; melodies come from the note model"));
+            None
+        }
+        Err(p) => {
+            status.set_error(format!("loading the voice tracker panicked: {}; melodies come from the note model", panic_message(p.as_ref())));
+            None
+        }
+    };
     if let Err(p) = catch_unwind(AssertUnwindSafe(|| w.restore())) {
         w.status.set_error(format!("restoring the capture panicked: {}", panic_message(p.as_ref())));
     }

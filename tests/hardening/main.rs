@@ -16,6 +16,7 @@
 //! - `playback`: the bundle in a CLAP host on a dev-set song: capture, then playback with loops, seeks,
 //!   tempo changes at 44.1..96 kHz and blocks of 1..4096 against the in-process cover, offline bounce,
 //!   state restore, Live mode behind its reported latency
+//! - `voice_capture`: a synthetic singer captured with "Melody from" on Auto and on Mix
 //!
 //! In-process rows drive [`rig::Rig`] (the plugin's own `AudioCore`: the block `process()` runs, the
 //! worker, the latency) with the [`rig::Clicks`] stand-in model; bundle rows use [`host`] (clack-host).
@@ -34,6 +35,10 @@ mod lifecycle;
 mod playback;
 mod state;
 mod transport;
+mod voice_capture;
+
+#[path = "../common/voice.rs"]
+mod voice;
 
 #[path = "../common/mod.rs"]
 mod common;
