@@ -252,17 +252,6 @@ impl PianolaEditor {
             28.0,
         );
         widgets::param_bar(ui, setter, &p.quantize, "Quantize", None, "How strongly onsets snap to the 1/16 grid: 0% as heard, 100% exactly on the grid.");
-        widgets::segmented(
-            ui,
-            setter,
-            &p.melody,
-            &[
-                (MelodyParam::Auto, "Auto", "Melody from a pitch tracker made for voices when the track is a lone voice, else from every note heard."),
-                (MelodyParam::Voice, "Voice", "The track is a singer: the melody comes from the pitch tracker made for voices."),
-                (MelodyParam::Mix, "Mix", "The melody comes from every note heard (a band, a piano, a full mix)."),
-            ],
-            28.0,
-        );
         let span = p.hand_span.value();
         widgets::param_bar(
             ui,
@@ -287,6 +276,18 @@ impl PianolaEditor {
             "Sensitivity",
             None,
             "How readily a sound counts as a new note. Higher finds quieter notes (and more false ones). Re-reads what was recorded in this session; a reopened project keeps its notes.",
+        );
+        widgets::section(ui, "MELODY FROM");
+        widgets::segmented(
+            ui,
+            setter,
+            &p.melody,
+            &[
+                (MelodyParam::Auto, "Auto", "Melody from a pitch tracker made for voices when the track is a lone voice, else from every note heard."),
+                (MelodyParam::Voice, "Voice", "The track is a singer: the melody comes from the pitch tracker made for voices."),
+                (MelodyParam::Mix, "Mix", "The melody comes from every note heard (a band, a piano, a full mix)."),
+            ],
+            28.0,
         );
         widgets::section(ui, "OUTPUT");
         widgets::param_bar(ui, setter, &p.velocity, "Velocity", None, "Scales how hard every note is played.");

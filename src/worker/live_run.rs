@@ -5,6 +5,7 @@
 //! clock, so the published latency and scores describe the worker's own code.
 
 use super::segment::{to_beats, Track};
+use super::TakeError;
 use crate::arrange::{ArrangeInput, ArrangeSettings};
 use crate::decode::DecodeParams;
 use crate::live::{self, LiveConfig, LiveTake};
@@ -41,11 +42,11 @@ impl LiveRun {
     }
 
     /// Adds one block; returns the number of frames committed (0: no new hop, nothing to publish).
-    pub fn push(&mut self, s: &Stamp, samples: &[f32], model: &mut dyn NoteModel) -> Result<usize, String> {
+    pub fn push(&mut self, s: &Stamp, samples: &[f32], model: &mut dyn NoteModel) -> Result<usize, TakeError> {
         self.track.advance(s, samples.len());
         self.scratch.clear();
-        self.resampler.push(samples, &mut self.scratch).map_err(|e| e.to_string())?;
-        self.take.push(model, &self.scratch).map_err(|e| e.to_string())
+        self.resampler.push(samples, &mut self.scratch)?;
+        Ok(self.take.push(model, &self.scratch)?)
     }
 
     /// The cover to publish now: the recent notes re-arranged; notes before the playhead (the

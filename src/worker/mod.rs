@@ -82,6 +82,15 @@ pub fn saved_cover(params: &PianolaParams) -> Result<Vec<CoverNote>, String> {
         .map_err(|p| format!("arranging the saved capture failed ({}); the worker arranges it again", thread::panic_message(p.as_ref())))
 }
 
+/// Why a take cannot go on (the worker says it in the panel, drops the take and goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum TakeError {
+    #[error("resampling failed: {0}")]
+    Resample(#[from] crate::resample::ResampleError),
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+}
+
 /// What the worker is recording: one run of continuing blocks, in the mode it started in.
 enum Take {
     Capture(Box<Segment>),
@@ -276,11 +285,11 @@ impl Worker {
                     self.status.set_error(format!("Live mode runs the full model window: {e}"));
                     config.window_frames = crate::model::FRAMES_PER_WINDOW;
                 }
-                LiveRun::new(stamp, config, &self.decode).map(|r| Take::Live(Box::new(r))).map_err(|e| e.to_string())
+                LiveRun::new(stamp, config, &self.decode).map(|r| Take::Live(Box::new(r))).map_err(TakeError::from)
             }
             Mode::Capture => match carry {
                 Some(c) => Segment::resume(c, model.as_mut()).map(|s| Take::Capture(Box::new(s))),
-                None => Segment::new(stamp).map(|s| Take::Capture(Box::new(s.cut_after_max()))).map_err(|e| e.to_string()),
+                None => Segment::new(stamp).map(|s| Take::Capture(Box::new(s.cut_after_max()))).map_err(TakeError::from),
             },
         };
         match started {

@@ -4,7 +4,7 @@
 //! finished segment keeps its notes in beats (mapped through its tempo pieces) and compact frames
 //! for re-decoding. [`Track`] (where a run stands on the beat grid) is shared with Live mode's take.
 
-use super::{CUT_OVERLAP_SECONDS, CUT_SAME_NOTE_SECONDS, MAX_SEGMENT_SECONDS};
+use super::{TakeError, CUT_OVERLAP_SECONDS, CUT_SAME_NOTE_SECONDS, MAX_SEGMENT_SECONDS};
 use crate::arrange::{ArrangeInput, BeatNote};
 use crate::compact::CompactFrames;
 use crate::decode::{self, DecodeParams};
@@ -188,17 +188,17 @@ impl Segment {
     }
 
     /// The segment that goes on after a cut: it starts with the cut segment's last audio.
-    pub fn resume(c: Carry, model: &mut dyn NoteModel) -> Result<Self, String> {
+    pub fn resume(c: Carry, model: &mut dyn NoteModel) -> Result<Self, TakeError> {
         let first = c.track.map.pieces[0];
         let start = Stamp { sample_rate: c.track.rate, beat: first.beat, tempo: first.tempo, ..Stamp::default() };
-        let mut seg = Segment::new(&start).map_err(|e| e.to_string())?.cut_after_max();
+        let mut seg = Segment::new(&start)?.cut_after_max();
         seg.track = c.track;
         seg.track.recorded = c.tail.len() as u64;
         seg.track.start_beat = first.beat;
         seg.joins = Some(c.join);
-        seg.resampler.push(&c.tail, &mut seg.scratch).map_err(|e| e.to_string())?;
-        seg.voice_resampler.push(&c.tail, &mut seg.voice_audio).map_err(|e| e.to_string())?;
-        seg.stream.push(model, &seg.scratch).map_err(|e| e.to_string())?;
+        seg.resampler.push(&c.tail, &mut seg.scratch)?;
+        seg.voice_resampler.push(&c.tail, &mut seg.voice_audio)?;
+        seg.stream.push(model, &seg.scratch)?;
         Ok(seg)
     }
 
@@ -218,7 +218,7 @@ impl Segment {
     }
 
     /// Adds one block; returns the number of new frames.
-    pub fn push(&mut self, s: &Stamp, samples: &[f32], model: &mut dyn NoteModel) -> Result<usize, String> {
+    pub fn push(&mut self, s: &Stamp, samples: &[f32], model: &mut dyn NoteModel) -> Result<usize, TakeError> {
         if let Some(at) = self.cut_at {
             // Keep the audio from CUT_OVERLAP_SECONDS before the cut on.
             let from = at.saturating_sub((CUT_OVERLAP_SECONDS * self.track.rate as f64) as u64);
@@ -227,9 +227,9 @@ impl Segment {
         }
         self.track.advance(s, samples.len());
         self.scratch.clear();
-        self.resampler.push(samples, &mut self.scratch).map_err(|e| e.to_string())?;
-        self.voice_resampler.push(samples, &mut self.voice_audio).map_err(|e| e.to_string())?;
-        self.stream.push(model, &self.scratch).map_err(|e| e.to_string())
+        self.resampler.push(samples, &mut self.scratch)?;
+        self.voice_resampler.push(samples, &mut self.voice_audio)?;
+        Ok(self.stream.push(model, &self.scratch)?)
     }
 
     /// Notes so far (only final frames).
@@ -241,15 +241,15 @@ impl Segment {
     /// Flushes the resampler and the stream: all frames of the segment. With a pitch tracker and
     /// a mode that allows it, the sung line too, kept when the segment is a lone voice (the
     /// returned words say what was chosen and why).
-    pub fn finish(mut self, model: &mut dyn NoteModel, voice: Option<(&mut PitchTracker, VoiceMode)>) -> Result<(FinishedSegment, Option<String>), String> {
+    pub fn finish(mut self, model: &mut dyn NoteModel, voice: Option<(&mut PitchTracker, VoiceMode)>) -> Result<(FinishedSegment, Option<String>), TakeError> {
         self.scratch.clear();
-        self.resampler.finish(&mut self.scratch).map_err(|e| e.to_string())?;
-        self.stream.push(model, &self.scratch).map_err(|e| e.to_string())?;
-        let frames = self.stream.finish(model).map_err(|e| e.to_string())?;
+        self.resampler.finish(&mut self.scratch)?;
+        self.stream.push(model, &self.scratch)?;
+        let frames = self.stream.finish(model)?;
         let (sung, why) = match voice {
             Some((tracker, mode)) if mode != VoiceMode::Mix => {
-                self.voice_resampler.finish(&mut self.voice_audio).map_err(|e| e.to_string())?;
-                let curve = tracker.detect(&self.voice_audio).map_err(|e| e.to_string())?;
+                self.voice_resampler.finish(&mut self.voice_audio)?;
+                let curve = tracker.detect(&self.voice_audio)?;
                 let tuning = crate::pitch::tuning_cents(&curve);
                 let heard = decode::notes_from_frames(&frames, &DecodeParams::default());
                 let (is_voice, why) = match mode {
