@@ -13,5 +13,5 @@ song=target/devset/bach_bwv1.6-mix
 read -r bpm bpb fd < <(python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print(m['bpm'], m['beats_per_bar'], m['first_downbeat_s'])" $song/meta.json)
 mkdir -p out
 target/release/pianola transcribe $song/audio.wav -o out/demo-notes.mid
-target/release/pianola cover $song/audio.wav --bpm "$bpm" --beats-per-bar "$bpb" --first-downbeat "$fd" --density 0.6 -o out/demo-cover.mid
-echo "demo: out/demo-cover.mid (piano cover of $song/audio.wav), bundles in target/bundled/"
+target/release/pianola cover $song/audio.wav --bpm "$bpm" --beats-per-bar "$bpb" --first-downbeat "$fd" --density 0.6 -o out/demo-cover.mid --render out/demo-cover.wav
+echo "demo: out/demo-cover.mid and out/demo-cover.wav (piano cover of $song/audio.wav, on Debian's FluidR3 GM piano), bundles in target/bundled/"

@@ -170,6 +170,12 @@ struct CoverArgs {
     /// tracker made for voices), mix (the note model).
     #[arg(long, default_value = "auto")]
     voice: pianola::pitch::VoiceMode,
+    /// Also render the cover to this WAV file with a piano SoundFont (one song).
+    #[arg(long)]
+    render: Option<PathBuf>,
+    /// The SoundFont for --render (default: Debian's FluidR3_GM.sf2 or another GM SoundFont installed).
+    #[arg(long, requires = "render")]
+    soundfont: Option<PathBuf>,
     /// Parallel jobs (default: every core).
     #[arg(short, long)]
     jobs: Option<usize>,
@@ -325,6 +331,12 @@ fn cover(args: CoverArgs) -> Result<()> {
         ArrangeSettings { density: args.density, style, quantize_strength: args.quantize, hand_span: args.hand_span, ..ArrangeSettings::default() }.sanitized();
     let (songs, outputs) = args.io.songs_and_outputs()?;
     let index: std::collections::HashMap<&Path, &PathBuf> = songs.iter().map(|s| s.as_path()).zip(&outputs).collect();
+    // Checked before any work: a missing SoundFont is a clear error, not a lost transcription.
+    let soundfont = match &args.render {
+        Some(_) if songs.len() != 1 => bail!("--render takes one song ({} given)", songs.len()),
+        Some(_) => Some(crate::render::find_soundfont(args.soundfont.as_deref())?),
+        None => None,
+    };
 
     let progress = indicatif::ProgressBar::new(songs.len() as u64);
     progress.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {msg}").expect("valid template"));
@@ -347,6 +359,10 @@ fn cover(args: CoverArgs) -> Result<()> {
             })
             .collect();
         write_file(out, &midi_file::cover_to_smf(&cover, &grid)?)?;
+        if let (Some(wav), Some(font)) = (&args.render, &soundfont) {
+            let (left, right) = crate::render::render(&cover, &grid, font)?;
+            crate::render::write_wav(wav, &left, &right)?;
+        }
         progress.inc(1);
         Ok(format!("{}: {} notes ({melody}) -> cover of {} at {:.1} bpm -> {}", song.display(), notes.len(), cover.len(), grid.bpm, out.display()))
     })?;

@@ -1,0 +1,127 @@
+//! `pianola cover SONG --render cover.wav`: the cover played on a piano SoundFont, so a cover can be
+//! heard with no DAW. The synth is rustysynth (a well-kept pure-Rust SoundFont synth); nothing here
+//! synthesises sound by hand. General MIDI program 0 (acoustic grand piano) on channel 1.
+
+use anyhow::{bail, Context, Result};
+use pianola::notes::{BeatGrid, CoverNote};
+use rustysynth::{SoundFont, Synthesizer, SynthesizerSettings};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Sample rate of the rendered file.
+pub const RATE: u32 = 44100;
+/// Seconds rendered after the last note-off (the piano's release).
+pub const TAIL_S: f64 = 2.0;
+/// Where Debian's piano-capable General MIDI SoundFonts are (apt: fluid-soundfont-gm,
+/// timgm6mb-soundfont), first found wins.
+pub const DEBIAN_SOUNDFONTS: &[&str] = &["/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2"];
+
+/// The SoundFont to use: `given`, else the first Debian one installed.
+pub fn find_soundfont(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        if !p.is_file() {
+            bail!("--soundfont {}: no such file", p.display());
+        }
+        return Ok(p.to_path_buf());
+    }
+    DEBIAN_SOUNDFONTS.iter().map(PathBuf::from).find(|p| p.is_file()).with_context(|| {
+        format!(
+            "--render needs a piano SoundFont: none of {} is installed (apt-get install fluid-soundfont-gm) and no --soundfont was given",
+            DEBIAN_SOUNDFONTS.join(", ")
+        )
+    })
+}
+
+/// The cover (beat 0 at 0 s, at `grid`'s tempo) as stereo samples at [`RATE`].
+pub fn render(cover: &[CoverNote], grid: &BeatGrid, soundfont: &Path) -> Result<(Vec<f32>, Vec<f32>)> {
+    let mut file = std::fs::File::open(soundfont).with_context(|| format!("opening {}", soundfont.display()))?;
+    let font = Arc::new(SoundFont::new(&mut file).map_err(|e| anyhow::anyhow!("{} is not a usable SoundFont: {e:?}", soundfont.display()))?);
+    let mut synth = Synthesizer::new(&font, &SynthesizerSettings::new(RATE as i32)).map_err(|e| anyhow::anyhow!("starting the synth: {e:?}"))?;
+    let at = |beat: f64| ((beat * grid.seconds_per_beat()).max(0.0) * RATE as f64).round() as usize;
+    // (sample, on, key, velocity); at one sample, note-offs first so a repeated key restrikes.
+    let mut events: Vec<(usize, bool, i32, i32)> = Vec::with_capacity(cover.len() * 2);
+    for n in cover.iter().filter(|n| n.start_beat.is_finite() && n.end_beat > n.start_beat) {
+        events.push((at(n.start_beat), true, n.pitch as i32, n.velocity.clamp(1, 127) as i32));
+        events.push((at(n.end_beat), false, n.pitch as i32, 0));
+    }
+    events.sort_by_key(|e| (e.0, e.1));
+    let end = events.last().map_or(0, |e| e.0) + (TAIL_S * RATE as f64) as usize;
+    let (mut left, mut right) = (vec![0.0f32; end], vec![0.0f32; end]);
+    let mut done = 0;
+    for (sample, on, key, velocity) in events {
+        if sample > done {
+            synth.render(&mut left[done..sample], &mut right[done..sample]);
+            done = sample;
+        }
+        if on {
+            synth.note_on(0, key, velocity);
+        } else {
+            synth.note_off(0, key);
+        }
+    }
+    synth.render(&mut left[done..], &mut right[done..]);
+    Ok((left, right))
+}
+
+/// Writes 16-bit stereo WAV, scaled down if the render peaks above -1 dBFS (dense covers can).
+pub fn write_wav(path: &Path, left: &[f32], right: &[f32]) -> Result<()> {
+    let peak = left.iter().chain(right).fold(0.0f32, |m, x| m.max(x.abs()));
+    let gain = if peak > 0.89 { 0.89 / peak } else { 1.0 };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let spec = hound::WavSpec { channels: 2, sample_rate: RATE, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).with_context(|| format!("writing {}", path.display()))?;
+    for (l, r) in left.iter().zip(right) {
+        for x in [l, r] {
+            w.write_sample((x * gain * 32767.0).round().clamp(-32768.0, 32767.0) as i16)?;
+        }
+    }
+    w.finalize().with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pianola::notes::Hand;
+
+    fn rms(x: &[f32]) -> f32 {
+        (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt()
+    }
+
+    #[test]
+    fn a_cover_sounds_where_its_notes_are_and_is_silent_before() {
+        let Ok(font) = find_soundfont(None) else {
+            panic!("no Debian SoundFont installed: apt-get install fluid-soundfont-gm (scripts/setup.sh installs it)");
+        };
+        let grid = BeatGrid::new(120.0);
+        let note = |start: f64, pitch: u8| CoverNote { start_beat: start, end_beat: start + 0.5, pitch, velocity: 100, hand: Hand::Right, melody: true };
+        // Two chords' worth of notes from beat 2 (1 s).
+        let cover = [note(2.0, 60), note(2.0, 64), note(3.0, 67)];
+        let (l, r) = render(&cover, &grid, &font).unwrap();
+        assert_eq!(l.len(), r.len());
+        assert_eq!(l.len(), ((1.75 + TAIL_S) * RATE as f64).round() as usize, "the last note-off plus the tail");
+        let s = |t: f64| (t * RATE as f64) as usize;
+        let before = rms(&l[..s(0.9)]);
+        let during = rms(&l[s(1.0)..s(1.25)]);
+        assert!(before < 1e-6, "sound before the first note: rms {before}");
+        assert!(during > 0.01, "the notes are silent: rms {during}");
+        let out = std::env::temp_dir().join(format!("pianola-render-{}.wav", std::process::id()));
+        write_wav(&out, &l, &r).unwrap();
+        let back = hound::WavReader::open(&out).unwrap();
+        assert_eq!((back.spec().channels, back.spec().sample_rate), (2, RATE));
+        let _ = std::fs::remove_file(&out);
+    }
+
+    #[test]
+    fn a_missing_or_broken_soundfont_is_a_clear_error() {
+        let e = find_soundfont(Some(Path::new("/nonexistent/piano.sf2"))).unwrap_err().to_string();
+        assert!(e.contains("no such file"), "{e}");
+        let junk = std::env::temp_dir().join(format!("pianola-junk-{}.sf2", std::process::id()));
+        std::fs::write(&junk, b"RIFF not a soundfont").unwrap();
+        let e = render(&[], &BeatGrid::new(120.0), &junk).unwrap_err().to_string();
+        assert!(e.contains("not a usable SoundFont"), "{e}");
+        let _ = std::fs::remove_file(&junk);
+    }
+}
