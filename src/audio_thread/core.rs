@@ -91,6 +91,8 @@ pub struct AudioCore {
     load_model: ModelFactory,
     writer: Option<CaptureWriter>,
     reader: Option<timeline::Reader>,
+    /// Dropped with the plugin: the handles abandon unfinished work (no one would get it) and
+    /// wait, within a model window, so no thread outlives the library.
     worker: Option<WorkerHandle>,
     /// The previous activation's worker, until the next activation hands it to the new worker.
     retired: Option<RetiredWorker>,
@@ -159,12 +161,9 @@ impl AudioCore {
         self.reported_latency
     }
 
-    /// The live pipeline's latency at the activated sample rate, in samples.
-    pub fn live_latency(&self) -> u32 {
-        self.live_latency
-    }
-
-    /// The latency `mode` needs, in samples.
+    /// The latency `mode` needs, in samples: how long after the audio is heard its notes can go
+    /// out. Live notes are known only after the live pipeline's latency; Capture notes are known
+    /// in advance.
     fn latency_for(&self, mode: Mode) -> u32 {
         if mode == Mode::Live {
             self.live_latency
@@ -307,7 +306,7 @@ impl AudioCore {
             (Some(reader), Some(beat), Some(tempo)) if t.playing && !self.params.bypass.value() => {
                 // Notes the host compensates for go out on their beat; Live notes that need more
                 // time than the host was told go out that much late.
-                let shift = samples_to_beats(self.emit_delay_samples(mode).saturating_sub(self.reported_latency), tempo);
+                let shift = samples_to_beats(self.latency_for(mode).saturating_sub(self.reported_latency), tempo);
                 let block = BlockTransport { playing: true, beat: beat - shift, tempo, sample_rate: self.sample_rate as f64, len: len as u32 };
                 self.emitter.process(&block, &reader.current().notes, send);
             }
@@ -322,15 +321,6 @@ impl AudioCore {
         outcome
     }
 
-    /// How long after the audio was heard its notes can go out, in samples: Live notes are known
-    /// only after the live pipeline's latency; Capture notes are known in advance.
-    fn emit_delay_samples(&self, mode: Mode) -> u32 {
-        match mode {
-            Mode::Live => self.live_latency,
-            Mode::Capture => 0,
-        }
-    }
-
     /// The plugin re-reported its latency without a re-activation (VST3: hosts re-read it after
     /// the restart request that comes with it). Audio thread: allocates nothing.
     pub fn latency_reported(&mut self, samples: u32) {
@@ -339,14 +329,5 @@ impl AudioCore {
             // Preallocated for the Live latency in activate: no allocation here.
             self.delay.set_delay(samples as usize);
         }
-    }
-}
-
-impl Drop for AudioCore {
-    fn drop(&mut self) {
-        // The plugin is destroyed: unfinished work has no one to go to. Dropping the handles
-        // abandons it and waits (within a model window) so no thread outlives the library.
-        self.worker = None;
-        self.retired = None;
     }
 }

@@ -267,26 +267,44 @@ pub fn lone_voice(model_notes: &[crate::notes::Note], frames: &PitchFrames) -> (
     (voice, why)
 }
 
-/// A sung line: the pitch curve, the tuning found in it and its notes.
-#[derive(Clone, Debug, Default)]
-pub struct VoiceLine {
-    pub frames: PitchFrames,
-    pub tuning_cents: f64,
-    pub notes: Vec<crate::notes::Note>,
+/// Mono audio at `sample_rate`, resampled to 16 kHz and tracked.
+pub fn track(tracker: &mut PitchTracker, mono: &[f32], sample_rate: u32) -> Result<PitchFrames, ModelError> {
+    let resample = |e: crate::resample::ResampleError| ModelError::Inference(e.to_string());
+    let mut audio = Vec::with_capacity(mono.len() * SAMPLE_RATE as usize / sample_rate.max(1) as usize + HOP);
+    let mut r = crate::resample::StreamResampler::to_rate(sample_rate, SAMPLE_RATE).map_err(resample)?;
+    r.push(mono, &mut audio).map_err(resample)?;
+    r.finish(&mut audio).map_err(resample)?;
+    tracker.detect(&audio)
 }
 
-/// The sung line of mono audio at `sample_rate`: resampled to 16 kHz, tracked, folded into notes
-/// against its own tuning; with `model_notes` (the note model's notes of the same audio) their
-/// onsets time the sung notes (`notes::with_model_onsets`).
-pub fn voice_line(tracker: &mut PitchTracker, mono: &[f32], sample_rate: u32, model_notes: &[crate::notes::Note]) -> Result<VoiceLine, ModelError> {
-    let mut audio = Vec::with_capacity(mono.len() * SAMPLE_RATE as usize / sample_rate.max(1) as usize + HOP);
-    let mut r = crate::resample::StreamResampler::to_rate(sample_rate, SAMPLE_RATE).map_err(|e| ModelError::Inference(e.to_string()))?;
-    r.push(mono, &mut audio).map_err(|e| ModelError::Inference(e.to_string()))?;
-    r.finish(&mut audio).map_err(|e| ModelError::Inference(e.to_string()))?;
-    let frames = tracker.detect(&audio)?;
-    let tuning_cents = tuning_cents(&frames);
-    let notes = notes::with_model_onsets(&notes::notes_from_pitch(&frames, tuning_cents), model_notes);
-    Ok(VoiceLine { frames, tuning_cents, notes })
+/// Where a stretch's melody comes from: decided once, the same way, for the CLI and the plugin.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Melody {
+    /// The sung line when the melody is the voice (not yet timed by the note model's onsets:
+    /// `notes::with_model_onsets`).
+    pub sung: Option<Vec<crate::notes::Note>>,
+    /// The recording's reference pitch found in the curve, cents from A440.
+    pub tuning_cents: f64,
+    /// What was chosen and why, in plain words.
+    pub why: String,
+}
+
+/// The melody for `mode` (`Auto` tells a lone voice with [`lone_voice`] from `heard`, the note
+/// model's notes of the same audio): the pitch `curve`'s notes against its own tuning when the
+/// melody is the voice.
+pub fn choose_melody(mode: VoiceMode, curve: &PitchFrames, heard: &[crate::notes::Note]) -> Melody {
+    let tuning_cents = tuning_cents(curve);
+    let (voice, why) = match mode {
+        VoiceMode::Voice => (true, "a voice, as asked".to_string()),
+        VoiceMode::Mix => (false, "mix, as asked".to_string()),
+        VoiceMode::Auto => lone_voice(heard, curve),
+    };
+    if voice {
+        let why = format!("{why}; melody from the voice tracker, tuning {tuning_cents:+.0} cents");
+        Melody { sung: Some(notes::notes_from_pitch(curve, tuning_cents)), tuning_cents, why }
+    } else {
+        Melody { sung: None, tuning_cents, why }
+    }
 }
 
 #[cfg(test)]

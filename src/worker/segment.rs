@@ -250,15 +250,9 @@ impl Segment {
             Some((tracker, mode)) if mode != VoiceMode::Mix => {
                 self.voice_resampler.finish(&mut self.voice_audio)?;
                 let curve = tracker.detect(&self.voice_audio)?;
-                let tuning = crate::pitch::tuning_cents(&curve);
                 let heard = decode::notes_from_frames(&frames, &DecodeParams::default());
-                let (is_voice, why) = match mode {
-                    VoiceMode::Voice => (true, "a voice, as asked".to_string()),
-                    _ => crate::pitch::lone_voice(&heard, &curve),
-                };
-                let sung = is_voice.then(|| crate::pitch::notes::notes_from_pitch(&curve, tuning));
-                let why = if is_voice { format!("{why}; melody from the voice tracker, tuning {tuning:+.0} cents") } else { why };
-                (sung, Some(why))
+                let melody = crate::pitch::choose_melody(mode, &curve, &heard);
+                (melody.sung, Some(melody.why))
             }
             _ => (None, None),
         };

@@ -163,40 +163,36 @@ fn acquire_model(source: ModelSource, control: &Control) -> Result<Box<dyn NoteM
     }
 }
 
+/// What `load` gave, a caught panic included; a failure is said in the panel with what Pianola
+/// does without `what`.
+fn loaded<T>(status: &Status, what: &str, without: &str, load: impl FnOnce() -> Result<T, ModelError>) -> Option<T> {
+    match catch_unwind(AssertUnwindSafe(load)) {
+        Ok(Ok(t)) => Some(t),
+        Ok(Err(e)) => {
+            status.set_error(format!("{e}; {without}"));
+            None
+        }
+        Err(p) => {
+            status.set_error(format!("loading {what} panicked: {}; {without}", panic_message(p.as_ref())));
+            None
+        }
+    }
+}
+
 fn run(setup: WorkerSetup, control: Arc<Control>) -> Option<Box<dyn NoteModel>> {
     let link = setup.reader.link().clone();
     let (mut w, source) = Worker::new(setup);
     let status = w.status.clone();
-    w.model = match catch_unwind(AssertUnwindSafe(|| acquire_model(source, &control))) {
-        Ok(Ok(mut m)) => {
-            // Plan Live mode's shorter window now, while the panel says the model is loading, so
-            // switching to Live does not stall its first notes (a failure is handled when Live starts).
-            let _ = catch_unwind(AssertUnwindSafe(|| m.prepare_window(live_config().window_frames)));
-            status.model_ready.store(true, Ordering::Release);
-            Some(m)
-        }
-        Ok(Err(e)) => {
-            status.set_error(format!("{e}; Pianola passes the audio through but cannot transcribe"));
-            None
-        }
-        Err(p) => {
-            status.set_error(format!("loading the model panicked: {}", panic_message(p.as_ref())));
-            None
-        }
-    };
+    w.model = loaded(&status, "the model", "Pianola passes the audio through but cannot transcribe", || acquire_model(source, &control)).map(|mut m| {
+        // Plan Live mode's shorter window now, while the panel says the model is loading, so
+        // switching to Live does not stall its first notes (a failure is handled when Live starts).
+        let _ = catch_unwind(AssertUnwindSafe(|| m.prepare_window(live_config().window_frames)));
+        status.model_ready.store(true, Ordering::Release);
+        m
+    });
     // The voice tracker (small: 135 kB, planned in a few ms). Without it melodies come from the
     // note model, and the panel says so.
-    w.tracker = match catch_unwind(AssertUnwindSafe(crate::pitch::PitchTracker::load)) {
-        Ok(Ok(t)) => Some(t),
-        Ok(Err(e)) => {
-            status.set_error(format!("{e}; melodies come from the note model"));
-            None
-        }
-        Err(p) => {
-            status.set_error(format!("loading the voice tracker panicked: {}; melodies come from the note model", panic_message(p.as_ref())));
-            None
-        }
-    };
+    w.tracker = loaded(&status, "the voice tracker", "melodies come from the note model", crate::pitch::PitchTracker::load);
     if let Err(p) = catch_unwind(AssertUnwindSafe(|| w.restore())) {
         w.status.set_error(format!("restoring the capture panicked: {}", panic_message(p.as_ref())));
     }

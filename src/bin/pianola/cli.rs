@@ -419,16 +419,11 @@ fn melody_notes<'a>(
         return Ok((t.notes.as_slice().into(), "mix, as asked".into()));
     }
     let mut tracker = pitch::PitchTracker::load()?;
-    let line = pitch::voice_line(&mut tracker, &clip.mono(), clip.sample_rate, &t.notes)?;
-    let (voice, why) = match mode {
-        VoiceMode::Voice => (true, "a voice, as asked".to_string()),
-        _ => pitch::lone_voice(&t.notes, &line.frames),
-    };
-    if voice {
-        let tuning = line.tuning_cents;
-        Ok((line.notes.into(), format!("{why}; melody from the voice tracker, tuning {tuning:+.0} cents")))
-    } else {
-        Ok((t.notes.as_slice().into(), why))
+    let curve = pitch::track(&mut tracker, &clip.mono(), clip.sample_rate)?;
+    let melody = pitch::choose_melody(mode, &curve, &t.notes);
+    match melody.sung {
+        Some(sung) => Ok((pitch::notes::with_model_onsets(&sung, &t.notes).into(), melody.why)),
+        None => Ok((t.notes.as_slice().into(), melody.why)),
     }
 }
 
