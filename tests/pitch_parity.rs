@@ -1,6 +1,6 @@
 //! The pitch tracker (SwiftF0 on tract, `pianola::pitch`) against the package it comes from,
 //! Python swift-f0 0.3.0 on ONNX Runtime (`scripts/swift_f0_reference.py`), on a synthetic singer
-//! this test makes (`common/voice.rs`) and on a dev-set vocal item when the dev set is there:
+//! this test makes (`common/voice.rs`) and on a dev-set vocal item:
 //! the same frames, voicing decided the same way on >= 99% of them, and the pitch of frames both
 //! call voiced within 5 cents.
 //!
@@ -76,15 +76,15 @@ fn the_tracker_matches_python_swift_f0() {
     // Signals shorter than a hop and than the model's context.
     check(&sung[16000..16200], &mut tracker, &dir, "200 samples");
     check(&sung[16000..17000], &mut tracker, &dir, "1000 samples");
-    // A dev-set vocal item resampled to 16 kHz, when the dev set is there.
+    // A dev-set vocal item resampled to 16 kHz (a missing dev set fails with the advice to build it,
+    // as the other tests on it do).
     let item = common::devset_dir().join("bach_bwv1.6-vocal/audio.wav");
-    if item.exists() {
-        let clip = pianola::audio_file::read(&item).unwrap();
-        let mut audio = vec![];
-        let mut r = pianola::resample::StreamResampler::to_rate(clip.sample_rate, pianola::pitch::SAMPLE_RATE).unwrap();
-        r.push(&clip.mono(), &mut audio).unwrap();
-        r.finish(&mut audio).unwrap();
-        check(&audio, &mut tracker, &dir, "bach_bwv1.6-vocal at 16 kHz");
-    }
+    assert!(item.exists(), "{} is missing: build the dev set with `python3 ../shared/eval/make_devset.py DIR` and set PIANOLA_DEVSET=DIR", item.display());
+    let clip = pianola::audio_file::read(&item).unwrap();
+    let mut audio = vec![];
+    let mut r = pianola::resample::StreamResampler::to_rate(clip.sample_rate, pianola::pitch::SAMPLE_RATE).unwrap();
+    r.push(&clip.mono(), &mut audio).unwrap();
+    r.finish(&mut audio).unwrap();
+    check(&audio, &mut tracker, &dir, "bach_bwv1.6-vocal at 16 kHz");
     let _ = std::fs::remove_dir_all(&dir);
 }
