@@ -23,7 +23,7 @@
 use crate::arrange::{self, ArrangeInput, ArrangeSettings};
 use crate::decode::DecodeParams;
 use crate::model::{window_samples, ModelError, NoteModel, WindowFrames, FFT_HOP, FRAMES_PER_WINDOW, MIN_WINDOW_FRAMES, MODEL_SAMPLE_RATE, WINDOW_SAMPLES};
-use crate::notes::{CoverNote, FrameOutputs, Note, LOWEST_KEY, N_KEYS};
+use crate::notes::{Cover, CoverNote, FrameOutputs, Note, PedalSpan, LOWEST_KEY, N_KEYS};
 
 /// Seconds per model frame.
 pub use crate::notes::FRAME_SECONDS;
@@ -540,6 +540,8 @@ fn shortest_f64(x: f32) -> f64 {
 pub struct LiveArranger {
     /// The cover published last.
     published: Vec<CoverNote>,
+    /// Its pedal.
+    published_pedal: Vec<PedalSpan>,
     freeze_beat: f64,
     /// Melody notes moved to the playhead because they were known too late.
     pub late_melody: usize,
@@ -551,18 +553,18 @@ pub const ARRANGE_CONTEXT_BEATS: f64 = 32.0;
 
 impl LiveArranger {
     pub fn new() -> Self {
-        Self { published: Vec::new(), freeze_beat: f64::NEG_INFINITY, late_melody: 0 }
+        Self { published: Vec::new(), published_pedal: Vec::new(), freeze_beat: f64::NEG_INFINITY, late_melody: 0 }
     }
 
     /// Re-arranges `input` (the notes so far, in beats) and returns the cover to publish. Notes
     /// published before and starting before `playhead_beat` stay as they were (the emitter has
     /// played them; a sounding one takes its new end); later notes follow the new arrangement;
     /// a new melody note at most `max_late_beats` before the playhead starts at the playhead.
-    pub fn update(&mut self, input: &ArrangeInput, settings: &ArrangeSettings, playhead_beat: f64, max_late_beats: f64) -> Vec<CoverNote> {
+    pub fn update(&mut self, input: &ArrangeInput, settings: &ArrangeSettings, playhead_beat: f64, max_late_beats: f64) -> Cover {
         let newest = input.notes.iter().map(|n| n.start_beat).fold(f64::NEG_INFINITY, f64::max);
         let from = newest.min(playhead_beat) - ARRANGE_CONTEXT_BEATS;
         let recent = ArrangeInput { notes: input.notes.iter().filter(|n| n.end_beat >= from).copied().collect(), ..input.clone() };
-        let fresh = if recent.notes.is_empty() { vec![] } else { arrange::arrange(&recent, settings) };
+        let Cover { notes: fresh, pedal: fresh_pedal } = if recent.notes.is_empty() { Cover::default() } else { arrange::arrange(&recent, settings) };
         self.freeze_beat = self.freeze_beat.max(playhead_beat);
         let freeze = self.freeze_beat;
         let mut out: Vec<CoverNote> = self.published.iter().filter(|n| n.start_beat < freeze).copied().collect();
@@ -589,8 +591,34 @@ impl LiveArranger {
         // played, so what was emitted stays true.
         let out = arrange::playability::enforce_cover(&out, &settings.sanitized(), freeze);
         self.published = out.clone();
-        out
+        let pedal = merge_pedal(&self.published_pedal, &fresh_pedal, freeze);
+        self.published_pedal = pedal.clone();
+        Cover { notes: out, pedal }
     }
+}
+
+/// The pedal to publish: presses already made (down before `freeze`) stay, an open one taking the
+/// end the new arrangement gives the same press (or, without one, its old end); later presses
+/// follow the new arrangement, starting no earlier than the kept ones end.
+fn merge_pedal(published: &[PedalSpan], fresh: &[PedalSpan], freeze: f64) -> Vec<PedalSpan> {
+    let mut out: Vec<PedalSpan> = published.iter().filter(|p| p.down_beat < freeze).copied().collect();
+    if let Some(last) = out.last_mut() {
+        if last.up_beat > freeze {
+            match fresh.iter().find(|f| (f.down_beat - last.down_beat).abs() < 1e-9) {
+                Some(f) => last.up_beat = f.up_beat.max(freeze),
+                // The chord it caught may now change earlier: up where the next new press's
+                // chord starts.
+                None => {
+                    if let Some(next) = fresh.iter().find(|f| f.down_beat >= freeze) {
+                        last.up_beat = last.up_beat.min((next.down_beat - arrange::pedal::CATCH_BEATS).max(freeze));
+                    }
+                }
+            }
+        }
+    }
+    let after = out.last().map_or(f64::NEG_INFINITY, |p| p.up_beat);
+    out.extend(fresh.iter().filter(|f| f.down_beat >= freeze && f.down_beat >= after).copied());
+    out
 }
 
 /// Model time per 130-frame window the reported latency allows for, by backend: the p95 measured
@@ -687,7 +715,7 @@ impl LiveTake {
     }
 
     /// [`LiveArranger::update`].
-    pub fn arrange(&mut self, input: &ArrangeInput, settings: &ArrangeSettings, playhead_beat: f64, max_late_beats: f64) -> Vec<CoverNote> {
+    pub fn arrange(&mut self, input: &ArrangeInput, settings: &ArrangeSettings, playhead_beat: f64, max_late_beats: f64) -> Cover {
         self.arranger.update(input, settings, playhead_beat, max_late_beats)
     }
 }
@@ -994,11 +1022,19 @@ mod tests {
             let mut notes = inp.notes.clone();
             notes.sort_by(|a, b| a.start_beat.total_cmp(&b.start_beat));
             let mut played: Vec<CoverNote> = vec![];
+            let mut pressed: Vec<PedalSpan> = vec![];
             let mut playhead = 0.0;
             while playhead < 72.0 {
                 // What the decoder knows by now: notes that started up to a beat before the playhead.
                 let known = ArrangeInput { notes: notes.iter().filter(|n| n.start_beat < playhead - 1.0).copied().collect(), ..inp.clone() };
-                let cover = arranger.update(&known, &s, playhead, 0.5);
+                let Cover { notes: cover, pedal } = arranger.update(&known, &s, playhead, 0.5);
+                for w in pedal.windows(2) {
+                    proptest::prop_assert!(w[0].down_beat < w[0].up_beat && w[0].up_beat <= w[1].down_beat, "pedal {:?}", pedal);
+                }
+                for p in &pressed {
+                    proptest::prop_assert!(pedal.iter().any(|q| q.down_beat == p.down_beat), "the pedal press {:?} vanished at beat {}", p, playhead);
+                }
+                pressed = pedal.iter().filter(|p| p.down_beat < playhead).copied().collect();
                 if let Err(e) = crate::arrange::tests::check_cover(&cover, &s) {
                     proptest::prop_assert!(false, "at beat {}: {}", playhead, e);
                 }

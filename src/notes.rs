@@ -122,3 +122,37 @@ pub struct CoverNote {
     /// True for the melody line (always the right hand's top voice).
     pub melody: bool,
 }
+
+/// One press of the sustain pedal (CC64), keyed in beats: down at `down_beat`, up at `up_beat`.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PedalSpan {
+    pub down_beat: f64,
+    pub up_beat: f64,
+}
+
+/// A whole cover: its notes (sorted by start, then pitch) and its sustain pedal (sorted, never
+/// overlapping).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cover {
+    pub notes: Vec<CoverNote>,
+    pub pedal: Vec<PedalSpan>,
+}
+
+impl Cover {
+    pub fn is_empty(&self) -> bool {
+        self.notes.is_empty()
+    }
+
+    /// The same cover `beats` later.
+    pub fn shifted(mut self, beats: f64) -> Self {
+        for n in &mut self.notes {
+            n.start_beat += beats;
+            n.end_beat += beats;
+        }
+        for p in &mut self.pedal {
+            p.down_beat += beats;
+            p.up_beat += beats;
+        }
+        self
+    }
+}

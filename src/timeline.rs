@@ -6,7 +6,7 @@
 //! left, so the audio thread's `Arc` drops never free memory (they only decrement a count). The
 //! worker frees the retired snapshots on its own thread.
 
-use crate::notes::CoverNote;
+use crate::notes::{Cover, CoverNote, PedalSpan};
 use std::sync::Arc;
 
 /// One published state of the cover.
@@ -14,16 +14,29 @@ use std::sync::Arc;
 pub struct Timeline {
     /// Sorted by `start_beat` (then pitch).
     pub notes: Vec<CoverNote>,
+    /// Sustain-pedal presses, sorted and disjoint.
+    pub pedal: Vec<PedalSpan>,
     /// Increases with every publication of an instance; the audio thread re-targets sounding notes
     /// when it changes.
     pub generation: u64,
 }
 
 impl Timeline {
-    pub fn new(mut notes: Vec<CoverNote>, generation: u64) -> Self {
+    pub fn new(cover: Cover, generation: u64) -> Self {
+        let Cover { mut notes, mut pedal } = cover;
         notes.retain(|n| n.start_beat.is_finite() && n.end_beat.is_finite());
         notes.sort_by(|a, b| a.start_beat.total_cmp(&b.start_beat).then(a.pitch.cmp(&b.pitch)));
-        Self { notes, generation }
+        // The emitter relies on presses that are sorted and never overlap.
+        pedal.retain(|p| p.down_beat.is_finite() && p.up_beat.is_finite() && p.up_beat > p.down_beat);
+        pedal.sort_by(|a, b| a.down_beat.total_cmp(&b.down_beat));
+        let mut kept: Vec<PedalSpan> = Vec::with_capacity(pedal.len());
+        for p in pedal {
+            match kept.last_mut() {
+                Some(last) if p.down_beat < last.up_beat => last.up_beat = last.up_beat.max(p.up_beat),
+                _ => kept.push(p),
+            }
+        }
+        Self { notes, pedal: kept, generation }
     }
 
     /// Notes starting in `[from, to)`.
@@ -63,9 +76,9 @@ pub fn channel(initial: Arc<Timeline>) -> (Publisher, Reader) {
 
 impl Publisher {
     /// Publishes a new cover (sorted here) and returns the snapshot.
-    pub fn publish(&mut self, notes: Vec<CoverNote>) -> Arc<Timeline> {
+    pub fn publish(&mut self, cover: Cover) -> Arc<Timeline> {
         self.generation += 1;
-        let snapshot = Arc::new(Timeline::new(notes, self.generation));
+        let snapshot = Arc::new(Timeline::new(cover, self.generation));
         self.pending = Some(snapshot.clone());
         self.flush();
         snapshot
@@ -123,7 +136,7 @@ mod tests {
         let (mut publisher, mut reader) = channel(Arc::new(Timeline::default()));
         assert!(!reader.update());
         for k in 0..40 {
-            publisher.publish(vec![note(2.0, 60), note(k as f64 * 0.0, 61 + (k % 3) as u8)]);
+            publisher.publish(Cover { notes: vec![note(2.0, 60), note(k as f64 * 0.0, 61 + (k % 3) as u8)], pedal: vec![] });
             publisher.flush();
         }
         assert!(reader.update());
@@ -141,9 +154,16 @@ mod tests {
 
     #[test]
     fn starting_in_selects_half_open_ranges() {
-        let t = Timeline::new(vec![note(1.0, 60), note(0.0, 60), note(2.0, 60)], 1);
+        let t = Timeline::new(Cover { notes: vec![note(1.0, 60), note(0.0, 60), note(2.0, 60)], pedal: vec![] }, 1);
         assert_eq!(t.starting_in(0.0, 1.0).len(), 1);
         assert_eq!(t.starting_in(1.0, 3.0).len(), 2);
         assert_eq!(t.starting_in(3.0, 4.0).len(), 0);
+    }
+
+    #[test]
+    fn pedal_presses_are_sorted_and_merged() {
+        let span = |d, u| PedalSpan { down_beat: d, up_beat: u };
+        let t = Timeline::new(Cover { notes: vec![], pedal: vec![span(4.0, 6.0), span(0.0, 2.0), span(1.0, 3.0), span(5.0, f64::NAN), span(7.0, 7.0)] }, 1);
+        assert_eq!(t.pedal, vec![span(0.0, 3.0), span(4.0, 6.0)]);
     }
 }

@@ -24,10 +24,11 @@ pub mod accompaniment;
 mod chorale_stats;
 pub mod harmony;
 pub mod melody;
+pub mod pedal;
 pub mod playability;
 pub mod quantize;
 
-use crate::notes::{BeatGrid, CoverNote, FrameOutputs, Hand, Note, LOWEST_KEY, N_CONTOUR_BINS};
+use crate::notes::{BeatGrid, Cover, FrameOutputs, Hand, Note, LOWEST_KEY, N_CONTOUR_BINS};
 
 pub use crate::notes::FRAME_SECONDS;
 /// Piano range.
@@ -138,6 +139,8 @@ pub struct ArrangeSettings {
     pub highest_key: u8,
     /// Scales all velocities.
     pub velocity_scale: f32,
+    /// Sustain pedal (CC64) with the harmony.
+    pub pedal: bool,
 }
 
 impl Default for ArrangeSettings {
@@ -151,6 +154,7 @@ impl Default for ArrangeSettings {
             lowest_key: PIANO_LOW,
             highest_key: PIANO_HIGH,
             velocity_scale: 1.0,
+            pedal: true,
         }
     }
 }
@@ -172,6 +176,7 @@ impl ArrangeSettings {
             lowest_key: lo,
             highest_key: hi,
             velocity_scale: if self.velocity_scale.is_finite() { self.velocity_scale.clamp(0.0, 4.0) } else { 1.0 },
+            pedal: self.pedal,
         }
     }
 }
@@ -300,13 +305,14 @@ impl Meter {
     }
 }
 
-/// The cover of `input`: sorted by (start_beat, pitch), playable, within the settings' range.
-pub fn arrange(input: &ArrangeInput, settings: &ArrangeSettings) -> Vec<CoverNote> {
+/// The cover of `input`: notes sorted by (start_beat, pitch), playable, within the settings'
+/// range, and the sustain pedal with the harmony (none when the settings turn it off).
+pub fn arrange(input: &ArrangeInput, settings: &ArrangeSettings) -> Cover {
     let s = settings.sanitized();
     let meter = Meter::of(input);
     let mut notes = cleaned(input);
     if notes.is_empty() {
-        return Vec::new();
+        return Cover::default();
     }
     quantize::align_lag(&mut notes, &meter);
     let partial = harmony::partial_like(&notes);
@@ -323,7 +329,15 @@ pub fn arrange(input: &ArrangeInput, settings: &ArrangeSettings) -> Vec<CoverNot
     for v in voices.iter_mut().filter(|v| v.role != Role::Melody) {
         quantize::snap_voice(v, s.grid_per_beat, s.quantize_strength);
     }
-    playability::enforce(voices, &s)
+    let notes = playability::enforce(voices, &s);
+    let pedal = if s.pedal { pedal::plan(&notes, &chord_changes(&harm)) } else { Vec::new() };
+    Cover { notes, pedal }
+}
+
+/// Beats where a chord starts: the harmony differs from the beat before.
+fn chord_changes(harm: &harmony::Harmony) -> Vec<f64> {
+    let last = harm.first_beat + harm.chords.len() as i64;
+    (harm.first_beat..last).filter(|&b| harm.at(b).is_some() && harm.at(b) != harm.at(b - 1)).map(|b| b as f64).collect()
 }
 
 #[cfg(test)]

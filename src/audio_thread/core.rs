@@ -19,6 +19,7 @@ use crate::model::{ModelError, NoteModel};
 use crate::params::{Mode, PianolaParams};
 use crate::ring::{self, CaptureShared, CaptureWriter, Pushed, TransportInfo};
 use crate::status::Status;
+use crate::notes::Cover;
 use crate::timeline::{self, Timeline};
 use crate::worker::{self, ModelLoader, ModelSource, RetiredWorker, WorkerHandle, WorkerSetup, LIVE_MAX_LAG_SECONDS};
 use std::sync::Arc;
@@ -193,7 +194,7 @@ impl AudioCore {
             Ok(cover) => cover,
             Err(e) => {
                 self.status.set_error(e);
-                vec![]
+                Cover::default()
             }
         };
         let (publisher, timeline_reader) = timeline::channel(Arc::new(Timeline::new(initial, 0)));

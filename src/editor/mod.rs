@@ -13,6 +13,7 @@ pub mod widgets;
 
 pub use state::EditorPrefs;
 
+use crate::notes::Cover;
 use crate::params::{MelodyParam, Mode, PianolaParams, StyleParam};
 use crate::ring::CaptureShared;
 use crate::status::Status;
@@ -414,7 +415,7 @@ impl PianolaEditor {
                 {
                     let grid = state::export_grid(&capture, self.status.host.tempo(), beats_per_bar);
                     let stem = state::export_stem(self.track_name.as_deref());
-                    self.message = Some(match state::export_cover(&self.export_dir(), &stem, &cover.notes, &grid) {
+                    self.message = Some(match state::export_cover(&self.export_dir(), &stem, &Cover { notes: cover.notes.clone(), pedal: cover.pedal.clone() }, &grid) {
                         Ok(path) => (Level::Good, format!("Saved {}", path.display())),
                         Err(e) => (Level::Error, e),
                     });

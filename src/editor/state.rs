@@ -2,7 +2,7 @@
 //! the capture summary, note names, where an export goes, and the window size kept with the
 //! project. Nothing here touches egui's window or the plugin's threads, so it is tested directly.
 
-use crate::notes::{BeatGrid, CoverNote};
+use crate::notes::{BeatGrid, Cover};
 use crate::params::{CapturedSong, Mode};
 use std::path::{Path, PathBuf};
 
@@ -426,7 +426,7 @@ pub fn export_grid(capture: &CaptureSummary, host_tempo: f64, host_beats_per_bar
 }
 
 /// Writes the cover as a standard MIDI file into `dir` (created if missing); returns the path.
-pub fn export_cover(dir: &Path, stem: &str, cover: &[CoverNote], grid: &BeatGrid) -> Result<PathBuf, String> {
+pub fn export_cover(dir: &Path, stem: &str, cover: &Cover, grid: &BeatGrid) -> Result<PathBuf, String> {
     if cover.is_empty() {
         return Err("There is no cover to export yet: play the song once first.".into());
     }
@@ -440,7 +440,7 @@ pub fn export_cover(dir: &Path, stem: &str, cover: &[CoverNote], grid: &BeatGrid
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notes::Hand;
+    use crate::notes::{CoverNote, Hand};
     use crate::params::SavedNote;
 
     fn song(covered: Vec<[f64; 2]>, notes: usize) -> CapturedSong {
@@ -596,10 +596,11 @@ mod tests {
     fn export_writes_a_readable_file_at_the_capture_tempo() {
         let dir = std::env::temp_dir().join(format!("pianola-editor-export-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let cover = vec![
+        let notes = vec![
             CoverNote { start_beat: 0.0, end_beat: 1.0, pitch: 72, velocity: 90, hand: Hand::Right, melody: true },
             CoverNote { start_beat: 0.0, end_beat: 2.0, pitch: 48, velocity: 70, hand: Hand::Left, melody: false },
         ];
+        let cover = Cover { notes, pedal: vec![crate::notes::PedalSpan { down_beat: 0.125, up_beat: 2.0 }] };
         let capture = CaptureSummary { notes: 2, beats: 8.0, beats_per_bar: 3, seconds_per_beat: 0.6, first_downbeat_beat: 0.0 };
         let grid = export_grid(&capture, 90.0, 4);
         assert_eq!((grid.bpm, grid.beats_per_bar), (100.0, 3));
@@ -609,7 +610,7 @@ mod tests {
         let bytes = std::fs::read(&a).unwrap();
         let smf = midly::Smf::parse(&bytes).unwrap();
         assert_eq!(smf.tracks.len(), 3);
-        assert!(export_cover(&dir, "x", &[], &grid).unwrap_err().contains("no cover"));
+        assert!(export_cover(&dir, "x", &Cover::default(), &grid).unwrap_err().contains("no cover"));
         // Without a capture (Live mode) the host's tempo is used.
         assert_eq!(export_grid(&CaptureSummary::default(), 90.0, 4).bpm, 90.0);
         assert_eq!(export_grid(&CaptureSummary::default(), 0.0, 0).bpm, 120.0);

@@ -10,7 +10,7 @@ use crate::arrange::{ArrangeInput, ArrangeSettings};
 use crate::decode::DecodeParams;
 use crate::live::{self, LiveConfig, LiveTake};
 use crate::model::NoteModel;
-use crate::notes::{CoverNote, Note};
+use crate::notes::{Cover, Note};
 use crate::resample::StreamResampler;
 use crate::ring::Stamp;
 
@@ -51,7 +51,7 @@ impl LiveRun {
 
     /// The cover to publish now: the recent notes re-arranged; notes before the playhead (the
     /// beat the host's output has reached: the input's end less `latency_s`) stay as played.
-    pub fn cover(&mut self, settings: &ArrangeSettings, latency_s: f64) -> Vec<CoverNote> {
+    pub fn cover(&mut self, settings: &ArrangeSettings, latency_s: f64) -> Cover {
         let tempo = self.track.tempo;
         let recent_s = self.take.decoded_s() - (live::ARRANGE_CONTEXT_BEATS + 8.0) * 60.0 / tempo;
         let notes = self.take.notes_since(recent_s);

@@ -27,7 +27,7 @@ use crate::arrange::{self, ArrangeSettings, BeatNote};
 use crate::decode::DecodeParams;
 use crate::live;
 use crate::model::NoteModel;
-use crate::notes::CoverNote;
+use crate::notes::Cover;
 use crate::params::{CapturedSong, Mode, PianolaParams, SavedNote};
 use crate::pitch::PitchTracker;
 use crate::ring::{self, CaptureReader, CaptureShared, Stamp};
@@ -70,13 +70,13 @@ pub const REDECODE_BUDGET_BYTES: usize = 128 << 20;
 /// The cover of the saved capture with the current settings (what Capture mode plays), computed in
 /// `activate` so the first block after an activation already has it. A panic in the arranger is
 /// an error to show, not an empty cover without a word.
-pub fn saved_cover(params: &PianolaParams) -> Result<Vec<CoverNote>, String> {
+pub fn saved_cover(params: &PianolaParams) -> Result<Cover, String> {
     if params.mode.value() != Mode::Capture {
-        return Ok(vec![]);
+        return Ok(Cover::default());
     }
     let song = params.capture.get();
     if song.notes.is_empty() {
-        return Ok(vec![]);
+        return Ok(Cover::default());
     }
     catch_unwind(AssertUnwindSafe(|| arrange::arrange(&song.arrange_input(), &params.arrange_settings())))
         .map_err(|p| format!("arranging the saved capture failed ({}); the worker arranges it again", thread::panic_message(p.as_ref())))
@@ -299,7 +299,7 @@ impl Worker {
                 self.status.recording.store(true, Ordering::Release);
                 if live {
                     // A new pass: the previous pass's notes are not this one's.
-                    self.publish(vec![]);
+                    self.publish(Cover::default());
                 }
                 true
             }
@@ -389,11 +389,11 @@ impl Worker {
         let cover = match (self.mode, self.take.as_mut()) {
             (Mode::Live, Some(Take::Live(run))) => run.cover(&self.settings, live_latency_seconds()),
             // Live, between passes: nothing heard yet.
-            (Mode::Live, _) => vec![],
+            (Mode::Live, _) => Cover::default(),
             (Mode::Capture, _) => {
                 let song = self.song();
                 if song.notes.is_empty() {
-                    vec![]
+                    Cover::default()
                 } else {
                     arrange::arrange(&song.arrange_input(), &self.settings)
                 }
@@ -430,7 +430,7 @@ impl Worker {
         }
     }
 
-    fn publish(&mut self, cover: Vec<CoverNote>) {
+    fn publish(&mut self, cover: Cover) {
         let snapshot = self.publisher.publish(cover);
         if let Ok(mut c) = self.status.cover.lock() {
             *c = snapshot;

@@ -166,6 +166,9 @@ struct CoverArgs {
     /// Widest hand span, in semitones.
     #[arg(long, default_value_t = 14)]
     hand_span: u8,
+    /// No sustain pedal (CC64) in the cover (it is on by default: legato, changed with the chords).
+    #[arg(long)]
+    no_pedal: bool,
     /// Where the melody comes from: auto (a lone voice is told from the audio), voice (a pitch
     /// tracker made for voices), mix (the note model).
     #[arg(long, default_value = "auto")]
@@ -328,7 +331,8 @@ fn cover(args: CoverArgs) -> Result<()> {
     };
     args.grid.validate()?;
     let settings =
-        ArrangeSettings { density: args.density, style, quantize_strength: args.quantize, hand_span: args.hand_span, ..ArrangeSettings::default() }.sanitized();
+        ArrangeSettings { density: args.density, style, quantize_strength: args.quantize, hand_span: args.hand_span, pedal: !args.no_pedal, ..ArrangeSettings::default() }
+            .sanitized();
     let (songs, outputs) = args.io.songs_and_outputs()?;
     let index: std::collections::HashMap<&Path, &PathBuf> = songs.iter().map(|s| s.as_path()).zip(&outputs).collect();
     // Checked before any work: a missing SoundFont is a clear error, not a lost transcription.
@@ -350,21 +354,14 @@ fn cover(args: CoverArgs) -> Result<()> {
         let cover = arrange::arrange(&input, &settings);
         // A grid whose beat 0 is not at 0 s (estimated phase) is shifted so the file's beat 0 is at 0 s.
         let shift = grid.first_beat_s / grid.seconds_per_beat();
-        let cover: Vec<_> = cover
-            .into_iter()
-            .map(|mut n| {
-                n.start_beat += shift;
-                n.end_beat += shift;
-                n
-            })
-            .collect();
+        let cover = cover.shifted(shift);
         write_file(out, &midi_file::cover_to_smf(&cover, &grid)?)?;
         if let (Some(wav), Some(font)) = (&args.render, &soundfont) {
             let (left, right) = crate::render::render(&cover, &grid, font)?;
             crate::render::write_wav(wav, &left, &right)?;
         }
         progress.inc(1);
-        Ok(format!("{}: {} notes ({melody}) -> cover of {} at {:.1} bpm -> {}", song.display(), notes.len(), cover.len(), grid.bpm, out.display()))
+        Ok(format!("{}: {} notes ({melody}) -> cover of {} at {:.1} bpm -> {}", song.display(), notes.len(), cover.notes.len(), grid.bpm, out.display()))
     })?;
     progress.finish_and_clear();
     let mut failed = 0;

@@ -3,7 +3,7 @@
 //! synthesises sound by hand. General MIDI program 0 (acoustic grand piano) on channel 1.
 
 use anyhow::{bail, Context, Result};
-use pianola::notes::{BeatGrid, CoverNote};
+use pianola::notes::{BeatGrid, Cover};
 use rustysynth::{SoundFont, Synthesizer, SynthesizerSettings};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,31 +32,46 @@ pub fn find_soundfont(given: Option<&Path>) -> Result<PathBuf> {
     })
 }
 
-/// The cover (beat 0 at 0 s, at `grid`'s tempo) as stereo samples at [`RATE`].
-pub fn render(cover: &[CoverNote], grid: &BeatGrid, soundfont: &Path) -> Result<(Vec<f32>, Vec<f32>)> {
+/// What happens at a sample; at one sample in this order: a repeated key restrikes, and a pedal
+/// change lands after the old chord's keys went up and before the new one's are struck.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Act {
+    KeyUp,
+    PedalUp,
+    KeyDown,
+    PedalDown,
+}
+
+/// The cover, pedal included (beat 0 at 0 s, at `grid`'s tempo), as stereo samples at [`RATE`].
+pub fn render(cover: &Cover, grid: &BeatGrid, soundfont: &Path) -> Result<(Vec<f32>, Vec<f32>)> {
     let mut file = std::fs::File::open(soundfont).with_context(|| format!("opening {}", soundfont.display()))?;
     let font = Arc::new(SoundFont::new(&mut file).map_err(|e| anyhow::anyhow!("{} is not a usable SoundFont: {e:?}", soundfont.display()))?);
     let mut synth = Synthesizer::new(&font, &SynthesizerSettings::new(RATE as i32)).map_err(|e| anyhow::anyhow!("starting the synth: {e:?}"))?;
     let at = |beat: f64| ((beat * grid.seconds_per_beat()).max(0.0) * RATE as f64).round() as usize;
-    // (sample, on, key, velocity); at one sample, note-offs first so a repeated key restrikes.
-    let mut events: Vec<(usize, bool, i32, i32)> = Vec::with_capacity(cover.len() * 2);
-    for n in cover.iter().filter(|n| n.start_beat.is_finite() && n.end_beat > n.start_beat) {
-        events.push((at(n.start_beat), true, n.pitch as i32, n.velocity.clamp(1, 127) as i32));
-        events.push((at(n.end_beat), false, n.pitch as i32, 0));
+    let mut events: Vec<(usize, Act, i32, i32)> = Vec::with_capacity(cover.notes.len() * 2 + cover.pedal.len() * 2);
+    for n in cover.notes.iter().filter(|n| n.start_beat.is_finite() && n.end_beat > n.start_beat) {
+        events.push((at(n.start_beat), Act::KeyDown, n.pitch as i32, n.velocity.clamp(1, 127) as i32));
+        events.push((at(n.end_beat), Act::KeyUp, n.pitch as i32, 0));
+    }
+    for p in cover.pedal.iter().filter(|p| p.down_beat.is_finite() && p.up_beat > p.down_beat) {
+        events.push((at(p.down_beat), Act::PedalDown, 0, 0));
+        events.push((at(p.up_beat), Act::PedalUp, 0, 0));
     }
     events.sort_by_key(|e| (e.0, e.1));
     let end = events.last().map_or(0, |e| e.0) + (TAIL_S * RATE as f64) as usize;
     let (mut left, mut right) = (vec![0.0f32; end], vec![0.0f32; end]);
     let mut done = 0;
-    for (sample, on, key, velocity) in events {
+    for (sample, act, key, velocity) in events {
         if sample > done {
             synth.render(&mut left[done..sample], &mut right[done..sample]);
             done = sample;
         }
-        if on {
-            synth.note_on(0, key, velocity);
-        } else {
-            synth.note_off(0, key);
+        match act {
+            Act::KeyDown => synth.note_on(0, key, velocity),
+            Act::KeyUp => synth.note_off(0, key),
+            // Control change 64 (sustain): 127 down, 0 up.
+            Act::PedalDown => synth.process_midi_message(0, 0xB0, 64, 127),
+            Act::PedalUp => synth.process_midi_message(0, 0xB0, 64, 0),
         }
     }
     synth.render(&mut left[done..], &mut right[done..]);
