@@ -25,7 +25,7 @@ use pianola::arrange::{ArrangeInput, ArrangeSettings};
 use pianola::decode::DecodeParams;
 use pianola::live::LiveConfig;
 use pianola::model::{self, Backend, NoteModel};
-use pianola::notes::{BeatGrid, CoverNote, Note};
+use pianola::notes::{BeatGrid, Cover, Note};
 use pianola::ring::Stamp;
 use pianola::worker::LiveRun;
 use std::path::{Path, PathBuf};
@@ -141,7 +141,7 @@ struct LaneResult {
     lookahead: usize,
     notes: Vec<Note>,
     known_s: Vec<f64>,
-    cover: Vec<CoverNote>,
+    cover: Cover,
     compute: f64,
     max_lag: f64,
     late_melody: usize,
@@ -185,7 +185,7 @@ fn run_item(
         let mut run = LiveRun::new(&stamp(0, BLOCK), config, &params).expect("a live run");
         let (mut clock, mut compute, mut max_lag) = (0.0f64, 0.0f64, 0.0f64);
         let mut known_s: Vec<f64> = vec![];
-        let mut cover = vec![];
+        let mut cover = Cover::default();
         for (k, block) in item.audio.chunks(BLOCK).enumerate() {
             let exists = ((k * BLOCK + block.len()) as f64) / item.rate as f64;
             clock = clock.max(exists);

@@ -63,7 +63,8 @@ impl Plugin for Pianola {
     ];
 
     const MIDI_INPUT: MidiConfig = MidiConfig::None;
-    const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
+    // CCs for the sustain pedal (CC64).
+    const MIDI_OUTPUT: MidiConfig = MidiConfig::MidiCCs;
     const SAMPLE_ACCURATE_AUTOMATION: bool = false;
 
     type Editor = nice_plug_egui::EguiEditor<crate::editor::PianolaEditor>;
@@ -122,6 +123,12 @@ impl Plugin for Pianola {
                 EmitEvent::Off { offset, key } => {
                     NoteEvent::NoteOff { timing: offset, voice_id: VoiceID::Wildcard, channel: Channel::Number(channel), key: Key::Number(key), velocity: 0.0 }
                 }
+                EmitEvent::Pedal { offset, down } => NoteEvent::MidiCC {
+                    timing: offset,
+                    channel,
+                    cc: crate::midi_file::SUSTAIN_CC,
+                    value: if down { 1.0 } else { 0.0 },
+                },
             };
             context.try_send_event(event).is_ok()
         };

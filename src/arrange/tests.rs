@@ -113,7 +113,7 @@ fn phrase_cover_has_the_melody_on_top_and_is_playable() {
     for style in [Style::Block, Style::Broken, Style::Arpeggio] {
         for d in [0.0, 0.2, 0.5, 0.8, 1.0] {
             let s = ArrangeSettings { density: d, style, ..Default::default() };
-            let cover = arrange(&inp, &s);
+            let cover = arrange(&inp, &s).notes;
             check_cover(&cover, &s).unwrap();
             assert!(on_grid(&cover, 4));
             let mel: Vec<u8> = cover.iter().filter(|n| n.melody).map(|n| n.pitch % 12).collect();
@@ -128,8 +128,17 @@ fn phrase_cover_has_the_melody_on_top_and_is_playable() {
 }
 
 #[test]
-fn chords_follow_the_harmony() {
+fn the_pedal_changes_with_the_chords() {
     let cover = arrange(&phrase(), &ArrangeSettings { density: 0.5, ..Default::default() });
+    // Beats 0..3 are C major, beat 3 starts F major: up at 3, down again just after.
+    assert!(!cover.pedal.is_empty());
+    assert!(pedal::is_down(&cover.pedal, 1.5));
+    assert!(!pedal::is_down(&cover.pedal, 3.0) && pedal::is_down(&cover.pedal, 3.0 + pedal::CATCH_BEATS));
+}
+
+#[test]
+fn chords_follow_the_harmony() {
+    let cover = arrange(&phrase(), &ArrangeSettings { density: 0.5, ..Default::default() }).notes;
     // Beats 0..3 are C major, beat 3 starts F major: the left hand follows.
     let lh =
         |a: f64, b: f64| -> Vec<u8> { cover.iter().filter(|n| n.hand == Hand::Left && n.start_beat >= a && n.start_beat < b).map(|n| n.pitch % 12).collect() };
@@ -150,7 +159,7 @@ fn fragments_merge_but_notes_restruck_on_the_beat_stay() {
 #[test]
 fn user_range_and_velocity_scale_are_respected() {
     let s = ArrangeSettings { density: 1.0, lowest_key: 48, highest_key: 84, velocity_scale: 0.5, ..Default::default() };
-    let cover = arrange(&phrase(), &s);
+    let cover = arrange(&phrase(), &s).notes;
     check_cover(&cover, &s).unwrap();
     assert!(cover.iter().all(|n| (48..=84).contains(&n.pitch)));
     assert!(cover.iter().filter(|n| n.melody).all(|n| n.velocity <= 64));
@@ -215,6 +224,7 @@ pub(crate) fn arb_settings() -> impl Strategy<Value = ArrangeSettings> {
             lowest_key: lo,
             highest_key: hi,
             velocity_scale: vs,
+            pedal: true,
         },
     )
 }
@@ -225,28 +235,38 @@ proptest! {
     #[test]
     fn any_transcription_gives_a_playable_cover(inp in arb_input(), s in arb_settings()) {
         let cover = arrange(&inp, &s);
-        if let Err(e) = check_cover(&cover, &s) {
+        if let Err(e) = check_cover(&cover.notes, &s) {
             prop_assert!(false, "{}", e);
         }
+        // The pedal: sorted, disjoint presses, only while the cover plays.
+        let end = cover.notes.iter().map(|n| n.end_beat).fold(f64::NEG_INFINITY, f64::max);
+        for w in cover.pedal.windows(2) {
+            prop_assert!(w[0].up_beat <= w[1].down_beat);
+        }
+        for p in &cover.pedal {
+            prop_assert!(p.down_beat < p.up_beat && p.up_beat <= end + 1e-9, "{:?} past the end {}", p, end);
+        }
+        let unpedalled = arrange(&inp, &ArrangeSettings { pedal: false, ..s });
+        prop_assert!(unpedalled.pedal.is_empty());
     }
 
     #[test]
     fn full_strength_puts_every_onset_on_the_grid(inp in arb_input(), mut s in arb_settings()) {
         s.quantize_strength = 1.0;
-        let cover = arrange(&inp, &s);
+        let cover = arrange(&inp, &s).notes;
         prop_assert!(on_grid(&cover, s.grid_per_beat));
     }
 
     #[test]
     fn a_playable_cover_passes_the_playability_pass_unchanged(inp in arb_input(), s in arb_settings()) {
-        let cover = arrange(&inp, &s);
+        let cover = arrange(&inp, &s).notes;
         prop_assert_eq!(playability::enforce_cover(&cover, &s.sanitized(), f64::NEG_INFINITY), cover);
     }
 
     #[test]
     fn arranging_is_deterministic(inp in arb_input(), s in arb_settings()) {
-        let a = arrange(&inp, &s);
-        let b = arrange(&inp.clone(), &s);
+        let a = arrange(&inp, &s).notes;
+        let b = arrange(&inp.clone(), &s).notes;
         prop_assert_eq!(a, b);
     }
 
@@ -262,7 +282,7 @@ proptest! {
     fn note_count_does_not_fall_with_density(inp in arb_input(), s in arb_settings()) {
         let mut last = 0usize;
         for d in [0.0f32, 0.2, 0.4, 0.5, 0.7, 0.9, 1.0] {
-            let n = arrange(&inp, &ArrangeSettings { density: d, ..s }).len();
+            let n = arrange(&inp, &ArrangeSettings { density: d, ..s }).notes.len();
             prop_assert!(n >= last, "density {} gave {} notes after {}", d, n, last);
             last = n;
         }

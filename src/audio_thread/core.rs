@@ -309,7 +309,8 @@ impl AudioCore {
                 // time than the host was told go out that much late.
                 let shift = samples_to_beats(self.latency_for(mode).saturating_sub(self.reported_latency), tempo);
                 let block = BlockTransport { playing: true, beat: beat - shift, tempo, sample_rate: self.sample_rate as f64, len: len as u32 };
-                self.emitter.process(&block, &reader.current().notes, send);
+                let current = reader.current();
+                self.emitter.process(&block, &current.notes, &current.pedal, send);
             }
             _ => {
                 self.emitter.release_all(0, send);

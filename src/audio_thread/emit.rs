@@ -14,8 +14,14 @@
 //! Safety nets: every sounding key is tracked in a fixed array; all of them are released on stop,
 //! seek, loop wrap (the block does not start where the previous one ended), a tempo jump, bypass and
 //! deactivate; a note-on for a key that is still sounding is preceded by that key's note-off.
+//!
+//! The sustain pedal is emitted the same way: its presses are chained across blocks like notes, it
+//! goes up on stop, seek, loop, tempo jump and bypass, and a press is not started after a seek into
+//! its middle (as a note is not). At one instant the order is note-offs, pedal up, note-ons, pedal
+//! down: the old chord's keys and pedal go up before the new keys are struck, and the pedal catches
+//! the new keys. A pedal that is down where the newest cover has no press goes up at once.
 
-use crate::notes::CoverNote;
+use crate::notes::{CoverNote, PedalSpan};
 
 /// Relative tempo change between two consecutive blocks that counts as a jump (releases notes).
 /// Smooth tempo ramps change the tempo by far less per block and keep notes sounding.
@@ -53,17 +59,21 @@ impl BlockTransport {
 pub enum EmitEvent {
     On { offset: u32, key: u8, velocity: u8 },
     Off { offset: u32, key: u8 },
+    /// Sustain pedal (CC64) down or up.
+    Pedal { offset: u32, down: bool },
 }
 
 impl EmitEvent {
     pub fn offset(&self) -> u32 {
         match *self {
-            EmitEvent::On { offset, .. } | EmitEvent::Off { offset, .. } => offset,
+            EmitEvent::On { offset, .. } | EmitEvent::Off { offset, .. } | EmitEvent::Pedal { offset, .. } => offset,
         }
     }
-    pub fn key(&self) -> u8 {
+    /// The key of a note event (None for the pedal).
+    pub fn key(&self) -> Option<u8> {
         match *self {
-            EmitEvent::On { key, .. } | EmitEvent::Off { key, .. } => key,
+            EmitEvent::On { key, .. } | EmitEvent::Off { key, .. } => Some(key),
+            EmitEvent::Pedal { .. } => None,
         }
     }
 }
@@ -93,6 +103,7 @@ struct Previous {
 pub struct Emitter {
     sounding: [Sounding; 128],
     n_sounding: usize,
+    pedal_down: bool,
     previous: Option<Previous>,
 }
 
@@ -104,7 +115,12 @@ impl Default for Emitter {
 
 impl Emitter {
     pub fn new() -> Self {
-        Self { sounding: [SILENT; 128], n_sounding: 0, previous: None }
+        Self { sounding: [SILENT; 128], n_sounding: 0, pedal_down: false, previous: None }
+    }
+
+    /// Whether the sustain pedal is down.
+    pub fn pedal_is_down(&self) -> bool {
+        self.pedal_down
     }
 
     /// Number of keys currently held down.
@@ -124,6 +140,9 @@ impl Emitter {
     /// Releases every sounding key at `offset`. `send` returns false when the host refused the
     /// event; such a key stays marked as sounding so the next call retries it.
     pub fn release_all(&mut self, offset: u32, send: &mut impl FnMut(EmitEvent) -> bool) {
+        if self.pedal_down && send(EmitEvent::Pedal { offset, down: false }) {
+            self.pedal_down = false;
+        }
         if self.n_sounding == 0 {
             return;
         }
@@ -160,10 +179,11 @@ impl Emitter {
         }
     }
 
-    /// Emits the events of one block, in time order (at equal offsets note-offs first). `notes` must
-    /// be sorted by `start_beat`. When the transport stops, jumps or the block is invalid, sounding
-    /// notes are released at offset 0 first.
-    pub fn process(&mut self, block: &BlockTransport, notes: &[CoverNote], send: &mut impl FnMut(EmitEvent) -> bool) {
+    /// Emits the events of one block, in time order (at equal offsets: note-offs, pedal up, note-ons,
+    /// pedal down). `notes` must be sorted by `start_beat`, `pedal` sorted and disjoint (as a
+    /// [`crate::timeline::Timeline`] keeps them). When the transport stops, jumps or the block is
+    /// invalid, sounding notes and the pedal are released at offset 0 first.
+    pub fn process(&mut self, block: &BlockTransport, notes: &[CoverNote], pedal: &[PedalSpan], send: &mut impl FnMut(EmitEvent) -> bool) {
         if !block.playing || !block.is_valid() {
             self.release_all(0, send);
             self.previous = None;
@@ -194,17 +214,36 @@ impl Emitter {
 
         let mut i = notes.partition_point(|n| n.start_beat < sel_start);
         let j = i + notes[i..].partition_point(|n| n.start_beat < sel_end);
+        // The pedal's next change: press `k`'s down (`k_down`) or its up. A pedal down where the
+        // cover has no press any more (it was re-arranged) goes up now.
+        let mut k = pedal.partition_point(|p| p.up_beat < sel_start);
+        let mut k_down = pedal.get(k).is_some_and(|p| p.down_beat >= sel_start);
+        if self.pedal_down && !pedal.get(k).is_some_and(|p| p.down_beat < sel_start) && send(EmitEvent::Pedal { offset: 0, down: false }) {
+            self.pedal_down = false;
+        }
         loop {
-            // Earliest pending note-off (ends before the selection's end).
-            let mut off: Option<(f64, usize)> = None;
-            if self.n_sounding > 0 {
-                for (key, s) in self.sounding.iter().enumerate() {
-                    if s.active && s.end_beat < sel_end && off.is_none_or(|(b, _)| s.end_beat < b) {
-                        off = Some((s.end_beat, key));
+            // The next pedal change inside the selection; at equal beats a lift goes before the
+            // note-ons and a press after them.
+            let ped = pedal.get(k).map(|p| if k_down { (p.down_beat, true) } else { (p.up_beat, false) }).filter(|&(b, _)| b < sel_end);
+            let next_on = if i < j { Some(notes[i].start_beat) } else { None };
+            let next_off = self.earliest_off(sel_end);
+            if let Some((b, down)) = ped {
+                let before_off = next_off.is_none_or(|(o, _)| b < o);
+                let before_on = next_on.is_none_or(|on| if down { b < on } else { b <= on });
+                if before_off && before_on {
+                    if down != self.pedal_down && send(EmitEvent::Pedal { offset: offset(b), down }) {
+                        self.pedal_down = down;
                     }
+                    if down {
+                        k_down = false;
+                    } else {
+                        k += 1;
+                        k_down = true;
+                    }
+                    continue;
                 }
             }
-            let on = if i < j { Some(notes[i].start_beat) } else { None };
+            let (off, on) = (next_off, next_on);
             match (off, on) {
                 (None, None) => break,
                 (Some((b, key)), on) if on.is_none_or(|on| b <= on) => {
@@ -248,6 +287,19 @@ impl Emitter {
         self.previous = Some(Previous { end_beat: block.end_beat(), sel_end, tempo: block.tempo, samples_per_beat: spb });
     }
 
+    /// The earliest pending note-off before `sel_end`: (beat, key).
+    fn earliest_off(&self, sel_end: f64) -> Option<(f64, usize)> {
+        let mut off: Option<(f64, usize)> = None;
+        if self.n_sounding > 0 {
+            for (key, s) in self.sounding.iter().enumerate() {
+                if s.active && s.end_beat < sel_end && off.is_none_or(|(b, _)| s.end_beat < b) {
+                    off = Some((s.end_beat, key));
+                }
+            }
+        }
+        off
+    }
+
     fn is_continuation(&self, p: &Previous, block: &BlockTransport) -> bool {
         // Host rounding of the position is not a seek (the selection stays contiguous either way).
         let tolerance = crate::ring::continuity_slack_beats(p.samples_per_beat);
@@ -266,10 +318,14 @@ mod tests {
 
     /// Runs a transport of blocks and returns (absolute sample, event) pairs.
     fn run(emitter: &mut Emitter, notes: &[CoverNote], blocks: &[BlockTransport], start_sample: u64) -> Vec<(u64, EmitEvent)> {
+        run_pedalled(emitter, notes, &[], blocks, start_sample)
+    }
+
+    fn run_pedalled(emitter: &mut Emitter, notes: &[CoverNote], pedal: &[PedalSpan], blocks: &[BlockTransport], start_sample: u64) -> Vec<(u64, EmitEvent)> {
         let mut out = vec![];
         let mut pos = start_sample;
         for b in blocks {
-            emitter.process(b, notes, &mut |e| {
+            emitter.process(b, notes, pedal, &mut |e| {
                 assert!(e.offset() < b.len.max(1), "offset inside the block");
                 out.push((pos + e.offset() as u64, e));
                 true
@@ -302,9 +358,18 @@ mod tests {
                     assert!(on[key as usize], "note-off for silent {key}");
                     on[key as usize] = false;
                 }
+                EmitEvent::Pedal { .. } => {}
             }
         }
         assert!(on.iter().all(|x| !x), "stuck note");
+        let mut down = false;
+        for (_, e) in events {
+            if let EmitEvent::Pedal { down: d, .. } = *e {
+                assert_ne!(d, down, "the pedal changed to the state it was in");
+                down = d;
+            }
+        }
+        assert!(!down, "the pedal was left down");
     }
 
     #[test]
@@ -371,7 +436,7 @@ mod tests {
 
     fn step(em: &mut Emitter, notes: &[CoverNote], b: BlockTransport) -> Vec<EmitEvent> {
         let mut ev = vec![];
-        em.process(&b, notes, &mut |e| {
+        em.process(&b, notes, &[], &mut |e| {
             ev.push(e);
             true
         });
@@ -407,16 +472,16 @@ mod tests {
             true
         };
         let b = BlockTransport { playing: true, beat: 0.0, tempo: 120.0, sample_rate: 48000.0, len: 480 };
-        em.process(&b, &notes, &mut send);
+        em.process(&b, &notes, &[], &mut send);
         // A small ramp keeps it sounding.
         let b2 = BlockTransport { beat: b.end_beat(), tempo: 120.5, ..b };
-        em.process(&b2, &notes, &mut send);
+        em.process(&b2, &notes, &[], &mut send);
         assert_eq!(em.sounding_count(), 1);
         // A jump releases it.
         let b3 = BlockTransport { beat: b2.end_beat(), tempo: 150.0, ..b };
-        em.process(&b3, &notes, &mut send);
+        em.process(&b3, &notes, &[], &mut send);
         assert_eq!(em.sounding_count(), 0);
-        em.process(&BlockTransport { playing: false, ..b3 }, &notes, &mut send);
+        em.process(&BlockTransport { playing: false, ..b3 }, &notes, &[], &mut send);
         assert_eq!(ev, vec![EmitEvent::On { offset: 0, key: 60, velocity: 80 }, EmitEvent::Off { offset: 0, key: 60 }]);
     }
 
@@ -426,7 +491,7 @@ mod tests {
         let mut em = Emitter::new();
         let bl = blocks(0.0, 60.0, 1000.0, 100, 30);
         let mut ev = run(&mut em, &notes, &bl, 0);
-        em.process(&BlockTransport { playing: false, ..bl[0] }, &notes, &mut |e| {
+        em.process(&BlockTransport { playing: false, ..bl[0] }, &notes, &[], &mut |e| {
             ev.push((3000, e));
             true
         });
@@ -442,7 +507,7 @@ mod tests {
         let mut ev = vec![];
         let mut n = 0;
         for b in blocks(0.0, 60.0, 1000.0, 37, 80) {
-            em.process(&b, &notes, &mut |e| {
+            em.process(&b, &notes, &[], &mut |e| {
                 n += 1;
                 if n % 3 == 0 {
                     return false;
@@ -451,7 +516,7 @@ mod tests {
                 true
             });
         }
-        em.process(&BlockTransport { playing: false, beat: 0.0, tempo: 60.0, sample_rate: 1000.0, len: 1 }, &notes, &mut |e| {
+        em.process(&BlockTransport { playing: false, beat: 0.0, tempo: 60.0, sample_rate: 1000.0, len: 1 }, &notes, &[], &mut |e| {
             ev.push((0, e));
             true
         });
@@ -463,15 +528,101 @@ mod tests {
         let mut em = Emitter::new();
         let short = vec![note(0.0, 1.0, 60)];
         let b = BlockTransport { playing: true, beat: 0.0, tempo: 60.0, sample_rate: 1000.0, len: 500 };
-        em.process(&b, &short, &mut |_| true);
+        em.process(&b, &short, &[], &mut |_| true);
         let long = vec![note(0.0, 2.0, 60)];
         em.retarget(&long);
         let mut ev = vec![];
-        em.process(&BlockTransport { beat: 0.5, len: 1000, ..b }, &long, &mut |e| {
+        em.process(&BlockTransport { beat: 0.5, len: 1000, ..b }, &long, &[], &mut |e| {
             ev.push(e);
             true
         });
         assert!(ev.is_empty(), "not cut at the old end");
         assert!(em.is_sounding(60));
+    }
+
+    fn span(down: f64, up: f64) -> PedalSpan {
+        PedalSpan { down_beat: down, up_beat: up }
+    }
+
+    fn pedal_events(ev: &[(u64, EmitEvent)]) -> Vec<(u64, bool)> {
+        ev.iter().filter_map(|(s, e)| if let EmitEvent::Pedal { down, .. } = *e { Some((*s, down)) } else { None }).collect()
+    }
+
+    #[test]
+    fn pedal_lands_on_its_samples_in_order_with_the_notes() {
+        // 120 bpm at 48 kHz: 24000 samples per beat. Chords at 0 and 2; the pedal lifts at 2 and
+        // catches the new chord at 2.125.
+        let notes = vec![note(0.0, 2.0, 48), note(2.0, 4.0, 43)];
+        let pedal = vec![span(0.125, 2.0), span(2.125, 4.0)];
+        for len in [1u32, 64, 333, 4096] {
+            let n = (5.0 * 24000.0 / len as f64).ceil() as usize;
+            let mut bl = blocks(0.0, 120.0, 48000.0, len, n);
+            bl.push(BlockTransport { playing: false, ..bl[0] });
+            let ev = run_pedalled(&mut Emitter::new(), &notes, &pedal, &bl, 0);
+            assert_eq!(pedal_events(&ev), vec![(3000, true), (48000, false), (51000, true), (96000, false)], "block size {len}");
+            // At sample 48000: the old key goes up, then the pedal, then the new key goes down.
+            let at: Vec<EmitEvent> = ev.iter().filter(|(s, _)| *s == 48000).map(|(_, e)| *e).collect();
+            assert!(matches!(at[..], [EmitEvent::Off { key: 48, .. }, EmitEvent::Pedal { down: false, .. }, EmitEvent::On { key: 43, .. }]), "{at:?}");
+            check_balanced(&ev);
+        }
+    }
+
+    #[test]
+    fn pedal_goes_up_on_stop_seek_loop_and_tempo_jump() {
+        let notes = vec![note(0.0, 8.0, 48)];
+        let pedal = vec![span(0.125, 8.0)];
+        let at = |beat: f64, tempo: f64| BlockTransport { playing: true, beat, tempo, sample_rate: 1000.0, len: 250 };
+        let mut em = Emitter::new();
+        let pedal_at = |em: &mut Emitter, b: BlockTransport| -> Vec<EmitEvent> {
+            let mut ev = vec![];
+            em.process(&b, &notes, &pedal, &mut |e| {
+                ev.push(e);
+                true
+            });
+            ev.into_iter().filter(|e| matches!(e, EmitEvent::Pedal { .. })).collect()
+        };
+        // 60 bpm, 1000 Hz: 1000 samples per beat. Down at beat 0.125.
+        assert_eq!(pedal_at(&mut em, at(0.0, 60.0)), vec![EmitEvent::Pedal { offset: 125, down: true }]);
+        assert!(em.pedal_is_down());
+        // Stop.
+        assert_eq!(pedal_at(&mut em, BlockTransport { playing: false, ..at(0.25, 60.0) }), vec![EmitEvent::Pedal { offset: 0, down: false }]);
+        // Play from 0 again, then loop back to 0: up at once, down again at 0.125.
+        pedal_at(&mut em, at(0.0, 60.0));
+        assert_eq!(pedal_at(&mut em, at(0.0, 60.0)), vec![EmitEvent::Pedal { offset: 0, down: false }, EmitEvent::Pedal { offset: 125, down: true }]);
+        // Seek into the middle of the press: up, and not pressed again mid-press (as notes).
+        assert_eq!(pedal_at(&mut em, at(4.0, 60.0)), vec![EmitEvent::Pedal { offset: 0, down: false }]);
+        assert!(!em.pedal_is_down());
+        // From a fresh start, a tempo jump lifts it.
+        pedal_at(&mut em, at(0.0, 60.0));
+        assert!(em.pedal_is_down());
+        assert_eq!(pedal_at(&mut em, at(0.25, 90.0)), vec![EmitEvent::Pedal { offset: 0, down: false }]);
+        // Bypass/deactivate call release_all.
+        pedal_at(&mut em, at(0.0, 60.0));
+        let mut ev = vec![];
+        em.release_all(0, &mut |e| {
+            ev.push(e);
+            true
+        });
+        assert!(ev.contains(&EmitEvent::Pedal { offset: 0, down: false }) && !em.pedal_is_down());
+    }
+
+    #[test]
+    fn a_pedal_the_new_cover_does_not_press_goes_up() {
+        let notes = vec![note(0.0, 8.0, 48)];
+        let mut em = Emitter::new();
+        let b = |beat: f64| BlockTransport { playing: true, beat, tempo: 60.0, sample_rate: 1000.0, len: 250 };
+        let mut ev = vec![];
+        em.process(&b(0.0), &notes, &[span(0.125, 8.0)], &mut |e| {
+            ev.push(e);
+            true
+        });
+        assert!(em.pedal_is_down());
+        // Re-arranged: the press now ends at 0.2, already passed.
+        ev.clear();
+        em.process(&b(0.25), &notes, &[span(0.125, 0.2)], &mut |e| {
+            ev.push(e);
+            true
+        });
+        assert_eq!(ev, vec![EmitEvent::Pedal { offset: 0, down: false }]);
     }
 }

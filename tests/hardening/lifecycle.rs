@@ -27,7 +27,7 @@ pub fn clicks_project() -> (Vec<u8>, Vec<CoverNote>) {
     });
     let params = PianolaParams::default();
     params.capture.store(song);
-    (host::state_bytes(&state), pianola::worker::saved_cover(&params).expect("the project arranges"))
+    (host::state_bytes(&state), pianola::worker::saved_cover(&params).expect("the project arranges").notes)
 }
 
 /// Cover notes a run over beats `[from, to)` at `sr` plays.

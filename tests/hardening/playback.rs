@@ -193,7 +193,7 @@ fn load_song() -> Song {
     let t = engine::transcribe_clip(m.as_mut(), &clip, &DecodeParams::default()).unwrap();
     let grid = BeatGrid { bpm, beats_per_bar: 4, first_beat_s: 0.0, first_downbeat_beat: 0.0 };
     let input = ArrangeInput::from_transcription(&t.notes, Some(&t.frames), &grid);
-    let cover = arrange::arrange(&input, &ArrangeSettings::default());
+    let cover = arrange::arrange(&input, &ArrangeSettings::default()).notes;
     eprintln!("reference: {} notes -> cover of {} notes in {:.1} s", t.notes.len(), cover.len(), t0.elapsed().as_secs_f64());
     assert!(cover.len() > 50, "the reference cover is implausibly small");
     Song { stereo, sample_rate: clip.sample_rate, bpm, frames, cover }

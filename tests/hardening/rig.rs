@@ -202,6 +202,8 @@ pub struct Rig {
     pub offline: bool,
     active: bool,
     pub events: Vec<Event>,
+    /// Sustain-pedal changes: (sample, down).
+    pub pedal: Vec<(u64, bool)>,
     pub processed: u64,
     /// Longest single `process` call (real-time mode must never wait).
     pub slowest_block: Duration,
@@ -238,6 +240,7 @@ impl Rig {
             offline: false,
             active: false,
             events: vec![],
+            pedal: vec![],
             processed: 0,
             slowest_block: Duration::ZERO,
             dropped_blocks: 0,
@@ -289,14 +292,18 @@ impl Rig {
         let mut bufs: Vec<Vec<f32>> = channels.iter().map(|c| c.as_ref()[..len].to_vec()).collect();
         let mut slices: Vec<&mut [f32]> = bufs.iter_mut().map(|c| &mut c[..]).collect();
         let spb = info.tempo.map_or(1.0, |t| self.sample_rate as f64 * 60.0 / t);
-        let (processed, events) = (self.processed, &mut self.events);
+        let (processed, events, pedal) = (self.processed, &mut self.events, &mut self.pedal);
         let channel = self.params.midi_channel() as i16;
         let mut send = |e: EmitEvent| {
+            assert!((e.offset() as usize) < len, "event offset {} outside a block of {len}", e.offset());
             let (key, on, velocity) = match e {
                 EmitEvent::On { key, velocity, .. } => (key, true, velocity),
                 EmitEvent::Off { key, .. } => (key, false, 0),
+                EmitEvent::Pedal { offset, down } => {
+                    pedal.push((processed + offset as u64, down));
+                    return true;
+                }
             };
-            assert!((e.offset() as usize) < len, "event offset {} outside a block of {len}", e.offset());
             events.push(Event { sample: processed + e.offset() as u64, beat: info.beat.map(|x| x + e.offset() as f64 / spb), spb, key, on, velocity, channel });
             true
         };

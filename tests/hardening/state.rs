@@ -105,7 +105,7 @@ proptest! {
         load(&params, state_with(Some(serde_json::to_string(&song).unwrap())));
         let cover = pianola::worker::saved_cover(&params);
         prop_assert!(cover.is_ok(), "{:?}", cover.as_ref().err());
-        for c in cover.unwrap() {
+        for c in cover.unwrap().notes {
             prop_assert!(c.start_beat.is_finite() && c.end_beat.is_finite() && c.pitch <= 127);
         }
     }

@@ -99,7 +99,7 @@ pub fn write_wav(path: &Path, left: &[f32], right: &[f32]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pianola::notes::Hand;
+    use pianola::notes::{CoverNote, Hand, PedalSpan};
 
     fn rms(x: &[f32]) -> f32 {
         (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt()
@@ -113,7 +113,7 @@ mod tests {
         let grid = BeatGrid::new(120.0);
         let note = |start: f64, pitch: u8| CoverNote { start_beat: start, end_beat: start + 0.5, pitch, velocity: 100, hand: Hand::Right, melody: true };
         // Two chords' worth of notes from beat 2 (1 s).
-        let cover = [note(2.0, 60), note(2.0, 64), note(3.0, 67)];
+        let cover = Cover { notes: vec![note(2.0, 60), note(2.0, 64), note(3.0, 67)], pedal: vec![] };
         let (l, r) = render(&cover, &grid, &font).unwrap();
         assert_eq!(l.len(), r.len());
         assert_eq!(l.len(), ((1.75 + TAIL_S) * RATE as f64).round() as usize, "the last note-off plus the tail");
@@ -130,12 +130,27 @@ mod tests {
     }
 
     #[test]
+    fn the_pedal_holds_a_released_key_until_it_goes_up() {
+        let font = find_soundfont(None).expect("a Debian SoundFont (scripts/setup.sh installs fluid-soundfont-gm)");
+        let grid = BeatGrid::new(120.0);
+        // A short C at beat 0; the pedal holds it from beat 0.125 to beat 4 (2 s).
+        let notes = vec![CoverNote { start_beat: 0.0, end_beat: 0.5, pitch: 60, velocity: 100, hand: Hand::Right, melody: true }];
+        let dry = render(&Cover { notes: notes.clone(), pedal: vec![] }, &grid, &font).unwrap().0;
+        let wet = render(&Cover { notes, pedal: vec![PedalSpan { down_beat: 0.125, up_beat: 4.0 }] }, &grid, &font).unwrap().0;
+        let s = |t: f64| (t * RATE as f64) as usize;
+        let (dry_late, wet_late) = (rms(&dry[s(1.2)..s(1.6)]), rms(&wet[s(1.2)..s(1.6)]));
+        assert!(wet_late > 4.0 * dry_late, "pedalled {wet_late} vs dry {dry_late} a second after the key went up");
+        let wet_after = rms(&wet[s(2.6)..s(3.0)]);
+        assert!(wet_after < 0.5 * wet_late, "the pedal went up at 2 s: {wet_after} vs {wet_late}");
+    }
+
+    #[test]
     fn a_missing_or_broken_soundfont_is_a_clear_error() {
         let e = find_soundfont(Some(Path::new("/nonexistent/piano.sf2"))).unwrap_err().to_string();
         assert!(e.contains("no such file"), "{e}");
         let junk = std::env::temp_dir().join(format!("pianola-junk-{}.sf2", std::process::id()));
         std::fs::write(&junk, b"RIFF not a soundfont").unwrap();
-        let e = render(&[], &BeatGrid::new(120.0), &junk).unwrap_err().to_string();
+        let e = render(&Cover::default(), &BeatGrid::new(120.0), &junk).unwrap_err().to_string();
         assert!(e.contains("not a usable SoundFont"), "{e}");
         let _ = std::fs::remove_file(&junk);
     }
