@@ -12,7 +12,8 @@ use crate::rig::Event;
 use clack_host::events::event_types::TransportEvent;
 use clack_host::prelude::*;
 use clap_sys::events::{
-    clap_event_header, clap_event_note, clap_event_transport, CLAP_CORE_EVENT_SPACE_ID, CLAP_EVENT_NOTE_OFF, CLAP_EVENT_NOTE_ON, CLAP_EVENT_TRANSPORT,
+    clap_event_header, clap_event_midi, clap_event_note, clap_event_transport, CLAP_CORE_EVENT_SPACE_ID, CLAP_EVENT_MIDI, CLAP_EVENT_NOTE_OFF, CLAP_EVENT_NOTE_ON,
+    CLAP_EVENT_TRANSPORT,
     CLAP_TRANSPORT_HAS_BEATS_TIMELINE, CLAP_TRANSPORT_HAS_SECONDS_TIMELINE, CLAP_TRANSPORT_HAS_TEMPO, CLAP_TRANSPORT_HAS_TIME_SIGNATURE,
     CLAP_TRANSPORT_IS_PLAYING,
 };
@@ -279,6 +280,8 @@ pub struct Player {
     in_events: EventBuffer,
     out_events: EventBuffer,
     pub events: Vec<Event>,
+    /// Sustain-pedal (CC64) changes: (sample, host beat, down).
+    pub pedal: Vec<(u64, f64, bool)>,
     /// Samples processed since the player was made.
     pub processed: u64,
     /// Blocks processed since the player was made.
@@ -298,6 +301,7 @@ impl Player {
             in_events: EventBuffer::new(),
             out_events: EventBuffer::with_capacity(1024),
             events: vec![],
+            pedal: vec![],
             processed: 0,
             blocks: 0,
         }
@@ -332,6 +336,15 @@ impl Player {
         let host_beat = (beat * CLAP_BEATTIME_FACTOR as f64).round() / CLAP_BEATTIME_FACTOR as f64;
         let spb = self.sample_rate * 60.0 / tempo;
         for e in self.out_events.iter() {
+            if e.header().type_id() == CLAP_EVENT_MIDI {
+                let midi = unsafe { &*(e.as_raw() as *const clap_event_midi) };
+                let offset = e.header().time() as u64;
+                assert!((offset as usize) < n, "MIDI event offset {offset} outside a block of {n}");
+                let [status, cc, value] = midi.data;
+                assert_eq!((status & 0xF0, cc), (0xB0, 64), "the only MIDI message the plugin sends is the sustain pedal: {:?}", midi.data);
+                self.pedal.push((self.processed + offset, host_beat + offset as f64 / spb, value >= 64));
+                continue;
+            }
             let raw = unsafe { &*(e.as_raw() as *const clap_event_note) };
             let on = match raw.header.type_ {
                 CLAP_EVENT_NOTE_ON => true,

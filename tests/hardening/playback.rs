@@ -21,7 +21,7 @@ use pianola::audio_file;
 use pianola::decode::DecodeParams;
 use pianola::engine;
 use pianola::model::{self, Backend};
-use pianola::notes::{BeatGrid, CoverNote};
+use pianola::notes::{BeatGrid, CoverNote, PedalSpan};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -41,6 +41,11 @@ struct Pass {
     events: Vec<Event>,
     /// Index in `events` of each run's first event, then of the stopped block's.
     starts: Vec<usize>,
+    /// Sustain-pedal changes (sample, host beat, down), and the index of each run's first one.
+    pedal: Vec<(u64, f64, bool)>,
+    pedal_starts: Vec<usize>,
+    /// The sample each run starts at, then the stopped block's.
+    run_samples: Vec<u64>,
     blocks: u64,
     seconds: f64,
 }
@@ -62,27 +67,33 @@ impl Pass {
 fn play_ahead(plugin: &mut Instance, runs: &[Run], block: usize, audio: Option<&[Vec<f32>; 2]>, read_ahead: u64) -> Pass {
     let started = Instant::now();
     let player = plugin.player();
-    let (player, starts) = std::thread::scope(|s| {
+    let (mut player, starts) = std::thread::scope(|s| {
         s.spawn(move || {
             let mut player = player;
             let mut input = |c: usize, i: u64| audio.and_then(|a| a[c].get((i + read_ahead) as usize).copied()).unwrap_or(0.0);
-            let mut starts = vec![];
+            let (mut starts, mut pedal_starts, mut run_samples) = (vec![], vec![], vec![]);
             for run in runs {
                 starts.push(player.events.len());
+                pedal_starts.push(player.pedal.len());
+                run_samples.push(player.processed);
                 player.run(run.from, run.to, run.tempo, block, &mut input);
             }
             starts.push(player.events.len());
+            pedal_starts.push(player.pedal.len());
+            run_samples.push(player.processed);
             let last = runs.last().unwrap();
             let base = player.processed;
             player.block_with(last.to, last.tempo, false, block, &mut |c, i| input(c, base + i as u64));
-            (player, starts)
+            (player, (starts, pedal_starts, run_samples))
         })
         .join()
         .expect("audio thread")
     });
+    let (starts, pedal_starts, run_samples) = starts;
     let blocks = player.blocks;
+    let pedal = std::mem::take(&mut player.pedal);
     let events = plugin.put_back(player);
-    Pass { events, starts, blocks, seconds: started.elapsed().as_secs_f64() }
+    Pass { events, starts, pedal, pedal_starts, run_samples, blocks, seconds: started.elapsed().as_secs_f64() }
 }
 
 fn play(plugin: &mut Instance, runs: &[Run], block: usize, audio: Option<&[Vec<f32>; 2]>) -> Pass {
@@ -136,6 +147,50 @@ fn check_balanced(events: &[Event], what: &str) {
     rig::check_balanced(events, what);
 }
 
+/// The sustain pedal of a pass against the cover's: it alternates down/up and ends up; each press
+/// of the cover that starts inside a run goes down on its sample, and none other; where the
+/// transport jumps (a seek, a loop wrap, a tempo change) or stops, a pedal that was down goes up
+/// on the first sample after the jump. Returns the number of presses checked.
+fn check_pedal(pass: &Pass, pedal: &[PedalSpan], runs: &[Run], sample_rate: f64, what: &str) -> usize {
+    let mut down = false;
+    for (k, &(_, _, d)) in pass.pedal.iter().enumerate() {
+        assert_ne!(d, down, "{what}: pedal change {k} to the state it was in: {:?}", &pass.pedal[k.saturating_sub(3)..(k + 2).min(pass.pedal.len())]);
+        down = d;
+    }
+    assert!(!down, "{what}: the pedal was left down after the transport stopped");
+    let mut checked = 0;
+    for r in 0..=runs.len() {
+        let these = &pass.pedal[pass.pedal_starts[r]..pass.pedal_starts.get(r + 1).copied().unwrap_or(pass.pedal.len())];
+        let before = &pass.pedal[..pass.pedal_starts[r]];
+        let was_down = before.last().is_some_and(|e| e.2);
+        let jumped = r == runs.len() || (r > 0 && ((runs[r].from - runs[r - 1].to).abs() > 1e-9 || runs[r].tempo != runs[r - 1].tempo));
+        if r > 0 && jumped && was_down {
+            let first = these.first().copied();
+            assert!(
+                first.is_some_and(|e| !e.2 && e.0 == pass.run_samples[r]),
+                "{what}: the pedal was down when the transport jumped/stopped before run {r}; first pedal event {first:?}, run starts at sample {}",
+                pass.run_samples[r]
+            );
+        }
+        if r == runs.len() {
+            break;
+        }
+        let run = runs[r];
+        let spb = sample_rate * 60.0 / run.tempo;
+        let edge = 1.0 / spb;
+        let inside = |b: f64| b >= run.from + edge && b < run.to - edge;
+        let want: Vec<i64> = pedal.iter().filter(|p| inside(p.down_beat)).map(|p| ((p.down_beat - run.from) * spb).round() as i64).collect();
+        let got: Vec<i64> = these.iter().filter(|e| e.2 && inside(e.1)).map(|e| ((e.1 - run.from) * spb).round() as i64).collect();
+        // Within a sample: the host's fixed-point beat of the block rounds the event's beat.
+        assert!(
+            got.len() == want.len() && got.iter().zip(&want).all(|(g, w)| (g - w).abs() <= 1),
+            "{what}, run {r} {run:?}: pedal presses (samples from the run's start)\n got {got:?}\nwant {want:?}"
+        );
+        checked += got.len();
+    }
+    checked
+}
+
 /// Note-ons of each run against the cover's notes starting in that run, in samples from the run's
 /// start (where the host's sample grid lies); notes within a sample of a run's edges are left out of
 /// both (whether they fall just inside is not what is tested).
@@ -174,6 +229,7 @@ struct Song {
     bpm: f64,
     frames: usize,
     cover: Vec<CoverNote>,
+    pedal: Vec<PedalSpan>,
 }
 
 fn load_song() -> Song {
@@ -193,10 +249,10 @@ fn load_song() -> Song {
     let t = engine::transcribe_clip(m.as_mut(), &clip, &DecodeParams::default()).unwrap();
     let grid = BeatGrid { bpm, beats_per_bar: 4, first_beat_s: 0.0, first_downbeat_beat: 0.0 };
     let input = ArrangeInput::from_transcription(&t.notes, Some(&t.frames), &grid);
-    let cover = arrange::arrange(&input, &ArrangeSettings::default()).notes;
+    let pianola::notes::Cover { notes: cover, pedal } = arrange::arrange(&input, &ArrangeSettings::default());
     eprintln!("reference: {} notes -> cover of {} notes in {:.1} s", t.notes.len(), cover.len(), t0.elapsed().as_secs_f64());
     assert!(cover.len() > 50, "the reference cover is implausibly small");
-    Song { stereo, sample_rate: clip.sample_rate, bpm, frames, cover }
+    Song { stereo, sample_rate: clip.sample_rate, bpm, frames, cover, pedal }
 }
 
 /// A playback pass: from the start, a loop over bars 3-4 twice, a seek, a tempo change.
@@ -240,6 +296,9 @@ fn capture_then_play_back_through_clap() {
     check_balanced(&offline_full.events, "full playback (offline)");
     let n = check_ons(&offline_full, &song.cover, &full, sr0, "full playback (offline)");
     eprintln!("full playback: {n} of {} cover notes on their samples", song.cover.len());
+    let presses = check_pedal(&offline_full, &song.pedal, &full, sr0, "full playback (offline)");
+    assert!(presses > 8, "full playback: only {presses} pedal presses");
+    eprintln!("full playback: {presses} of {} pedal presses on their samples", song.pedal.len());
     // Notes the transport never reaches (before beat 0 after the arranger's lag alignment, or past
     // the end) are all that may be left out; notes right at the edges are compared here too.
     let playable: Vec<&CoverNote> = song.cover.iter().filter(|c| c.start_beat >= 0.0 && c.start_beat < song_beats - 1e-6).collect();
@@ -270,6 +329,8 @@ fn capture_then_play_back_through_clap() {
             check_balanced(&pass.events, &what);
             let n = check_ons(&pass, &song.cover, &runs, sr, &what);
             assert!(n > 40, "{what}: only {n} notes played");
+            let presses = check_pedal(&pass, &song.pedal, &runs, sr, &what);
+            assert!(presses > 4, "{what}: only {presses} pedal presses");
             summary.insert((sr as u32, block), (n, pass.blocks, pass.seconds));
             if sr == 48000.0 && block == 333 {
                 reference_48k = Some((pass.starts.clone(), pass.events.clone()));
@@ -286,6 +347,7 @@ fn capture_then_play_back_through_clap() {
     plugin.set_offline(true);
     plugin.activate(48000.0, 4096);
     let bounce = play(&mut plugin, &runs, 333, None);
+    check_pedal(&bounce, &song.pedal, &runs, 48000.0, "offline bounce");
     assert_eq!((bounce.starts, bounce.events), reference_48k, "offline bounce differs from the real-time pass");
 
     // State: a new instance restores the cover from the saved project alone.
