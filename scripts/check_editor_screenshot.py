@@ -5,13 +5,24 @@ notes in the melody, right-hand and left-hand colours (src/editor/theme.rs).
 
     check_editor_screenshot.py ROOT.png WxH+X+Y OUT.png SCALE
 """
+import pathlib
 import re
 import sys
 
 from PIL import Image
 
-# Must match src/editor/theme.rs.
-HANDS = {"melody": (0xFF, 0xD2, 0x5C), "right hand": (0xE0, 0x8A, 0x2E), "left hand": (0x3C, 0xB8, 0xC8)}
+THEME = pathlib.Path(__file__).resolve().parent.parent / "src/editor/theme.rs"
+
+
+def theme_colour(name):
+    """The RGB of `pub const NAME: Color32 = Color32::from_rgb(..)` in theme.rs (defined once, there)."""
+    m = re.search(rf"pub const {name}: Color32 = Color32::from_rgb\((0x[0-9a-fA-F]+), (0x[0-9a-fA-F]+), (0x[0-9a-fA-F]+)\)", THEME.read_text())
+    if not m:
+        sys.exit(f"{THEME}: no colour {name}")
+    return tuple(int(v, 16) for v in m.groups())
+
+
+HANDS = {"melody": theme_colour("MELODY"), "right hand": theme_colour("RIGHT_HAND"), "left hand": theme_colour("LEFT_HAND")}
 TOLERANCE = 6
 
 

@@ -178,7 +178,9 @@ mod tests {
                 tick += e.delta.as_int();
                 if let TrackEventKind::Midi { message, .. } = e.kind {
                     seen.push(match message {
-                        MidiMessage::Controller { controller, value } if controller.as_int() == SUSTAIN_CC => (tick, if value.as_int() >= 64 { "down" } else { "up" }),
+                        MidiMessage::Controller { controller, value } if controller.as_int() == SUSTAIN_CC => {
+                            (tick, if value.as_int() >= 64 { "down" } else { "up" })
+                        }
                         MidiMessage::NoteOn { .. } => (tick, "on"),
                         MidiMessage::NoteOff { .. } => (tick, "off"),
                         _ => (tick, "?"),

@@ -86,6 +86,9 @@ pub struct PianolaParams {
     pub highest_note: IntParam,
     #[id = "velocity"]
     pub velocity: FloatParam,
+    /// Sustain pedal (CC64) with the harmony.
+    #[id = "pedal"]
+    pub pedal: BoolParam,
     /// MIDI channel 1..16 of the notes sent.
     #[id = "channel"]
     pub channel: IntParam,
@@ -122,7 +125,7 @@ impl Default for PianolaParams {
                 .with_unit("%")
                 .with_value_to_string(percent())
                 .with_string_to_value(formatters::s2v_f32_percentage()),
-            hand_span: IntParam::new("Hand span", d.hand_span as i32, IntRange::Linear { min: 10, max: 18 }).with_unit(" st"),
+            hand_span: IntParam::new("Hand span", d.hand_span as i32, IntRange::Linear { min: 10, max: 18 }).with_unit(" semitones"),
             lowest_note: IntParam::new("Lowest note", d.lowest_key as i32, IntRange::Linear { min: 21, max: 108 })
                 .with_value_to_string(formatters::v2s_i32_key_formatter())
                 .with_string_to_value(formatters::s2v_i32_key_formatter()),
@@ -133,6 +136,7 @@ impl Default for PianolaParams {
                 .with_unit("%")
                 .with_value_to_string(percent())
                 .with_string_to_value(formatters::s2v_f32_percentage()),
+            pedal: BoolParam::new("Sustain pedal", d.pedal),
             channel: IntParam::new("MIDI channel", 1, IntRange::Linear { min: 1, max: 16 }),
             melody: EnumParam::new("Melody from", MelodyParam::Auto),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
@@ -153,6 +157,7 @@ impl PianolaParams {
             lowest_key: self.lowest_note.value().clamp(0, 127) as u8,
             highest_key: self.highest_note.value().clamp(0, 127) as u8,
             velocity_scale: self.velocity.value(),
+            pedal: self.pedal.value(),
             ..ArrangeSettings::default()
         }
         .sanitized()

@@ -123,12 +123,9 @@ impl Plugin for Pianola {
                 EmitEvent::Off { offset, key } => {
                     NoteEvent::NoteOff { timing: offset, voice_id: VoiceID::Wildcard, channel: Channel::Number(channel), key: Key::Number(key), velocity: 0.0 }
                 }
-                EmitEvent::Pedal { offset, down } => NoteEvent::MidiCC {
-                    timing: offset,
-                    channel,
-                    cc: crate::midi_file::SUSTAIN_CC,
-                    value: if down { 1.0 } else { 0.0 },
-                },
+                EmitEvent::Pedal { offset, down } => {
+                    NoteEvent::MidiCC { timing: offset, channel, cc: crate::midi_file::SUSTAIN_CC, value: if down { 1.0 } else { 0.0 } }
+                }
             };
             context.try_send_event(event).is_ok()
         };

@@ -16,10 +16,10 @@
 
 use super::emit::{BlockTransport, EmitEvent, Emitter};
 use crate::model::{ModelError, NoteModel};
+use crate::notes::Cover;
 use crate::params::{Mode, PianolaParams};
 use crate::ring::{self, CaptureShared, CaptureWriter, Pushed, TransportInfo};
 use crate::status::Status;
-use crate::notes::Cover;
 use crate::timeline::{self, Timeline};
 use crate::worker::{self, ModelLoader, ModelSource, RetiredWorker, WorkerHandle, WorkerSetup, LIVE_MAX_LAG_SECONDS};
 use std::sync::Arc;

@@ -57,10 +57,20 @@ impl BlockTransport {
 /// A note event at a sample offset inside the current block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EmitEvent {
-    On { offset: u32, key: u8, velocity: u8 },
-    Off { offset: u32, key: u8 },
+    On {
+        offset: u32,
+        key: u8,
+        velocity: u8,
+    },
+    Off {
+        offset: u32,
+        key: u8,
+    },
     /// Sustain pedal (CC64) down or up.
-    Pedal { offset: u32, down: bool },
+    Pedal {
+        offset: u32,
+        down: bool,
+    },
 }
 
 impl EmitEvent {

@@ -274,7 +274,7 @@ impl PianolaEditor {
             ui,
             setter,
             &p.sensitivity,
-            "Sensitivity",
+            "Sensitivity: more or fewer notes heard",
             None,
             "How readily a sound counts as a new note. Higher finds quieter notes (and more false ones). Re-reads what was recorded in this session; a reopened project keeps its notes.",
         );
@@ -292,6 +292,14 @@ impl PianolaEditor {
         );
         widgets::section(ui, "OUTPUT");
         widgets::param_bar(ui, setter, &p.velocity, "Velocity", None, "Scales how hard every note is played.");
+        widgets::toggle(
+            ui,
+            setter,
+            &p.pedal,
+            "Sustain pedal",
+            theme::PEDAL,
+            "Sends the sustain pedal (CC64) with the chords: up at each chord change, down again just after; lifted for rests.",
+        );
         let ch = p.channel.value();
         widgets::param_bar(ui, setter, &p.channel, "MIDI channel", Some(format!("Ch {ch}")), "The MIDI channel the notes are sent on.");
     }
@@ -303,6 +311,7 @@ impl PianolaEditor {
             legend(ui, theme::MELODY, "Melody");
             legend(ui, theme::RIGHT_HAND, "Right hand");
             legend(ui, theme::LEFT_HAND, "Left hand");
+            legend(ui, theme::PEDAL, "Pedal");
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                 let last = self.last_roll;
                 if widgets::action(ui, "Fit", false, !cover.notes.is_empty(), "Show the whole cover (or double-click the roll).").clicked() {
@@ -368,6 +377,7 @@ impl PianolaEditor {
 
         let scene = Scene {
             notes: &cover.notes,
+            pedal: &cover.pedal,
             pitches: PitchRange::fit(&cover.notes),
             beats_per_bar,
             first_downbeat_beat,
@@ -415,10 +425,11 @@ impl PianolaEditor {
                 {
                     let grid = state::export_grid(&capture, self.status.host.tempo(), beats_per_bar);
                     let stem = state::export_stem(self.track_name.as_deref());
-                    self.message = Some(match state::export_cover(&self.export_dir(), &stem, &Cover { notes: cover.notes.clone(), pedal: cover.pedal.clone() }, &grid) {
-                        Ok(path) => (Level::Good, format!("Saved {}", path.display())),
-                        Err(e) => (Level::Error, e),
-                    });
+                    self.message =
+                        Some(match state::export_cover(&self.export_dir(), &stem, &Cover { notes: cover.notes.clone(), pedal: cover.pedal.clone() }, &grid) {
+                            Ok(path) => (Level::Good, format!("Saved {}", path.display())),
+                            Err(e) => (Level::Error, e),
+                        });
                 }
                 if widgets::action(
                     ui,

@@ -3,7 +3,7 @@
 //! is pure so it is tested without a window; [`paint`] only draws what it computes.
 
 use super::theme;
-use crate::notes::{CoverNote, Hand};
+use crate::notes::{CoverNote, Hand, PedalSpan};
 use egui::{pos2, Color32, Rect};
 
 /// Zoom limits in pixels per beat.
@@ -273,6 +273,8 @@ fn is_black(pitch: u8) -> bool {
 /// Everything [`paint`] draws from, besides the notes.
 pub struct Scene<'a> {
     pub notes: &'a [CoverNote],
+    /// Sustain-pedal presses, drawn in a lane under the notes.
+    pub pedal: &'a [PedalSpan],
     pub pitches: PitchRange,
     pub beats_per_bar: u32,
     pub first_downbeat_beat: f64,
@@ -285,13 +287,21 @@ pub struct Scene<'a> {
 /// Heights of the ruler above the roll and width of the keyboard at its left.
 pub const RULER_HEIGHT: f32 = 24.0;
 pub const KEYS_WIDTH: f32 = 44.0;
+/// Height of the sustain-pedal lane under the notes.
+pub const PEDAL_LANE_HEIGHT: f32 = 12.0;
 
-/// The parts of the roll's area.
+/// The parts of the roll's area: ruler, keyboard, notes (the pedal lane is under the last two).
 pub fn layout(area: Rect) -> (Rect, Rect, Rect) {
+    let bottom = area.bottom() - PEDAL_LANE_HEIGHT;
     let ruler = Rect::from_min_max(pos2(area.left() + KEYS_WIDTH, area.top()), pos2(area.right(), area.top() + RULER_HEIGHT));
-    let keys = Rect::from_min_max(pos2(area.left(), area.top() + RULER_HEIGHT), pos2(area.left() + KEYS_WIDTH, area.bottom()));
-    let notes = Rect::from_min_max(pos2(area.left() + KEYS_WIDTH, area.top() + RULER_HEIGHT), area.max);
+    let keys = Rect::from_min_max(pos2(area.left(), area.top() + RULER_HEIGHT), pos2(area.left() + KEYS_WIDTH, bottom));
+    let notes = Rect::from_min_max(pos2(area.left() + KEYS_WIDTH, area.top() + RULER_HEIGHT), pos2(area.right(), bottom));
     (ruler, keys, notes)
+}
+
+/// The sustain-pedal lane: under the notes, as wide as they are.
+pub fn pedal_lane(area: Rect) -> Rect {
+    Rect::from_min_max(pos2(area.left() + KEYS_WIDTH, area.bottom() - PEDAL_LANE_HEIGHT), area.max)
 }
 
 /// Draws the roll into `area` (ruler, keyboard, grid, notes, playhead).
@@ -331,6 +341,24 @@ pub fn paint(painter: &egui::Painter, area: Rect, view: &RollView, scene: &Scene
             clip.rect(r, radius, note_color(n), edge, StrokeKind::Inside);
         }
     }
+    // Pedal lane: a bar where the pedal is down, a gap where it changes.
+    let lane = pedal_lane(area);
+    let lp = painter.with_clip_rect(lane);
+    lp.rect_filled(lane, 0.0, theme::RULER_BG);
+    for p in scene.pedal {
+        let (x0, x1) = (view.beat_to_x(p.down_beat, lane), view.beat_to_x(p.up_beat, lane));
+        if x1 > lane.left() && x0 < lane.right() {
+            let bar = Rect::from_min_max(pos2(x0.max(lane.left() - 1.0), lane.top() + 3.0), pos2(x1.min(lane.right() + 1.0), lane.bottom() - 3.0));
+            lp.rect_filled(bar, 1.0, theme::PEDAL);
+        }
+    }
+    painter.text(
+        pos2(area.left() + KEYS_WIDTH - 4.0, lane.center().y),
+        Align2::RIGHT_CENTER,
+        "Ped.",
+        FontId::proportional(9.0),
+        if scene.pedal.is_empty() { theme::TEXT_FAINT } else { theme::PEDAL },
+    );
     // Keyboard.
     let kp = painter.with_clip_rect(keys);
     kp.rect_filled(keys, 0.0, theme::KEY_WHITE);

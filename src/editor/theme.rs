@@ -13,10 +13,14 @@ pub const TEXT_FAINT: Color32 = Color32::from_rgb(0x6b, 0x71, 0x7d);
 pub const ACCENT: Color32 = Color32::from_rgb(0xf0, 0xa0, 0x3c);
 pub const ACCENT_DIM: Color32 = Color32::from_rgb(0x6e, 0x4c, 0x24);
 
-/// Right hand (accompaniment voices), left hand, and the melody (right hand's top voice).
-pub const RIGHT_HAND: Color32 = Color32::from_rgb(0xe0, 0x8a, 0x2e);
-pub const MELODY: Color32 = Color32::from_rgb(0xff, 0xd2, 0x5c);
-pub const LEFT_HAND: Color32 = Color32::from_rgb(0x3c, 0xb8, 0xc8);
+/// Right hand (accompaniment voices), left hand, the melody (right hand's top voice) and the
+/// sustain pedal: Okabe & Ito's colour-blind-safe palette (yellow, reddish purple, sky blue,
+/// bluish green), told apart with protanopia, deuteranopia and tritanopia, and by lightness too
+/// (melody lightest). Read by scripts/check_editor_screenshot.py.
+pub const RIGHT_HAND: Color32 = Color32::from_rgb(0xcc, 0x79, 0xa7);
+pub const MELODY: Color32 = Color32::from_rgb(0xf0, 0xe4, 0x42);
+pub const LEFT_HAND: Color32 = Color32::from_rgb(0x56, 0xb4, 0xe9);
+pub const PEDAL: Color32 = Color32::from_rgb(0x00, 0x9e, 0x73);
 pub const NOTE_EDGE: Color32 = Color32::from_rgb(0x10, 0x11, 0x14);
 
 pub const ROLL_BG: Color32 = Color32::from_rgb(0x1a, 0x1d, 0x23);

@@ -330,9 +330,15 @@ fn cover(args: CoverArgs) -> Result<()> {
         other => bail!("unknown --style '{other}' (block, broken, arpeggio)"),
     };
     args.grid.validate()?;
-    let settings =
-        ArrangeSettings { density: args.density, style, quantize_strength: args.quantize, hand_span: args.hand_span, pedal: !args.no_pedal, ..ArrangeSettings::default() }
-            .sanitized();
+    let settings = ArrangeSettings {
+        density: args.density,
+        style,
+        quantize_strength: args.quantize,
+        hand_span: args.hand_span,
+        pedal: !args.no_pedal,
+        ..ArrangeSettings::default()
+    }
+    .sanitized();
     let (songs, outputs) = args.io.songs_and_outputs()?;
     let index: std::collections::HashMap<&Path, &PathBuf> = songs.iter().map(|s| s.as_path()).zip(&outputs).collect();
     // Checked before any work: a missing SoundFont is a clear error, not a lost transcription.
