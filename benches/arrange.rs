@@ -41,7 +41,7 @@ fn minute_at_120() -> ArrangeInput {
         notes.push(BeatNote { start_beat: beat, end_beat: beat + 0.8, pitch: chord[0] + 19, amplitude: 0.3, salience: 0.2 });
     }
     notes.sort_by(|a, b| a.start_beat.total_cmp(&b.start_beat));
-    ArrangeInput { notes, beats_per_bar: 4, first_downbeat_beat: 0.0, seconds_per_beat: 0.5 }
+    ArrangeInput { notes, beats_per_bar: 4, first_downbeat_beat: 0.0, seconds_per_beat: 0.5, loudness: Default::default() }
 }
 
 /// A lone sung line, one minute at 120 bpm: eighths and quarters that ring into the next note, with
@@ -61,7 +61,7 @@ fn sung_minute_at_120() -> ArrangeInput {
         t += len;
         k += 1;
     }
-    ArrangeInput { notes, beats_per_bar: 4, first_downbeat_beat: 0.0, seconds_per_beat: 0.5 }
+    ArrangeInput { notes, beats_per_bar: 4, first_downbeat_beat: 0.0, seconds_per_beat: 0.5, loudness: Default::default() }
 }
 
 fn bench(c: &mut Criterion) {

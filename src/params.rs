@@ -2,6 +2,7 @@
 //! projects) and its persisted capture: the transcription in beats, so a project reopens with its
 //! cover and any arrangement setting can re-arrange it without the audio.
 
+use crate::arrange::dynamics::BeatLoudness;
 use crate::arrange::{ArrangeInput, ArrangeSettings, BeatNote, Style};
 use crate::decode::DecodeParams;
 use nice_plug::params::persist::PersistentField;
@@ -231,6 +232,9 @@ pub struct CapturedSong {
     /// Beat ranges `[start, end)` already captured (Capture mode records only outside them).
     #[serde(with = "exact_ranges")]
     pub covered: Vec<[f64; 2]>,
+    /// The captured audio's loudness per beat (the cover's dynamics); empty in projects saved
+    /// before it was kept.
+    pub loudness: BeatLoudness,
 }
 
 /// Exact beat ranges through JSON, as `"start end"` strings.
@@ -274,7 +278,15 @@ pub const CAPTURE_FIELD: &str = "capture";
 
 impl Default for CapturedSong {
     fn default() -> Self {
-        Self { version: CAPTURE_VERSION, notes: vec![], beats_per_bar: 4, first_downbeat_beat: 0.0, seconds_per_beat: 0.5, covered: vec![] }
+        Self {
+            version: CAPTURE_VERSION,
+            notes: vec![],
+            beats_per_bar: 4,
+            first_downbeat_beat: 0.0,
+            seconds_per_beat: 0.5,
+            covered: vec![],
+            loudness: BeatLoudness::default(),
+        }
     }
 }
 
@@ -301,6 +313,7 @@ impl CapturedSong {
             self.seconds_per_beat = CapturedSong::default().seconds_per_beat;
         }
         self.covered.retain(|r| r[0].is_finite() && r[1].is_finite() && r[0] <= r[1]);
+        self.loudness = self.loudness.sanitized();
         self
     }
 
@@ -314,6 +327,7 @@ impl CapturedSong {
             beats_per_bar: self.beats_per_bar,
             first_downbeat_beat: self.first_downbeat_beat,
             seconds_per_beat: self.seconds_per_beat,
+            loudness: self.loudness.clone(),
         }
     }
 }

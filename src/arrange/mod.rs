@@ -17,11 +17,14 @@
 //!    patterns in the chosen style), voiced under the melody.
 //! 5. [`quantize`] (the grid, with a strength) and [`playability`] (range, hands of <= 5 notes within
 //!    the span, no crossing, the melody on top, no re-struck sounding key), then sorted.
+//! 6. [`dynamics`] (velocities from the audio's loudness per beat, accents, the melody above what
+//!    is struck with it) and [`pedal`] (the sustain pedal with the harmony), on the finished notes.
 //!
 //! No I/O, no randomness, no hash maps: the same input always gives the same cover.
 
 pub mod accompaniment;
 mod chorale_stats;
+pub mod dynamics;
 pub mod harmony;
 pub mod melody;
 pub mod pedal;
@@ -47,6 +50,8 @@ pub struct ArrangeInput {
     /// Beat position of the first downbeat; bars start at `first_downbeat_beat + k * beats_per_bar`.
     pub first_downbeat_beat: f64,
     pub seconds_per_beat: f64,
+    /// The audio's loudness per beat, for the dynamics (empty: velocities from the notes alone).
+    pub loudness: dynamics::BeatLoudness,
 }
 
 /// One transcribed note in beats.
@@ -106,7 +111,13 @@ impl ArrangeInput {
                 BeatNote { start_beat: grid.beat_at(n.start_s), end_beat: grid.beat_at(n.end_s), pitch: n.pitch, amplitude: n.amplitude, salience }
             })
             .collect();
-        Self { notes: out, beats_per_bar: grid.beats_per_bar, first_downbeat_beat: grid.first_downbeat_beat, seconds_per_beat: grid.seconds_per_beat() }
+        Self {
+            notes: out,
+            beats_per_bar: grid.beats_per_bar,
+            first_downbeat_beat: grid.first_downbeat_beat,
+            seconds_per_beat: grid.seconds_per_beat(),
+            loudness: dynamics::BeatLoudness::default(),
+        }
     }
 }
 
@@ -329,7 +340,8 @@ pub fn arrange(input: &ArrangeInput, settings: &ArrangeSettings) -> Cover {
     for v in voices.iter_mut().filter(|v| v.role != Role::Melody) {
         quantize::snap_voice(v, s.grid_per_beat, s.quantize_strength);
     }
-    let notes = playability::enforce(voices, &s);
+    let mut notes = playability::enforce(voices, &s);
+    dynamics::apply(&mut notes, &input.loudness, &meter, s.velocity_scale);
     let pedal = if s.pedal { pedal::plan(&notes, &chord_changes(&harm)) } else { Vec::new() };
     Cover { notes, pedal }
 }

@@ -107,19 +107,14 @@ fn enforce_after(mut voices: Vec<Voice>, s: &ArrangeSettings, played_before: f64
         active.push(kept.len());
         kept.push(n);
     }
-    // Melody above the accompaniment in velocity.
-    if let Some(vmin) = kept.iter().filter(|v| v.role == Role::Melody).map(|v| v.velocity).min() {
-        let cap = vmin.saturating_sub(1).max(1);
-        for v in kept.iter_mut().filter(|v| v.role != Role::Melody) {
-            v.velocity = v.velocity.min(cap).max(1);
-        }
-    }
     let mut out: Vec<CoverNote> = kept
         .into_iter()
         .filter(|v| v.end > v.start)
         .map(|v| CoverNote { start_beat: v.start, end_beat: v.end, pitch: v.pitch, velocity: v.velocity, hand: v.hand, melody: v.role == Role::Melody })
         .collect();
     out.sort_by(|a, b| a.start_beat.total_cmp(&b.start_beat).then(a.pitch.cmp(&b.pitch)));
+    // The melody above what is struck with it.
+    super::dynamics::melody_over_accompaniment(&mut out);
     out
 }
 

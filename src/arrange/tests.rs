@@ -9,7 +9,7 @@ fn bn(s: f64, e: f64, p: u8, a: f32) -> BeatNote {
 }
 
 fn input(notes: Vec<BeatNote>) -> ArrangeInput {
-    ArrangeInput { notes, beats_per_bar: 4, first_downbeat_beat: 0.0, seconds_per_beat: 0.5 }
+    ArrangeInput { notes, beats_per_bar: 4, first_downbeat_beat: 0.0, seconds_per_beat: 0.5, loudness: Default::default() }
 }
 
 /// A chorale-like phrase: a melody over block triads, C F G C.
@@ -48,10 +48,10 @@ pub(crate) fn check_cover(cover: &[CoverNote], s: &ArrangeSettings) -> Result<()
             return Err(format!("melody in the left hand {n:?}"));
         }
     }
-    // Melody louder than accompaniment.
-    if let Some(vm) = cover.iter().filter(|n| n.melody).map(|n| n.velocity).min() {
-        if cover.iter().any(|n| !n.melody && n.velocity >= vm) {
-            return Err("accompaniment as loud as the melody".into());
+    // Melody louder than the accompaniment struck with it.
+    for m in cover.iter().filter(|n| n.melody) {
+        if let Some(a) = cover.iter().find(|n| !n.melody && n.start_beat == m.start_beat && n.velocity >= m.velocity) {
+            return Err(format!("accompaniment {a:?} as loud as the melody {m:?}"));
         }
     }
     // Per onset instant: per hand <= 5 sounding notes within the span, hands not crossed, melody on
@@ -205,11 +205,13 @@ fn arb_note() -> impl Strategy<Value = BeatNote> {
 }
 
 pub(crate) fn arb_input() -> impl Strategy<Value = ArrangeInput> {
-    (prop::collection::vec(arb_note(), 0..160), 2u32..=7, -2.0f64..4.0, 0.25f64..1.5).prop_map(|(notes, bpb, fd, spb)| ArrangeInput {
+    let loudness = (-4i64..4, prop::collection::vec(-95.0f32..0.0, 0..80)).prop_map(|(first_beat, db)| dynamics::BeatLoudness { first_beat, db });
+    (prop::collection::vec(arb_note(), 0..160), 2u32..=7, -2.0f64..4.0, 0.25f64..1.5, loudness).prop_map(|(notes, bpb, fd, spb, loudness)| ArrangeInput {
         notes,
         beats_per_bar: bpb,
         first_downbeat_beat: fd,
         seconds_per_beat: spb,
+        loudness,
     })
 }
 

@@ -43,7 +43,7 @@ impl LiveRun {
 
     /// Adds one block; returns the number of frames committed (0: no new hop, nothing to publish).
     pub fn push(&mut self, s: &Stamp, samples: &[f32], model: &mut dyn NoteModel) -> Result<usize, TakeError> {
-        self.track.advance(s, samples.len());
+        self.track.advance(s, samples);
         self.scratch.clear();
         self.resampler.push(samples, &mut self.scratch)?;
         Ok(self.take.push(model, &self.scratch)?)
@@ -62,6 +62,7 @@ impl LiveRun {
             beats_per_bar: meter.beats_per_bar,
             first_downbeat_beat: meter.first_downbeat_beat,
             seconds_per_beat: meter.seconds_per_beat,
+            loudness: self.track.loudness.loudness(),
         };
         let latency_beats = latency_s * tempo / 60.0;
         self.take.arrange(&input, settings, self.track.end_beat - latency_beats, 2.0 * latency_beats)

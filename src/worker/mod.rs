@@ -373,6 +373,7 @@ impl Worker {
             }
             previous = here;
             song.covered.push(f.range);
+            song.loudness = song.loudness.merged(&f.loudness);
         }
         song.notes.extend(notes.iter().map(SavedNote::from));
         song
@@ -418,6 +419,7 @@ impl Worker {
                 if song.notes.is_empty() && self.finished.is_empty() {
                     song = seg.track.meter();
                 }
+                song.loudness = song.loudness.merged(&seg.track.loudness.loudness());
                 match (seg.joins, self.finished.last()) {
                     (Some(join), Some(old)) => song.notes.extend(join_at_cut(&mut old.notes.clone(), &notes, join).iter().map(SavedNote::from)),
                     _ => song.notes.extend(notes.iter().map(SavedNote::from)),

@@ -5,6 +5,7 @@
 //! for re-decoding. [`Track`] (where a run stands on the beat grid) is shared with Live mode's take.
 
 use super::{TakeError, CUT_OVERLAP_SECONDS, CUT_SAME_NOTE_SECONDS, MAX_SEGMENT_SECONDS};
+use crate::arrange::dynamics::{BeatLoudness, LoudnessMeter};
 use crate::arrange::{ArrangeInput, BeatNote};
 use crate::compact::CompactFrames;
 use crate::decode::{self, DecodeParams};
@@ -87,6 +88,8 @@ pub(super) struct Track {
     pub map: BeatMap,
     pub beats_per_bar: u32,
     pub bar_start_beat: f64,
+    /// The audio's loudness per beat, for the cover's dynamics.
+    pub loudness: LoudnessMeter,
 }
 
 impl Track {
@@ -101,6 +104,7 @@ impl Track {
             map: BeatMap { pieces: vec![Piece { at_s: 0.0, beat: s.beat, tempo: s.tempo }] },
             beats_per_bar: s.beats_per_bar,
             bar_start_beat: s.bar_start_beat,
+            loudness: LoudnessMeter::default(),
         }
     }
 
@@ -109,8 +113,11 @@ impl Track {
         s.sample_index == self.next_index && ring::continues(self.end_beat, self.tempo, self.rate, s)
     }
 
-    /// Follows block `s` of `len` samples: a tempo change starts a new piece of the beat map.
-    pub fn advance(&mut self, s: &Stamp, len: usize) {
+    /// Follows block `s` (its mono `samples`): a tempo change starts a new piece of the beat map;
+    /// the block's loudness is measured.
+    pub fn advance(&mut self, s: &Stamp, samples: &[f32]) {
+        let len = samples.len();
+        self.loudness.push(samples, s.beat, s.tempo / 60.0 / s.sample_rate as f64);
         if s.tempo != self.tempo {
             let at_s = self.recorded as f64 / self.rate as f64;
             self.map.pieces.push(Piece { at_s, beat: s.beat, tempo: s.tempo });
@@ -225,7 +232,7 @@ impl Segment {
             let skip = from.saturating_sub(self.track.recorded).min(samples.len() as u64) as usize;
             self.tail.extend_from_slice(&samples[skip..]);
         }
-        self.track.advance(s, samples.len());
+        self.track.advance(s, samples);
         self.scratch.clear();
         self.resampler.push(samples, &mut self.scratch)?;
         self.voice_resampler.push(samples, &mut self.voice_audio)?;
@@ -257,7 +264,9 @@ impl Segment {
             _ => (None, None),
         };
         let range = [self.track.start_beat, self.track.end_beat];
-        let finished = FinishedSegment { raw: None, frames: None, map: self.track.map, range, joins: self.joins, notes: vec![], sung }.decoded_from(frames);
+        let loudness = self.track.loudness.loudness();
+        let finished =
+            FinishedSegment { raw: None, frames: None, map: self.track.map, range, joins: self.joins, notes: vec![], sung, loudness }.decoded_from(frames);
         Ok((finished, why))
     }
 }
@@ -276,6 +285,8 @@ pub(super) struct FinishedSegment {
     /// The sung line (seconds from the segment's start) when the segment is a lone voice: its
     /// notes replace the note model's, timed by them (`pitch::notes::with_model_onsets`).
     sung: Option<Vec<Note>>,
+    /// The segment's loudness per beat.
+    pub loudness: BeatLoudness,
 }
 
 /// Where a segment resumed after a cut meets the one before it.

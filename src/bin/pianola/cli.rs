@@ -356,7 +356,9 @@ fn cover(args: CoverArgs) -> Result<()> {
         let (t, clip) = transcribe_file_and_clip(models, song, &params)?;
         let (notes, melody) = melody_notes(args.voice, &t, &clip)?;
         let grid = args.grid.grid_for(&notes);
-        let input = ArrangeInput::from_transcription(&notes, Some(&t.frames), &grid);
+        let mut input = ArrangeInput::from_transcription(&notes, Some(&t.frames), &grid);
+        // The dynamics follow the song's loudness per beat, as the plugin measures it while capturing.
+        input.loudness = arrange::dynamics::measure_clip(&clip.mono(), clip.sample_rate, &grid);
         let cover = arrange::arrange(&input, &settings);
         // A grid whose beat 0 is not at 0 s (estimated phase) is shifted so the file's beat 0 is at 0 s.
         let shift = grid.first_beat_s / grid.seconds_per_beat();

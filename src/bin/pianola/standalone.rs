@@ -27,6 +27,7 @@ pub fn capture_from_file(path: &Path, grid: &GridArgs) -> anyhow::Result<Capture
         first_downbeat_beat: grid.first_downbeat_beat.rem_euclid(grid.beats_per_bar as f64),
         seconds_per_beat: 60.0 / bpm,
         covered: vec![[0.0, grid.beat_at(t.duration_s)]],
+        loudness: pianola::arrange::dynamics::measure_clip(&clip.mono(), clip.sample_rate, &grid),
         ..CapturedSong::default()
     })
 }
@@ -91,7 +92,9 @@ mod tests {
         assert!(capture.notes.iter().all(|n| n.0 >= 0.0 && n.0 < end), "notes inside the capture");
         let grid = BeatGrid { bpm, beats_per_bar: 4, first_beat_s: 0.0, first_downbeat_beat: downbeat_s * bpm / 60.0 };
         let settings = ArrangeSettings::default();
-        let cli = arrange::arrange(&ArrangeInput::from_transcription(&t.notes, Some(&t.frames), &grid), &settings);
+        let mut input = ArrangeInput::from_transcription(&t.notes, Some(&t.frames), &grid);
+        input.loudness = arrange::dynamics::measure_clip(&clip.mono(), clip.sample_rate, &grid);
+        let cli = arrange::arrange(&input, &settings);
         let plugin = arrange::arrange(&capture.arrange_input(), &settings);
         assert_eq!(plugin, cli);
         // And it survives the project round trip the plugin does.
