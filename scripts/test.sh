@@ -3,7 +3,7 @@
 # process(), and the standalone wrapper for the editor screenshot, so one build serves all), checks
 # formatting and clippy, runs all Rust tests in the release profile (the bundle's profile),
 # clap-validator on the CLAP bundle, the editor screenshot under Xvfb, the dev-set arranger
-# evaluation and the Ardour host test (Capture, and Live on a mix and a vocal item). Every step runs even when one before it
+# evaluation (cover score, pedal and dynamics) and the Ardour host test (Capture, and Live on a mix and a vocal item). Every step runs even when one before it
 # failed (CI shows all that is wrong at once); the exit status says whether any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,8 @@ step cargo test --release --features $FEATURES --no-fail-fast
 step scripts/clap_validate.sh target/bundled/Pianola.clap
 step scripts/editor_screenshot.sh target/release/pianola
 step scripts/eval_arranger.sh target/devset target/eval
+# The pianist's touch on the covers just made: pedal with the chords, melody over the accompaniment.
+step python3 scripts/eval_pianist.py target/devset target/eval/d0.5 --check
 step scripts/ardour_test.sh
 step env PIANOLA_MODE=live PIANOLA_SECONDS=24 PIANOLA_SONG=bach_bwv1.6-mix scripts/ardour_test.sh
 step env PIANOLA_MODE=live PIANOLA_SECONDS=24 PIANOLA_SONG=bach_bwv1.6-vocal scripts/ardour_test.sh

@@ -31,13 +31,15 @@ const LOUD_VELOCITY: f32 = 96.0;
 const MELODY_LIFT: f32 = 14.0;
 /// At one onset, the melody is at least this much louder than any other note.
 const MELODY_MARGIN: u8 = 6;
+/// Where the melody rests, the top note of a chord over the others.
+const TOP_MARGIN: u8 = 3;
 /// Accents: the bar's downbeat, the other strong beat, notes between beats.
 const DOWNBEAT_ACCENT: f32 = 5.0;
 const STRONG_ACCENT: f32 = 2.5;
 const OFFBEAT_ACCENT: f32 = -3.0;
 /// How much a note's own velocity from the arranger (its transcribed amplitude) moves it, per
 /// velocity step away from the cover's mean.
-const OWN_WEIGHT: f32 = 0.15;
+const OWN_WEIGHT: f32 = 0.05;
 /// The song's quiet and loud ends: these percentiles of its audible beats.
 const QUIET_PERCENTILE: f64 = 0.10;
 const LOUD_PERCENTILE: f64 = 0.95;
@@ -217,7 +219,9 @@ fn accent(beat: f64, meter: &Meter) -> f32 {
 }
 
 /// At every onset with a melody note, the other notes struck with it are quieter than it by
-/// [`MELODY_MARGIN`] (where the melody is too quiet for that, it is raised). `notes` sorted by start.
+/// [`MELODY_MARGIN`] (where the melody is too quiet for that, it is raised). Where the melody rests,
+/// the top note of a chord is voiced over the others by [`TOP_MARGIN`], as a pianist brings out
+/// the top of a voicing (it is the line the ear follows there). `notes` sorted by start.
 pub(crate) fn melody_over_accompaniment(notes: &mut [CoverNote]) {
     let mut i = 0;
     while i < notes.len() {
@@ -226,14 +230,18 @@ pub(crate) fn melody_over_accompaniment(notes: &mut [CoverNote]) {
             j += 1;
         }
         let group = &mut notes[i..j];
-        if let Some(mel) = group.iter().filter(|n| n.melody).map(|n| n.velocity).max() {
-            let others = group.iter().filter(|n| !n.melody).map(|n| n.velocity).max().unwrap_or(0);
-            let mel = mel.max(others.saturating_add(MELODY_MARGIN).min(127));
+        let (is_lead, margin): (fn(&CoverNote, u8) -> bool, u8) =
+            if group.iter().any(|n| n.melody) { (|n, _| n.melody, MELODY_MARGIN) } else { (|n, top| n.pitch == top, TOP_MARGIN) };
+        let top = group.iter().map(|n| n.pitch).max().unwrap_or(0);
+        if group.len() > 1 {
+            let lead = group.iter().filter(|n| is_lead(n, top)).map(|n| n.velocity).max().unwrap_or(0);
+            let others = group.iter().filter(|n| !is_lead(n, top)).map(|n| n.velocity).max().unwrap_or(0);
+            let lead = lead.max(others.saturating_add(margin).min(127));
             for n in group.iter_mut() {
-                if n.melody {
-                    n.velocity = n.velocity.max(mel);
+                if is_lead(n, top) {
+                    n.velocity = n.velocity.max(lead);
                 } else {
-                    n.velocity = n.velocity.min(mel.saturating_sub(MELODY_MARGIN)).max(1);
+                    n.velocity = n.velocity.min(lead.saturating_sub(margin)).max(1);
                 }
             }
         }
