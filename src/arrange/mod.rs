@@ -14,7 +14,8 @@
 //!    triads with a diatonic prior and a change penalty, so it does not flicker. From a lone melody,
 //!    whose harmony is not heard: Aarden-Essen melody profiles and an HMM counted in Bach chorales.
 //! 4. [`accompaniment`]: layers added by density (bass, chords, harmonised melody, eighth-note
-//!    patterns in the chosen style), voiced under the melody.
+//!    patterns in the chosen style), voiced under the melody; the melody itself played with
+//!    [`phrasing`] (repeated notes detached, phrase ends released early).
 //! 5. [`quantize`] (the grid, with a strength) and [`playability`] (range, hands of <= 5 notes within
 //!    the span, no crossing, the melody on top, no re-struck sounding key), then sorted.
 //! 6. [`dynamics`] (velocities from the audio's loudness per beat, accents, the melody above what
@@ -28,6 +29,7 @@ pub mod dynamics;
 pub mod harmony;
 pub mod melody;
 pub mod pedal;
+pub mod phrasing;
 pub mod playability;
 pub mod quantize;
 
@@ -333,7 +335,8 @@ pub fn arrange(input: &ArrangeInput, settings: &ArrangeSettings) -> Cover {
     let line = melody::extract(&notes);
     let line = melody::shape(&line, &s);
     let harm = harmony::analyze(&notes, &line, &meter);
-    let mut voices = melody::voices(&line, &s);
+    // The accompaniment follows the legato line; the melody is played with its phrasing.
+    let mut voices = melody::voices(&phrasing::phrase(&line), &s);
     voices.extend(accompaniment::build(&line, &harm, &meter, &s));
     // The melody is already quantised (in `shape`); the accompaniment sits on beat fractions that
     // may not be on a coarse or odd grid.
