@@ -7,6 +7,11 @@ use crate::timeline::Timeline;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Capture stops listening after this much silence once the song has been heard (the host plays
+/// on past the song's end; recording silence would only grow the capture). It listens again on
+/// the first block with sound.
+pub const SILENCE_STOP_SECONDS: f64 = 8.0;
+
 /// What the worker tells the editor (and tests). Lives as long as the plugin instance.
 #[derive(Debug, Default)]
 pub struct Status {
@@ -15,6 +20,9 @@ pub struct Status {
     pub has_error: AtomicBool,
     /// A segment is being recorded.
     pub recording: AtomicBool,
+    /// Capture stopped listening: a stretch of silence followed the song (it listens again when
+    /// sound returns).
+    pub resting_on_silence: AtomicBool,
     /// The newest cover, including what is still being recorded (the editor's piano roll).
     pub cover: Mutex<Arc<Timeline>>,
     /// Notes in the captured transcription.

@@ -93,6 +93,7 @@ impl PianolaEditor {
             error: if ready { error } else { None },
             model,
             recording: self.status.recording.load(Ordering::Acquire),
+            resting_on_silence: self.status.resting_on_silence.load(Ordering::Relaxed),
             capture,
             cover_notes,
             backlog_samples: self.capture.backlog_samples(),
@@ -274,10 +275,11 @@ impl PianolaEditor {
             ui,
             setter,
             &p.sensitivity,
-            "Sensitivity: more or fewer notes heard",
+            "Sensitivity",
             None,
             "How readily a sound counts as a new note. Higher finds quieter notes (and more false ones). Re-reads what was recorded in this session; a reopened project keeps its notes.",
         );
+        ui.label(RichText::new("More or fewer notes heard: higher hears quieter notes.").size(11.0).color(theme::TEXT_DIM));
         widgets::section(ui, "MELODY FROM");
         widgets::segmented(
             ui,

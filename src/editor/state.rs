@@ -108,6 +108,8 @@ pub struct Snapshot {
     /// Raw error text of something that went wrong after the model loaded.
     pub error: Option<String>,
     pub recording: bool,
+    /// Capture stopped listening over the silence after the song.
+    pub resting_on_silence: bool,
     pub capture: CaptureSummary,
     pub cover_notes: usize,
     /// Samples the audio thread pushed that the worker has not handled yet.
@@ -133,6 +135,7 @@ impl Default for Snapshot {
             model: ModelState::Loading,
             error: None,
             recording: false,
+            resting_on_silence: false,
             capture: CaptureSummary::default(),
             cover_notes: 0,
             backlog_samples: 0,
@@ -263,6 +266,16 @@ pub fn facts(s: &Snapshot) -> Vec<StatusItem> {
             format!("{} notes heard. The capture is saved with the project.", s.capture.notes),
         ));
     }
+    if s.mode == Mode::Capture && s.resting_on_silence {
+        out.push(item(
+            Level::Idle,
+            "Not listening to the silence after the song",
+            format!(
+                "After {} s of silence past the song, Capture stops recording; it listens again as soon as there is sound.",
+                crate::status::SILENCE_STOP_SECONDS
+            ),
+        ));
+    }
     let lag = backlog_seconds(s);
     if lag >= LAG_WARN_SECONDS {
         out.push(item(
@@ -305,7 +318,7 @@ pub fn note_name(key: i32) -> String {
     format!("{}{}", NAMES[key.rem_euclid(12) as usize], key.div_euclid(12) - 1)
 }
 
-/// Hand span in words: "14 st (a ninth)".
+/// Hand span in words: "14 semitones · ninth".
 pub fn span_text(semitones: i32) -> String {
     let interval = match semitones {
         12 => "octave",
@@ -317,9 +330,9 @@ pub fn span_text(semitones: i32) -> String {
         _ => "",
     };
     if interval.is_empty() {
-        format!("{semitones} st")
+        format!("{semitones} semitones")
     } else {
-        format!("{semitones} st · {interval}")
+        format!("{semitones} semitones · {interval}")
     }
 }
 
@@ -534,8 +547,8 @@ mod tests {
         assert_eq!(note_name(21), "A0");
         assert_eq!(note_name(108), "C8");
         assert_eq!(note_name(61), "C#4");
-        assert_eq!(span_text(14), "14 st · ninth");
-        assert_eq!(span_text(12), "12 st · octave");
+        assert_eq!(span_text(14), "14 semitones · ninth");
+        assert_eq!(span_text(12), "12 semitones · octave");
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub const CUT_SAME_NOTE_SECONDS: f64 = 0.05;
 /// Most bytes of compact frames kept for re-decoding finished segments on a sensitivity change
 /// (~163 MB per captured hour, see `compact`): past it the oldest segments keep only their notes.
 pub const REDECODE_BUDGET_BYTES: usize = 128 << 20;
+pub use crate::status::SILENCE_STOP_SECONDS;
+/// A block whose peak is under this (-60 dBFS) is silence.
+pub const SILENCE_PEAK: f32 = 1.0e-3;
 
 /// The cover of the saved capture with the current settings (what Capture mode plays), computed in
 /// `activate` so the first block after an activation already has it. A panic in the arranger is
@@ -120,6 +123,10 @@ struct Worker {
     /// The mode as of the last step (a change ends the take).
     mode: Mode,
     last_seq: u64,
+    /// Capture: input samples of silence in a row (at the block's rate), and whether sound was
+    /// heard since the capture began.
+    silent_samples: u64,
+    heard_sound: bool,
 }
 
 impl Worker {
@@ -145,6 +152,8 @@ impl Worker {
             decode,
             mode,
             last_seq: 0,
+            silent_samples: 0,
+            heard_sound: false,
         };
         (worker, model)
     }
@@ -243,6 +252,9 @@ impl Worker {
             self.end_take();
             return;
         }
+        if self.mode == Mode::Capture && self.rests_on_silence(stamp, samples) {
+            return;
+        }
         if self.take.is_none() && !self.start_take(stamp, carry) {
             return;
         }
@@ -270,6 +282,29 @@ impl Worker {
                 self.status.recording.store(false, Ordering::Release);
             }
         }
+    }
+
+    /// Capture past the song's end: after [`SILENCE_STOP_SECONDS`] of silence following sound, the
+    /// take ends and silent blocks are not recorded; the first block with sound listens again.
+    /// Returns whether this block is skipped.
+    fn rests_on_silence(&mut self, stamp: &Stamp, samples: &[f32]) -> bool {
+        let peak = samples.iter().fold(0.0f32, |m, &x| if x.is_finite() { m.max(x.abs()) } else { m });
+        if peak >= SILENCE_PEAK {
+            self.silent_samples = 0;
+            self.heard_sound = true;
+            self.status.resting_on_silence.store(false, Ordering::Relaxed);
+            return false;
+        }
+        self.silent_samples += samples.len() as u64;
+        let heard = self.heard_sound || !self.restored.notes.is_empty() || !self.finished.is_empty();
+        if heard && self.silent_samples as f64 >= SILENCE_STOP_SECONDS * stamp.sample_rate as f64 {
+            if self.take.is_some() {
+                self.end_take();
+            }
+            self.status.resting_on_silence.store(true, Ordering::Relaxed);
+            return true;
+        }
+        false
     }
 
     /// Starts a take in the current mode at `stamp` (a Capture segment resumes after a cut when

@@ -158,3 +158,35 @@ fn hostile_samples_through_the_real_model() {
     let after: Vec<_> = rig.params.capture.get().notes[before..].to_vec();
     assert_eq!(after, reference, "the song after the garbage is heard as if alone");
 }
+
+/// Capture past the song's end: the host plays on over silence. After SILENCE_STOP_SECONDS of it,
+/// Capture stops recording (the status says so); the first sound after it is recorded again.
+#[test]
+fn capture_stops_listening_over_the_silence_after_the_song_and_listens_again() {
+    let sr = 44100.0;
+    let mut rig = Rig::new(Box::new(Clicks::default()));
+    rig.activate(sr as f32, true);
+    // 8 beats of clicks (4 s at 120 bpm), 40 beats (20 s) of silence, 8 beats of clicks.
+    let blocks = rig::run(0.0, 56.0, TEMPO, sr, &mut || 512);
+    let (silent_from, sound_again) = (8.0, 48.0);
+    let (half, rest): (Vec<_>, Vec<_>) = blocks.into_iter().partition(|b| b.beat.unwrap() < 40.0);
+    let mut audio = |beat: f64, tempo: f64| if beat < silent_from || beat >= sound_again { click_at(beat, tempo) } else { 0.0 };
+    // Up to beat 40, still in the silence: the worker rests.
+    for b in half {
+        let x: Vec<f32> = (0..b.len).map(|i| audio(b.beat.unwrap() + i as f64 * TEMPO / 60.0 / sr, TEMPO)).collect();
+        rig.process(&[x], &b);
+    }
+    rig.wait_idle(Duration::from_secs(30));
+    assert!(rig.status.resting_on_silence.load(std::sync::atomic::Ordering::Relaxed), "resting after 16 s of silence");
+    assert!(!rig.status.recording.load(std::sync::atomic::Ordering::Acquire), "not recording the silence");
+    rig.play(&rest, 1, &mut audio);
+    rig.wait_idle(Duration::from_secs(30));
+    assert!(!rig.status.resting_on_silence.load(std::sync::atomic::Ordering::Relaxed), "listening again");
+    let song = rig.params.capture.get();
+    let stop_beat = silent_from + pianola::status::SILENCE_STOP_SECONDS * TEMPO / 60.0;
+    assert_eq!(song.covered.len(), 2, "two stretches captured: {:?}", song.covered);
+    assert!((song.covered[0][1] - stop_beat).abs() < 1.0, "the first stops {} s into the silence: {:?}", pianola::status::SILENCE_STOP_SECONDS, song.covered);
+    assert!((song.covered[1][0] - sound_again).abs() < 0.1, "the second starts with the sound: {:?}", song.covered);
+    let beats: Vec<i64> = check_clicks_captured(&rig.params, CLICK_TOL_SECONDS * TEMPO / 60.0, "silence").iter().map(|c| c.0).collect();
+    assert_eq!(beats, (0..8).chain(48..56).collect::<Vec<_>>(), "every click before and after the silence");
+}
