@@ -59,6 +59,8 @@ pub struct PianolaEditor {
     confirm_clear_until: f64,
     /// The roll's note area in the last frame (the toolbar above it zooms around its centre).
     last_roll: egui::Rect,
+    /// A folder dialog open on its own thread: its answer (None: cancelled, or no dialog here).
+    folder_pick: Option<Arc<parking_lot::Mutex<Option<Option<std::path::PathBuf>>>>>,
 }
 
 impl PianolaEditor {
@@ -73,6 +75,7 @@ impl PianolaEditor {
             sizes: SizeKeeper::default(),
             track_name: None,
             message: None,
+            folder_pick: None,
             confirm_clear_until: 0.0,
             last_roll: egui::Rect::from_min_size(pos2(0.0, 0.0), vec2(800.0, 400.0)),
         }
@@ -478,6 +481,7 @@ impl PianolaEditor {
             if ui.add(edit).on_hover_text("Where Export .mid writes. Leave empty for the default shown in grey.").changed() {
                 self.params.editor.lock().export_dir = text;
             }
+            self.folder_picker(ui);
             if let Some((level, m)) = &self.message {
                 ui.add_space(8.0);
                 let color = match level {
@@ -487,6 +491,44 @@ impl PianolaEditor {
                 ui.label(RichText::new(m).size(12.0).color(color));
             }
         });
+    }
+}
+
+impl PianolaEditor {
+    /// "Choose…": the desktop's folder dialog (the XDG portal, or zenity), on its own thread so the
+    /// panel and the host never wait on it. Where neither exists the folder is typed.
+    fn folder_picker(&mut self, ui: &mut Ui) {
+        if let Some(answer) = self.folder_pick.as_ref().and_then(|p| p.lock().take()) {
+            self.folder_pick = None;
+            match answer {
+                Some(dir) => {
+                    self.params.editor.lock().export_dir = dir.display().to_string();
+                    self.message = Some((Level::Good, format!("Exports go to {}", dir.display())));
+                }
+                None => {
+                    self.message = Some((Level::Idle, "No folder chosen (without a desktop folder dialog, type the folder).".into()));
+                }
+            }
+        }
+        let picking = self.folder_pick.is_some();
+        let label = if picking { "Choosing…" } else { "Choose…" };
+        if widgets::action(ui, label, false, !picking, "Pick the export folder in your desktop's folder dialog.").clicked() {
+            let answer = Arc::new(parking_lot::Mutex::new(None));
+            let start = self.export_dir();
+            let reply = answer.clone();
+            let spawned = std::thread::Builder::new().name("pianola-folder-dialog".into()).spawn(move || {
+                let dir = rfd::FileDialog::new().set_title("Pianola: export folder").set_directory(&start).pick_folder();
+                *reply.lock() = Some(dir);
+            });
+            match spawned {
+                Ok(_) => self.folder_pick = Some(answer),
+                Err(e) => self.message = Some((Level::Warn, format!("Cannot open a folder dialog ({e}): type the folder."))),
+            }
+        }
+        if picking {
+            // Poll for the answer while the dialog is open.
+            ui.ctx().request_repaint_after(Duration::from_millis(200));
+        }
     }
 }
 
