@@ -2,9 +2,12 @@
 //! projects) and its persisted capture: the transcription in beats, so a project reopens with its
 //! cover and any arrangement setting can re-arrange it without the audio.
 
-use crate::arrange::dynamics::BeatLoudness;
+use crate::arrange::dynamics::{BeatLoudness, SILENT_DB};
+use crate::arrange::quantize::{MAX_LAG_S, MIN_LAG_S};
 use crate::arrange::{ArrangeInput, ArrangeSettings, BeatNote, Style};
 use crate::decode::DecodeParams;
+use crate::notes::Cover;
+use crate::tempo::SongGrid;
 use nice_plug::params::persist::PersistentField;
 use nice_plug::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -328,6 +331,44 @@ impl CapturedSong {
             first_downbeat_beat: self.first_downbeat_beat,
             seconds_per_beat: self.seconds_per_beat,
             loudness: self.loudness.clone(),
+        }
+    }
+
+    /// The song's own grid when the captured song does not follow the host's (another tempo, or
+    /// beats offset by more than the transcriber's lag): see [`crate::tempo::song_grid`].
+    pub fn song_grid(&self) -> Option<SongGrid> {
+        let onsets: Vec<(f64, f64)> = self.notes.iter().map(|n| (n.0, (n.3 as f64).max(0.05) * (n.1 - n.0).clamp(0.0, 1.0))).collect();
+        let spb = self.seconds_per_beat;
+        crate::tempo::song_grid(&onsets, (MIN_LAG_S / spb, MAX_LAG_S / spb))
+    }
+
+    /// The arranger's input on the song's own beats (`grid`), the loudness resampled to them.
+    pub fn arrange_input_on(&self, grid: &SongGrid) -> ArrangeInput {
+        let host = self.arrange_input();
+        let notes = host.notes.iter().map(|n| BeatNote { start_beat: grid.to_song(n.start_beat), end_beat: grid.to_song(n.end_beat), ..*n }).collect();
+        let loudness = if self.loudness.is_empty() {
+            BeatLoudness::default()
+        } else {
+            let first = grid.to_song(self.loudness.first_beat as f64).floor() as i64;
+            let end = grid.to_song((self.loudness.first_beat + self.loudness.db.len() as i64) as f64).ceil() as i64;
+            let db = (first..end.max(first)).map(|k| self.loudness.at(grid.to_host(k as f64 + 0.5).floor() as i64).unwrap_or(SILENT_DB)).collect();
+            BeatLoudness { first_beat: first, db }
+        };
+        ArrangeInput {
+            notes,
+            beats_per_bar: self.beats_per_bar,
+            first_downbeat_beat: grid.to_song(self.first_downbeat_beat).round(),
+            seconds_per_beat: self.seconds_per_beat * grid.period,
+            loudness,
+        }
+    }
+
+    /// The cover of the capture, on the song's own beats where it does not follow the host's grid
+    /// (then back on the host's beats, as the timeline keys them), and that grid.
+    pub fn cover(&self, settings: &ArrangeSettings) -> (Cover, Option<SongGrid>) {
+        match self.song_grid() {
+            None => (crate::arrange::arrange(&self.arrange_input(), settings), None),
+            Some(grid) => (crate::tempo::cover_to_host(crate::arrange::arrange(&self.arrange_input_on(&grid), settings), &grid), Some(grid)),
         }
     }
 }

@@ -44,6 +44,9 @@ pub struct Status {
     pub backend: Mutex<Option<crate::model::BackendChoice>>,
     /// Where the melody of the last captured stretch came from, in words.
     pub melody: Mutex<Option<String>>,
+    /// When the captured song does not follow the host's grid: what differs, in words (the cover
+    /// follows the song's own beat).
+    pub song_grid: Mutex<Option<String>>,
 }
 
 /// The host's transport and the plugin's latency as of the last processed block, written by the audio

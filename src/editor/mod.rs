@@ -107,6 +107,7 @@ impl PianolaEditor {
             processing: host.sample_rate() > 0.0,
             backend: self.status.backend().map(|b| (b.reason, b.fallback)),
             melody: self.status.melody.lock().ok().and_then(|m| m.clone()),
+            song_grid: self.status.song_grid.lock().ok().and_then(|m| m.clone()),
         }
     }
 

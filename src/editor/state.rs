@@ -125,6 +125,8 @@ pub struct Snapshot {
     pub backend: Option<(String, Option<String>)>,
     /// Where the melody of the last captured stretch came from, in words.
     pub melody: Option<String>,
+    /// The captured song does not follow the host's grid: what differs, in words.
+    pub song_grid: Option<String>,
 }
 
 impl Default for Snapshot {
@@ -146,6 +148,7 @@ impl Default for Snapshot {
             processing: false,
             backend: None,
             melody: None,
+            song_grid: None,
         }
     }
 }
@@ -265,6 +268,9 @@ pub fn facts(s: &Snapshot) -> Vec<StatusItem> {
             text,
             format!("{} notes heard. The capture is saved with the project.", s.capture.notes),
         ));
+    }
+    if let Some(words) = s.song_grid.as_ref().filter(|_| s.mode == Mode::Capture) {
+        out.push(item(Level::Warn, "The song does not follow the project's grid", words.clone()));
     }
     if s.mode == Mode::Capture && s.resting_on_silence {
         out.push(item(

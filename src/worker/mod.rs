@@ -23,7 +23,7 @@ mod thread;
 pub use live_run::LiveRun;
 pub use thread::{ModelLoader, ModelSource, RetiredWorker, WorkerHandle, WorkerSetup};
 
-use crate::arrange::{self, ArrangeSettings, BeatNote};
+use crate::arrange::{ArrangeSettings, BeatNote};
 use crate::decode::DecodeParams;
 use crate::live;
 use crate::model::NoteModel;
@@ -81,7 +81,7 @@ pub fn saved_cover(params: &PianolaParams) -> Result<Cover, String> {
     if song.notes.is_empty() {
         return Ok(Cover::default());
     }
-    catch_unwind(AssertUnwindSafe(|| arrange::arrange(&song.arrange_input(), &params.arrange_settings())))
+    catch_unwind(AssertUnwindSafe(|| song.cover(&params.arrange_settings()).0))
         .map_err(|p| format!("arranging the saved capture failed ({}); the worker arranges it again", thread::panic_message(p.as_ref())))
 }
 
@@ -428,11 +428,11 @@ impl Worker {
             (Mode::Live, _) => Cover::default(),
             (Mode::Capture, _) => {
                 let song = self.song();
-                if song.notes.is_empty() {
-                    Cover::default()
-                } else {
-                    arrange::arrange(&song.arrange_input(), &self.settings)
+                let (cover, grid) = if song.notes.is_empty() { (Cover::default(), None) } else { song.cover(&self.settings) };
+                if let Ok(mut g) = self.status.song_grid.lock() {
+                    *g = grid.map(|g| g.describe(song.seconds_per_beat));
                 }
+                cover
             }
         };
         self.publish(cover);
@@ -459,7 +459,7 @@ impl Worker {
                     (Some(join), Some(old)) => song.notes.extend(join_at_cut(&mut old.notes.clone(), &notes, join).iter().map(SavedNote::from)),
                     _ => song.notes.extend(notes.iter().map(SavedNote::from)),
                 }
-                let cover = arrange::arrange(&song.arrange_input(), &self.settings);
+                let (cover, _) = song.cover(&self.settings);
                 if let Ok(mut c) = self.status.cover.lock() {
                     *c = Arc::new(Timeline::new(cover, 0));
                 }

@@ -33,6 +33,7 @@ mod latency;
 mod length;
 mod lifecycle;
 mod playback;
+mod song_grid;
 mod state;
 mod transport;
 mod voice_capture;
