@@ -415,3 +415,37 @@ fn live_mode_lands_on_the_beat_behind_a_reported_latency() {
     assert!(ons.len() * 10 >= song.cover.len() * 7, "live mode played only {} notes", ons.len());
     assert!(matched * 10 >= ons.len() * 6, "only {matched} of {} live notes are near the cover's", ons.len());
 }
+
+/// A song that starts half a beat off the project's grid (an imported file dropped off the bar
+/// line), through the bundle in a CLAP host: captured, then played back, its block chords sound on
+/// the song's own beats (where the audio's beats are), not on the grid's.
+#[test]
+fn a_song_off_the_grid_plays_its_chords_on_its_own_beats_through_clap() {
+    let song = load_song();
+    let mut plugin = Instance::new();
+    let mut state = host::state_json(&plugin.save_state());
+    // Block chords: the left hand strikes together on the beat, so chord instants show the beats.
+    state["params"]["style"] = serde_json::json!({ "string": "block" });
+    assert!(plugin.load_state(&host::state_bytes(&state)), "state load failed");
+    let sr = song.sample_rate as f64;
+    let spb = sr * 60.0 / song.bpm;
+    let delay = (0.5 * spb).round() as usize;
+    let late: [Vec<f32>; 2] = [0, 1].map(|c| std::iter::repeat_n(0.0, delay).chain(song.stereo[c].iter().copied()).collect());
+    let beats = late[0].len() as f64 / spb;
+    plugin.set_offline(true);
+    plugin.activate(sr, 4096);
+    let runs = [Run { from: 0.0, to: beats, tempo: song.bpm }];
+    play(&mut plugin, &runs, 512, Some(&late));
+    let pass = play(&mut plugin, &runs, 512, None);
+    check_balanced(&pass.events, "off-grid playback");
+    // Chord instants: three or more note-ons on one sample.
+    let mut by_sample: BTreeMap<u64, usize> = BTreeMap::new();
+    for e in pass.events.iter().filter(|e| e.on) {
+        *by_sample.entry(e.sample).or_default() += 1;
+    }
+    let chords: Vec<f64> = by_sample.iter().filter(|(_, &n)| n >= 3).map(|(&s, _)| s as f64 / spb - 0.5).collect();
+    assert!(chords.len() > 20, "only {} chords played", chords.len());
+    let on_song_beats = chords.iter().filter(|b| (*b - b.round()).abs() <= 0.08).count() as f64 / chords.len() as f64;
+    eprintln!("off the grid by half a beat: {on_song_beats:.3} of {} chords on the song's beats", chords.len());
+    assert!(on_song_beats >= 0.9, "only {on_song_beats:.3} of the chords on the song's beats (the grid's half beats: not followed)");
+}
