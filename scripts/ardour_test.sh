@@ -85,6 +85,10 @@ def fail(msg):
 if dropped:
     fail(f"the logger dropped {dropped} events")
 cap, play = evs[:capture], evs[capture:]
+# The sustain pedal (CC64) apart from the notes.
+pedal = [(s, k, v, t) for s, k, v, t in play if s & 0xF0 == 0xB0]
+play = [e for e in play if e[0] & 0xF0 != 0xB0]
+cap = [e for e in cap if e[0] & 0xF0 != 0xB0]
 if mode == "live":
     import pretty_midi
     bpm, seconds, song = float(sys.argv[6]), float(sys.argv[7]), sys.argv[8]
@@ -160,5 +164,10 @@ if ons == 0:
 hanging = {c: n for c, n in sounding.items() if n}
 if hanging:
     fail(f"{sum(hanging.values())} note-ons never released (channel, key): {sorted(hanging)[:10]}")
-print(f"ardour: {ons} note-ons, {offs} note-offs from Pianola VST3 ({time.time() - float(sys.argv[2]):.0f} s)")
+presses = sum(1 for s, k, v, t in pedal if v >= 64)
+if presses == 0:
+    fail("no sustain pedal (CC64) in the playback pass")
+if pedal[-1][2] >= 64:
+    fail("the sustain pedal was left down after the transport stopped")
+print(f"ardour: {ons} note-ons, {offs} note-offs, {presses} pedal presses (released at the stop) from Pianola VST3 ({time.time() - float(sys.argv[2]):.0f} s)")
 PY

@@ -4,7 +4,7 @@ ardour {
 	category    = "Utility",
 	license     = "MIT",
 	author      = "Pianola",
-	description = [[Test helper: records the note events it receives into shared memory for the session script; passes audio and MIDI through]]
+	description = [[Test helper: records the note and sustain-pedal (CC64) events it receives into shared memory for the session script; passes audio and MIDI through]]
 }
 
 -- shmem layout: int[0] = events stored, int[1] = events seen (incl. dropped);
@@ -45,7 +45,7 @@ function dsp_runmap (bufs, in_map, out_map, n_samples, offset)
 	for _, e in pairs (bufs:get_midi (ib):table ()) do
 		local ev = e:buffer ():array ()
 		local st = ev[1] & 0xf0
-		if e:size () >= 3 and (st == 0x80 or st == 0x90) then
+		if e:size () >= 3 and (st == 0x80 or st == 0x90 or (st == 0xb0 and ev[2] == 64)) then
 			seen = seen + 1
 			if stored < MAXEV then
 				local b = stored * 4
