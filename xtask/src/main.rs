@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask fetch-model` (the Basic Pitch and SwiftF0 models and the ONNX Runtime library, from
-//! PyPI by name and pinned version, checked against pinned sha256 sums) and `cargo xtask bundle
-//! pianola --release` (nice-plug's bundler: .clap and .vst3).
+//! PyPI by name and pinned version, checked against pinned sha256 sums), `cargo xtask bundle
+//! pianola --release` (nice-plug's bundler: .clap and .vst3) and `cargo xtask install` (the built
+//! bundles into the user's plugin folders, `~/.clap` and `~/.vst3`, or `--to DIR`).
 
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -29,8 +30,50 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("fetch-model") => fetch_model(args.iter().any(|a| a == "--with-onnxruntime")),
+        Some("install") => install(args.iter().position(|a| a == "--to").and_then(|i| args.get(i + 1)).map(PathBuf::from)),
         _ => nice_plug_xtask::main(),
     }
+}
+
+/// Copies target/bundled/Pianola.clap to `~/.clap/` and Pianola.vst3 to `~/.vst3/` (the folders
+/// CLAP and VST3 hosts scan on Linux), or both into `to`. A bundle already there is replaced.
+fn install(to: Option<PathBuf>) -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("the workspace")?.to_path_buf();
+    let bundled = root.join("target/bundled");
+    let home = || std::env::var_os("HOME").map(PathBuf::from).context("HOME is not set: say where with --to DIR");
+    let (clap_dir, vst3_dir) = match to {
+        Some(d) => (d.clone(), d),
+        None => (home()?.join(".clap"), home()?.join(".vst3")),
+    };
+    for (name, dir) in [("Pianola.clap", clap_dir), ("Pianola.vst3", vst3_dir)] {
+        let from = bundled.join(name);
+        if !from.exists() {
+            bail!("{} is missing: build it first with `cargo xtask bundle pianola --release --features onnxruntime`", from.display());
+        }
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dest = dir.join(name);
+        if dest.is_dir() {
+            std::fs::remove_dir_all(&dest).with_context(|| format!("replacing {}", dest.display()))?;
+        } else if dest.exists() {
+            std::fs::remove_file(&dest).with_context(|| format!("replacing {}", dest.display()))?;
+        }
+        copy_tree(&from, &dest)?;
+        println!("installed {}", dest.display());
+    }
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+    } else {
+        std::fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
 }
 
 fn sha256(bytes: &[u8]) -> String {
