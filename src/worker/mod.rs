@@ -324,7 +324,12 @@ impl Worker {
             }
             Mode::Capture => match carry {
                 Some(c) => Segment::resume(c, model.as_mut()).map(|s| Take::Capture(Box::new(s))),
-                None => Segment::new(stamp).map(|s| Take::Capture(Box::new(s.cut_after_max()))).map_err(TakeError::from),
+                // Audio for the voice tracker only when it may run: a tracker, and "Melody from" not Mix
+                // (switching to Auto or Voice mid-segment takes effect from the next segment).
+                None => {
+                    let for_voice = self.tracker.is_some() && self.params.melody.value() != crate::params::MelodyParam::Mix;
+                    Segment::new(stamp, for_voice).map(|s| Take::Capture(Box::new(s.cut_after_max()))).map_err(TakeError::from)
+                }
             },
         };
         match started {

@@ -145,9 +145,9 @@ pub(super) struct Segment {
     pub track: Track,
     resampler: StreamResampler,
     /// The segment's audio at the pitch tracker's rate (at most ~7.7 MB for a
-    /// [`MAX_SEGMENT_SECONDS`] segment), for the sung line when it is a voice.
-    voice_resampler: StreamResampler,
-    voice_audio: Vec<f32>,
+    /// [`MAX_SEGMENT_SECONDS`] segment), for the sung line when it is a voice; None when the melody
+    /// comes from the mix (nothing resampled or kept for a tracker that will not run).
+    voice: Option<(StreamResampler, Vec<f32>)>,
     stream: FrameStream,
     scratch: Vec<f32>,
     /// Input samples after which the segment is cut (see [`MAX_SEGMENT_SECONDS`]).
@@ -165,6 +165,8 @@ pub(super) struct Carry {
     track: Track,
     /// Where the old and the new segment meet.
     join: Join,
+    /// The segment kept its audio for the voice tracker; so does the one after it.
+    for_voice: bool,
 }
 
 impl Carry {
@@ -174,12 +176,12 @@ impl Carry {
 }
 
 impl Segment {
-    pub fn new(s: &Stamp) -> Result<Self, crate::resample::ResampleError> {
+    /// A segment from block `s`; `for_voice`: keep its audio for the voice tracker.
+    pub fn new(s: &Stamp, for_voice: bool) -> Result<Self, crate::resample::ResampleError> {
         Ok(Self {
             track: Track::new(s),
             resampler: StreamResampler::new(s.sample_rate.round() as u32)?,
-            voice_resampler: StreamResampler::to_rate(s.sample_rate.round() as u32, crate::pitch::SAMPLE_RATE)?,
-            voice_audio: Vec::new(),
+            voice: if for_voice { Some((StreamResampler::to_rate(s.sample_rate.round() as u32, crate::pitch::SAMPLE_RATE)?, Vec::new())) } else { None },
             stream: FrameStream::new(),
             scratch: Vec::with_capacity(8192),
             cut_at: None,
@@ -198,13 +200,15 @@ impl Segment {
     pub fn resume(c: Carry, model: &mut dyn NoteModel) -> Result<Self, TakeError> {
         let first = c.track.map.pieces[0];
         let start = Stamp { sample_rate: c.track.rate, beat: first.beat, tempo: first.tempo, ..Stamp::default() };
-        let mut seg = Segment::new(&start)?.cut_after_max();
+        let mut seg = Segment::new(&start, c.for_voice)?.cut_after_max();
         seg.track = c.track;
         seg.track.recorded = c.tail.len() as u64;
         seg.track.start_beat = first.beat;
         seg.joins = Some(c.join);
         seg.resampler.push(&c.tail, &mut seg.scratch)?;
-        seg.voice_resampler.push(&c.tail, &mut seg.voice_audio)?;
+        if let Some((resampler, audio)) = seg.voice.as_mut() {
+            resampler.push(&c.tail, audio)?;
+        }
         seg.stream.push(model, &seg.scratch)?;
         Ok(seg)
     }
@@ -221,7 +225,12 @@ impl Segment {
         let from_s = cut_s - tail.len() as f64 / rate;
         let mut track = Track { map: self.track.map.from(from_s), ..self.track.clone() };
         track.start_beat = track.map.pieces[0].beat;
-        Carry { join: Join { until_beat: self.track.map.beat_at(cut_s), tolerance_beats: CUT_SAME_NOTE_SECONDS * self.track.tempo / 60.0 }, tail, track }
+        Carry {
+            join: Join { until_beat: self.track.map.beat_at(cut_s), tolerance_beats: CUT_SAME_NOTE_SECONDS * self.track.tempo / 60.0 },
+            tail,
+            track,
+            for_voice: self.voice.is_some(),
+        }
     }
 
     /// Adds one block; returns the number of new frames.
@@ -235,7 +244,9 @@ impl Segment {
         self.track.advance(s, samples);
         self.scratch.clear();
         self.resampler.push(samples, &mut self.scratch)?;
-        self.voice_resampler.push(samples, &mut self.voice_audio)?;
+        if let Some((resampler, audio)) = self.voice.as_mut() {
+            resampler.push(samples, audio)?;
+        }
         Ok(self.stream.push(model, &self.scratch)?)
     }
 
@@ -254,9 +265,10 @@ impl Segment {
         self.stream.push(model, &self.scratch)?;
         let frames = self.stream.finish(model)?;
         let (sung, why) = match voice {
-            Some((tracker, mode)) if mode != VoiceMode::Mix => {
-                self.voice_resampler.finish(&mut self.voice_audio)?;
-                let curve = tracker.detect(&self.voice_audio)?;
+            Some((tracker, mode)) if mode != VoiceMode::Mix && self.voice.is_some() => {
+                let (mut resampler, mut audio) = self.voice.take().expect("checked");
+                resampler.finish(&mut audio)?;
+                let curve = tracker.detect(&audio)?;
                 let heard = decode::notes_from_frames(&frames, &DecodeParams::default());
                 let melody = crate::pitch::choose_melody(mode, &curve, &heard);
                 (melody.sung, Some(melody.why))
