@@ -23,4 +23,5 @@ pub mod ring;
 pub mod status;
 pub mod tempo;
 pub mod timeline;
+pub mod tuning;
 pub mod worker;

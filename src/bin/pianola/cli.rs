@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use pianola::audio_file;
 use pianola::decode::DecodeParams;
-use pianola::engine::{self, Transcription};
+use pianola::engine::Transcription;
 use pianola::midi_file;
 use pianola::model::{self, Backend};
 use pianola::notes::{BeatGrid, Note};
@@ -44,6 +44,10 @@ struct ModelArgs {
     /// Shortest note kept, in milliseconds.
     #[arg(long, default_value_t = 127.70)]
     min_note_ms: f32,
+    /// Hear the audio as it is, as basic-pitch does (by default it is heard against its own
+    /// tuning: a recording between semitones is transcribed in tune).
+    #[arg(long)]
+    no_tuning: bool,
 }
 
 impl ModelArgs {
@@ -353,10 +357,11 @@ fn cover(args: CoverArgs) -> Result<()> {
     // One model per thread, loaded once; a bad model fails here before any file is written.
     let (results, _) = for_each_song(&songs, args.model.backend, jobs_or_cores(args.jobs), |models, song| -> Result<String> {
         let out = index[song];
-        let (t, clip) = transcribe_file_and_clip(models, song, &params)?;
+        let (t, clip, tuning) = transcribe_file_and_clip(models, song, &params, !args.model.no_tuning)?;
         let (notes, melody) = melody_notes(args.voice, &t, &clip)?;
         let grid = args.grid.grid_for(&notes);
-        let mut input = ArrangeInput::from_transcription(&notes, Some(&t.frames), &grid);
+        let frame_s = pianola::notes::FRAME_SECONDS * tuning.time_scale;
+        let mut input = ArrangeInput::from_transcription_with(&notes, Some(&t.frames), &grid, |f| f as f64 * frame_s);
         // The dynamics follow the song's loudness per beat, as the plugin measures it while capturing.
         input.loudness = arrange::dynamics::measure_clip(&clip.mono(), clip.sample_rate, &grid);
         let cover = arrange::arrange(&input, &settings);
@@ -369,7 +374,15 @@ fn cover(args: CoverArgs) -> Result<()> {
             crate::render::write_wav(wav, &left, &right)?;
         }
         progress.inc(1);
-        Ok(format!("{}: {} notes ({melody}) -> cover of {} at {:.1} bpm -> {}", song.display(), notes.len(), cover.notes.len(), grid.bpm, out.display()))
+        Ok(format!(
+            "{}: {} notes ({melody}; {}) -> cover of {} at {:.1} bpm -> {}",
+            song.display(),
+            notes.len(),
+            tuning.describe(),
+            cover.notes.len(),
+            grid.bpm,
+            out.display()
+        ))
     })?;
     progress.finish_and_clear();
     let mut failed = 0;
@@ -405,11 +418,22 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Reads, resamples, transcribes and decodes one file, its windows spread over `models`.
-fn transcribe_file_and_clip(models: &mut [Box<dyn model::NoteModel>], song: &Path, params: &DecodeParams) -> Result<(Transcription, audio_file::AudioClip)> {
+/// Reads, resamples, transcribes and decodes one file, its windows spread over `models`, heard
+/// against the recording's own tuning (`pianola::tuning`).
+fn transcribe_file_and_clip(
+    models: &mut [Box<dyn model::NoteModel>],
+    song: &Path,
+    params: &DecodeParams,
+    tuned: bool,
+) -> Result<(Transcription, audio_file::AudioClip, pianola::tuning::TuningReport)> {
     let clip = audio_file::read(song).with_context(|| format!("reading {}", song.display()))?;
-    let t = engine::transcribe_clip_parallel(models, &clip, params).with_context(|| format!("transcribing {}", song.display()))?;
-    Ok((t, clip))
+    let heard = if tuned {
+        pianola::tuning::transcribe_in_tune(models, &clip, params)
+    } else {
+        pianola::engine::transcribe_clip_parallel(models, &clip, params).map(|t| (t, pianola::tuning::TuningReport::as_is()))
+    };
+    let (t, tuning) = heard.with_context(|| format!("transcribing {}", song.display()))?;
+    Ok((t, clip, tuning))
 }
 
 /// The notes to arrange and where they came from, in words: the voice tracker's for a lone voice
@@ -447,8 +471,9 @@ fn transcribe(args: TranscribeArgs) -> Result<()> {
     let jobs = jobs_or_cores(args.jobs);
     let (results, load_s) = for_each_song(&songs, args.model.backend, jobs, |models, song| -> Result<f64> {
         let out = index[song];
-        let (t, clip) = transcribe_file_and_clip(models, song, &params)?;
+        let (t, clip, tuning) = transcribe_file_and_clip(models, song, &params, !args.model.no_tuning)?;
         let (notes, source) = melody_notes(args.voice, &t, &clip)?;
+        let source = format!("{source}; {}", tuning.describe());
         write_file(out, &midi_file::notes_to_smf(&notes)?)?;
         if let Some(json) = &args.json {
             let rows: Vec<(f64, f64, u8, f32)> = notes.iter().map(|n| (n.start_s, n.end_s, n.pitch, n.amplitude)).collect();
