@@ -10,6 +10,7 @@
 use crate::notes::{FrameOutputs, N_CONTOUR_BINS, N_KEYS};
 
 pub mod graph;
+pub mod native;
 #[cfg(feature = "onnxruntime")]
 pub mod ort;
 pub mod tract;
@@ -144,6 +145,8 @@ pub enum Backend {
     TractExact,
     #[cfg(feature = "onnxruntime")]
     Ort,
+    /// The native engine ([`native`]): Basic Pitch computed in Rust, within 1e-4 of ONNX Runtime.
+    Native,
 }
 
 impl Backend {
@@ -154,6 +157,7 @@ impl Backend {
             Backend::TractExact => "tract-exact",
             #[cfg(feature = "onnxruntime")]
             Backend::Ort => "ort",
+            Backend::Native => "native",
         }
     }
 }
@@ -164,11 +168,12 @@ impl std::str::FromStr for Backend {
         match s {
             "tract" => Ok(Backend::Tract),
             "tract-exact" => Ok(Backend::TractExact),
+            "native" => Ok(Backend::Native),
             #[cfg(feature = "onnxruntime")]
             "ort" | "onnxruntime" => Ok(Backend::Ort),
             #[cfg(not(feature = "onnxruntime"))]
             "ort" | "onnxruntime" => Err("this build has no ONNX Runtime backend (build with --features onnxruntime)".into()),
-            other => Err(format!("unknown backend '{other}' (tract, tract-exact, ort)")),
+            other => Err(format!("unknown backend '{other}' (native, tract, tract-exact, ort)")),
         }
     }
 }
@@ -254,6 +259,7 @@ pub fn load_from_bytes(backend: Backend, onnx: &[u8]) -> Result<Box<dyn NoteMode
         Backend::TractExact => Ok(Box::new(tract::TractModel::from_bytes(onnx, tract::TractPrecision::Exact)?)),
         #[cfg(feature = "onnxruntime")]
         Backend::Ort => Ok(Box::new(ort::OrtModel::from_bytes(onnx)?)),
+        Backend::Native => Ok(Box::new(native::NativeModel::from_bytes(onnx)?)),
     }
 }
 
