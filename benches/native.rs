@@ -34,8 +34,31 @@ fn audio(samples: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The native engine's stages, median ms over ROUNDS windows.
+fn native_stages(audio: &[f32]) {
+    let mut native = pianola::model::native::NativeModel::from_bytes(model::BASIC_PITCH_ONNX).unwrap();
+    let len = model::WINDOW_SAMPLES;
+    let mut out = WindowFrames::default();
+    let mut all: Vec<Vec<(&'static str, f64)>> = vec![];
+    for round in 0..ROUNDS {
+        let start = (round * 2311) % (audio.len() - len);
+        all.push(native.run_window_timed(&audio[start..start + len], &mut out).unwrap());
+    }
+    println!("native stages, 172 frames (ms, median):");
+    for k in 0..all[0].len() {
+        let mut t: Vec<f64> = all.iter().map(|r| r[k].1).collect();
+        t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!("  {:<26} {:6.2}", all[0][k].0, t[t.len() / 2]);
+    }
+}
+
 fn main() {
     let audio = audio(22050 * 6);
+    native_stages(&audio);
+    // `cargo bench --bench native -- stages`: the native stages alone (for a profiler).
+    if std::env::args().any(|a| a == "stages") {
+        return;
+    }
     let mut models: Vec<(Backend, Box<dyn NoteModel>)> = backends().into_iter().map(|b| (b, model::load(b).expect("the model loads"))).collect();
     println!("per window, {ROUNDS} windows each, backends interleaved (ms: median / best)");
     for frames in [model::FRAMES_PER_WINDOW, model::MIN_WINDOW_FRAMES] {

@@ -16,8 +16,8 @@ pub mod weights;
 
 use super::{check_window, window_samples, ModelError, NoteModel, WindowFrames, FRAMES_PER_WINDOW};
 use crate::notes::{N_CONTOUR_BINS, N_KEYS};
-use kernels::{Act, Conv};
-use weights::{ConvSpec, Tensor, Weights};
+use kernels::{Act, Conv, Lowpass};
+use weights::Weights;
 
 /// CQT bins per octave, octaves, taps of every CQT filter and of the lowpass.
 const BINS: usize = 36;
@@ -32,8 +32,8 @@ const HARMONICS: usize = 8;
 pub struct NativeModel {
     /// Real filters `[36][256]` then imaginary `[36][256]`.
     bank: Vec<f32>,
-    /// The lowpass as a 1-row convolution: zero pad 127, stride 2.
-    lowpass: Conv,
+    /// The anti-aliasing lowpass: zero pad 127, stride 2.
+    lowpass: Lowpass,
     bin_scale: Vec<f32>,
     w: Weights,
     onset_stack: Conv,
@@ -74,8 +74,7 @@ impl NativeModel {
         }
         let mut bank = w.cqt_real.data.clone();
         bank.extend_from_slice(&w.cqt_imag.data);
-        let lowpass =
-            Conv::new(&ConvSpec { weight: Tensor { dims: vec![1, 1, 1, TAPS], data: w.lowpass.clone() }, bias: vec![0.0], pad: (0, LOWPASS_PAD), stride_w: 2 });
+        let lowpass = Lowpass::new(&w.lowpass, LOWPASS_PAD);
         let convs = [&w.onset_stack, &w.contour_hidden, &w.contour_out, &w.note_hidden, &w.note_out, &w.onset_out].map(Conv::new);
         let [onset_stack, contour_hidden, contour_out, note_hidden, note_out, onset_out] = convs;
         // The channel counts chain as the graph chains them.
@@ -102,7 +101,7 @@ impl NativeModel {
             note_hidden.scratch_len(t, N_CONTOUR_BINS),
             note_out.scratch_len(t, N_KEYS),
             onset_out.scratch_len(t, N_KEYS),
-            lowpass.scratch_len(1, n),
+            lowpass.scratch_len(n),
         ]
         .into_iter()
         .max()
@@ -151,8 +150,8 @@ impl NativeModel {
                 kernels::dots256(&self.bank, x, row);
             }
             if octave + 1 < OCTAVES {
-                let down = self.lowpass.out_w(len);
-                self.lowpass.run(sig, 1, len, &mut b.scratch, &mut b.next[..down], Act::Linear);
+                let down = self.lowpass.out_len(len);
+                self.lowpass.run(sig, &mut b.scratch, &mut b.next[..down]);
                 std::mem::swap(&mut b.signal, &mut b.next);
                 len = down;
             }
@@ -203,21 +202,45 @@ impl NativeModel {
         }
     }
 
-    /// The network on `bufs.stack`, writing the three outputs.
-    fn network(&mut self, frames: usize, out: &mut WindowFrames) {
+    /// The network on `bufs.stack`, writing the three outputs; `lap` is called after each layer.
+    fn network(&mut self, frames: usize, out: &mut WindowFrames, lap: &mut impl FnMut(&'static str)) {
         let b = &mut self.bufs;
         let t = frames;
         let stack = &b.stack[..HARMONICS * t * N_CONTOUR_BINS];
         let (note_plane, onset_planes) = b.cat[..self.onset_out.c_in() * t * N_KEYS].split_at_mut(t * N_KEYS);
         self.onset_stack.run(stack, t, N_CONTOUR_BINS, &mut b.scratch, onset_planes, Act::Relu);
+        lap("conv2d_4 (onset stack)");
         let hidden = &mut b.contour_hidden[..self.contour_hidden.c_out() * t * N_CONTOUR_BINS];
         self.contour_hidden.run(stack, t, N_CONTOUR_BINS, &mut b.scratch, hidden, Act::Relu);
+        lap("conv2d_1 (contour hidden)");
         self.contour_out.run(hidden, t, N_CONTOUR_BINS, &mut b.scratch, &mut out.contour, Act::Sigmoid);
+        lap("contours-reduced");
         let note_hidden = &mut b.note_hidden[..self.note_hidden.c_out() * t * N_KEYS];
         self.note_hidden.run(&out.contour, t, N_CONTOUR_BINS, &mut b.scratch, note_hidden, Act::Relu);
+        lap("conv2d_2 (note hidden)");
         self.note_out.run(note_hidden, t, N_KEYS, &mut b.scratch, &mut out.note, Act::Sigmoid);
         note_plane.copy_from_slice(&out.note);
+        lap("conv2d_3 (note)");
         self.onset_out.run(&b.cat[..self.onset_out.c_in() * t * N_KEYS], t, N_KEYS, &mut b.scratch, &mut out.onset, Act::Sigmoid);
+        lap("conv2d_5 (onset)");
+    }
+
+    /// Runs a window like [`NoteModel::run_window`], timing each stage (ms), for the benchmark.
+    pub fn run_window_timed(&mut self, window: &[f32], out: &mut WindowFrames) -> Result<Vec<(&'static str, f64)>, ModelError> {
+        let mut times = Vec::with_capacity(10);
+        let mut t = std::time::Instant::now();
+        let mut lap = |name: &'static str| {
+            times.push((name, t.elapsed().as_secs_f64() * 1e3));
+            t = std::time::Instant::now();
+        };
+        let frames = check_window(window)?;
+        out.set_frames(frames);
+        self.cqt(window, frames)?;
+        lap("CQT");
+        self.log_spectrum_and_stack(frames);
+        lap("log, normalise, stack");
+        self.network(frames, out, &mut lap);
+        Ok(times)
     }
 }
 
@@ -231,7 +254,7 @@ impl NoteModel for NativeModel {
         out.set_frames(frames);
         self.cqt(window, frames)?;
         self.log_spectrum_and_stack(frames);
-        self.network(frames, out);
+        self.network(frames, out, &mut |_| {});
         Ok(())
     }
 }
