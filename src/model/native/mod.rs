@@ -194,10 +194,12 @@ impl NativeModel {
             for t in 0..frames {
                 let dst = &mut stack[(c * frames + t) * N_CONTOUR_BINS..][..N_CONTOUR_BINS];
                 let src = &spec[t * n_bins..(t + 1) * n_bins];
-                for (f, d) in dst.iter_mut().enumerate() {
-                    let k = f as isize + shift;
-                    *d = if k >= 0 && (k as usize) < n_bins { src[k as usize] } else { 0.0 };
-                }
+                // dst[f] = src[f + shift] where that is a bin, else 0.
+                let first = (-shift).clamp(0, N_CONTOUR_BINS as isize) as usize;
+                let last = (n_bins as isize - shift).clamp(first as isize, N_CONTOUR_BINS as isize) as usize;
+                dst[..first].fill(0.0);
+                dst[first..last].copy_from_slice(&src[(first as isize + shift) as usize..(last as isize + shift) as usize]);
+                dst[last..].fill(0.0);
             }
         }
     }
