@@ -3,13 +3,17 @@
 //! [`graph`]). Everything above this module (engine, plugin) talks to `dyn NoteModel`, so a better
 //! model can replace Basic Pitch by implementing the trait with its own window geometry constants.
 //!
-//! Backends: [`tract::TractModel`] (pure Rust, the default: a bundle without the `onnxruntime`
-//! feature is one self-contained file) and, with that feature, [`ort::OrtModel`] (ONNX Runtime
-//! loaded by absolute path), which the plugin prefers when its library loads ([`plugin_backend`]).
+//! Backends: [`native::NativeModel`] (Basic Pitch computed in Rust, ~1.9x ONNX Runtime's speed and
+//! within 1e-4 of it; the default without ONNX Runtime: a bundle without the `onnxruntime` feature
+//! is one self-contained file), [`tract::TractModel`] (pure Rust graph runtime, the reference) and,
+//! with that feature, [`ort::OrtModel`] (ONNX Runtime loaded by absolute path), which the plugin
+//! still prefers when its library loads ([`plugin_backend`]) because Live mode's latency settings
+//! (`live::config_for`) are measured for it.
 
 use crate::notes::{FrameOutputs, N_CONTOUR_BINS, N_KEYS};
 
 pub mod graph;
+pub mod native;
 #[cfg(feature = "onnxruntime")]
 pub mod ort;
 pub mod tract;
@@ -144,6 +148,8 @@ pub enum Backend {
     TractExact,
     #[cfg(feature = "onnxruntime")]
     Ort,
+    /// The native engine ([`native`]): Basic Pitch computed in Rust, within 1e-4 of ONNX Runtime.
+    Native,
 }
 
 impl Backend {
@@ -154,6 +160,7 @@ impl Backend {
             Backend::TractExact => "tract-exact",
             #[cfg(feature = "onnxruntime")]
             Backend::Ort => "ort",
+            Backend::Native => "native",
         }
     }
 }
@@ -164,11 +171,12 @@ impl std::str::FromStr for Backend {
         match s {
             "tract" => Ok(Backend::Tract),
             "tract-exact" => Ok(Backend::TractExact),
+            "native" => Ok(Backend::Native),
             #[cfg(feature = "onnxruntime")]
             "ort" | "onnxruntime" => Ok(Backend::Ort),
             #[cfg(not(feature = "onnxruntime"))]
             "ort" | "onnxruntime" => Err("this build has no ONNX Runtime backend (build with --features onnxruntime)".into()),
-            other => Err(format!("unknown backend '{other}' (tract, tract-exact, ort)")),
+            other => Err(format!("unknown backend '{other}' (native, tract, tract-exact, ort)")),
         }
     }
 }
@@ -185,8 +193,8 @@ pub struct BackendChoice {
 }
 
 /// The backend the plugin runs: ONNX Runtime when this build has it (feature `onnxruntime`) and its
-/// library loads, because it is about 1.5x as fast and Live mode's latency follows the time per
-/// window; else tract. `PIANOLA_BACKEND=tract|tract-exact|ort` chooses; an unknown value is refused
+/// library loads, because Live mode's hop and latency allowance are measured for it; else the
+/// native engine. `PIANOLA_BACKEND=native|tract|tract-exact|ort` chooses; an unknown value is refused
 /// (said, and the default chosen). Decided once per process, so the latency reported at
 /// activation and the model the worker loads agree.
 pub fn plugin_backend() -> Backend {
@@ -220,26 +228,27 @@ pub fn choose_backend(env: Option<&str>, ort: impl FnOnce() -> Result<(), String
     }
 }
 
-/// ONNX Runtime when it loads, else tract with the reason; `fallback` says what was refused before.
+/// ONNX Runtime when it loads, else the native engine with the reason; `fallback` says what was
+/// refused before.
 #[cfg(feature = "onnxruntime")]
 fn default_backend(fallback: Option<String>, ort: impl FnOnce() -> Result<(), String>) -> BackendChoice {
     match ort() {
-        Ok(()) => BackendChoice { backend: Backend::Ort, reason: "ONNX Runtime (the fastest backend this build has)".into(), fallback },
+        Ok(()) => BackendChoice { backend: Backend::Ort, reason: "ONNX Runtime (Live mode's latency settings are measured for it)".into(), fallback },
         Err(e) => {
-            let why = format!("ONNX Runtime did not load ({e}); running tract");
+            let why = format!("ONNX Runtime did not load ({e}); running the native engine");
             BackendChoice {
-                backend: Backend::Tract,
-                reason: "tract (ONNX Runtime did not load)".into(),
+                backend: Backend::Native,
+                reason: "native engine (ONNX Runtime did not load)".into(),
                 fallback: Some(fallback.map_or(why.clone(), |f| format!("{f}; {why}"))),
             }
         }
     }
 }
 
-/// tract: this build has no ONNX Runtime.
+/// The native engine: this build has no ONNX Runtime.
 #[cfg(not(feature = "onnxruntime"))]
 fn default_backend(fallback: Option<String>, _ort: impl FnOnce() -> Result<(), String>) -> BackendChoice {
-    BackendChoice { backend: Backend::Tract, reason: "tract (this build has no ONNX Runtime)".into(), fallback }
+    BackendChoice { backend: Backend::Native, reason: "native engine (this build has no ONNX Runtime)".into(), fallback }
 }
 
 /// Loads the embedded Basic Pitch model on the chosen backend.
@@ -254,6 +263,7 @@ pub fn load_from_bytes(backend: Backend, onnx: &[u8]) -> Result<Box<dyn NoteMode
         Backend::TractExact => Ok(Box::new(tract::TractModel::from_bytes(onnx, tract::TractPrecision::Exact)?)),
         #[cfg(feature = "onnxruntime")]
         Backend::Ort => Ok(Box::new(ort::OrtModel::from_bytes(onnx)?)),
+        Backend::Native => Ok(Box::new(native::NativeModel::from_bytes(onnx)?)),
     }
 }
 
@@ -285,6 +295,17 @@ mod backend_choice_tests {
     }
 
     #[test]
+    fn native_is_named_and_the_default_without_onnx_runtime() {
+        assert_eq!("native".parse::<Backend>(), Ok(Backend::Native));
+        assert_eq!(Backend::Native.name(), "native");
+        let c = choose_backend(Some("native"), || Ok(()));
+        assert_eq!(c.backend, Backend::Native);
+        assert!(c.reason.contains("PIANOLA_BACKEND=native") && c.fallback.is_none(), "{c:?}");
+        #[cfg(not(feature = "onnxruntime"))]
+        assert_eq!(choose_backend(None, || Ok(())).backend, Backend::Native);
+    }
+
+    #[test]
     fn a_named_backend_is_taken_with_its_reason() {
         let c = choose_backend(Some("tract-exact"), || Err("no".into()));
         assert_eq!(c.backend, Backend::TractExact);
@@ -294,12 +315,12 @@ mod backend_choice_tests {
 
     #[cfg(feature = "onnxruntime")]
     #[test]
-    fn onnx_runtime_that_does_not_load_falls_back_to_tract_with_the_reason() {
+    fn onnx_runtime_that_does_not_load_falls_back_to_native_with_the_reason() {
         let c = choose_backend(None, || Err("libonnxruntime.so not found".into()));
-        assert_eq!(c.backend, Backend::Tract);
+        assert_eq!(c.backend, Backend::Native);
         assert!(c.fallback.as_deref().is_some_and(|f| f.contains("libonnxruntime.so not found")), "{c:?}");
         let asked = choose_backend(Some("ort"), || Err("bad".into()));
-        assert_eq!(asked.backend, Backend::Tract);
+        assert_eq!(asked.backend, Backend::Native);
         assert!(asked.fallback.is_some());
         assert_eq!(choose_backend(None, || Ok(())).backend, Backend::Ort);
     }

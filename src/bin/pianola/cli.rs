@@ -32,7 +32,8 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct ModelArgs {
-    /// Inference backend: tract (pure Rust) or ort (ONNX Runtime, needs --features onnxruntime).
+    /// Inference backend: native (Basic Pitch in Rust, fastest), tract (pure-Rust ONNX runtime) or ort
+    /// (ONNX Runtime, needs --features onnxruntime).
     #[arg(long, default_value = "tract")]
     backend: Backend,
     /// Onset threshold (0..1): higher finds fewer notes.

@@ -1,0 +1,582 @@
+//! The hot loops: direct 2-D convolution over `[channels][time][frequency]` planes, vectorised
+//! along frequency, and the CQT's 256-tap dot products. Written as loops over fixed-size `f32`
+//! arrays that the compiler turns into SIMD; on x86-64 the same code is compiled a second time with
+//! AVX2 + FMA and chosen at run time. The only `unsafe` is that call, made after the CPU was seen
+//! to have the features. Each kernel is tested against a plain scalar reference below.
+
+use super::weights::ConvSpec;
+
+/// What follows a convolution, fused into its last pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    Linear,
+    Relu,
+    Sigmoid,
+}
+
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// Which build of the kernels runs: the same loops compiled for the baseline, for AVX2 + FMA, or
+/// for AVX-512 (wider accumulator blocks: 32 registers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    Baseline,
+    Avx2,
+    Avx512,
+}
+
+impl Isa {
+    /// Whether this CPU runs this build (no allocation: the detection is cached by std).
+    pub fn supported(self) -> bool {
+        match self {
+            Isa::Baseline => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Isa::Avx2.supported() && is_x86_feature_detected!("avx512f"),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// Every build this CPU runs, best last.
+    pub fn available() -> Vec<Isa> {
+        [Isa::Baseline, Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.supported()).collect()
+    }
+
+    /// The best build this CPU runs (detected once).
+    pub fn best() -> Isa {
+        static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| *Isa::available().last().unwrap())
+    }
+
+    /// (output channels, frequency positions) computed together, so that the accumulators fill
+    /// the registers without spilling.
+    fn blocks(self, c_out: usize) -> (usize, usize) {
+        match self {
+            Isa::Avx512 if c_out.is_multiple_of(4) => (4, 32),
+            Isa::Avx512 => (1, 64),
+            _ if c_out.is_multiple_of(4) => (4, 16),
+            _ => (1, 32),
+        }
+    }
+}
+
+/// A convolution with stride 1 along time and `sw` along frequency, zero padded, its weights packed
+/// for the kernel. Input and output are dense `[channels][h][w]` planes.
+pub struct Conv {
+    c_in: usize,
+    c_out: usize,
+    kh: usize,
+    kw: usize,
+    ph: usize,
+    pw: usize,
+    sw: usize,
+    isa: Isa,
+    /// `[c_out / ob][c_in][kh][phase][tap of the phase][ob]`, tap `j = tap * sw + phase`.
+    packed: Vec<f32>,
+    bias: Vec<f32>,
+    /// The graph's `[c_out][c_in][kh][kw]`, for the reference.
+    weight: Vec<f32>,
+}
+
+impl Conv {
+    pub fn new(spec: &ConvSpec) -> Self {
+        Self::with_isa(spec, Isa::best())
+    }
+
+    /// With a given build of the kernel (tests run each one the CPU has).
+    pub fn with_isa(spec: &ConvSpec, isa: Isa) -> Self {
+        assert!(isa.supported(), "{isa:?} is not available on this CPU");
+        let d = &spec.weight.dims;
+        let (c_out, c_in, kh, kw) = (d[0], d[1], d[2], d[3]);
+        let sw = spec.stride_w.clamp(1, kw);
+        let (ob, _) = isa.blocks(c_out);
+        let mut packed = Vec::with_capacity(c_out * c_in * kh * kw);
+        for blk in 0..c_out / ob {
+            for c in 0..c_in {
+                for i in 0..kh {
+                    for p in 0..sw {
+                        for j in (p..kw).step_by(sw) {
+                            for o in blk * ob..(blk + 1) * ob {
+                                packed.push(spec.weight.data[((o * c_in + c) * kh + i) * kw + j]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Conv { c_in, c_out, kh, kw, ph: spec.pad.0, pw: spec.pad.1, sw, isa, packed, bias: spec.bias.clone(), weight: spec.weight.data.clone() }
+    }
+
+    pub fn c_in(&self) -> usize {
+        self.c_in
+    }
+
+    pub fn c_out(&self) -> usize {
+        self.c_out
+    }
+
+    pub fn out_w(&self, w: usize) -> usize {
+        (w + 2 * self.pw - self.kw) / self.sw + 1
+    }
+
+    pub fn out_h(&self, h: usize) -> usize {
+        h + 2 * self.ph + 1 - self.kh
+    }
+
+    /// (padded rows, row length of one frequency phase) of the scratch for an `h` x `w` input.
+    fn scratch_geometry(&self, h: usize, w: usize) -> (usize, usize) {
+        let (_, wb) = self.isa.blocks(self.c_out);
+        let blocks = self.out_w(w).div_ceil(wb) * wb;
+        let phase_len = (w + 2 * self.pw).div_ceil(self.sw);
+        (h + 2 * self.ph, phase_len.max(blocks + self.kw.div_ceil(self.sw) - 1))
+    }
+
+    /// Scratch floats [`Conv::run`] needs for an `h` x `w` input.
+    pub fn scratch_len(&self, h: usize, w: usize) -> usize {
+        let (hp, row) = self.scratch_geometry(h, w);
+        self.c_in * self.sw * hp * row
+    }
+
+    /// Convolves `input` (`[c_in][h][w]`) into `out` (`[c_out][out_h][out_w]`), applying `act`.
+    /// `scratch` (at least [`Conv::scratch_len`]) receives the zero-padded input split into the
+    /// `sw` phases of the frequency stride, so every tap is a contiguous run.
+    pub fn run(&self, input: &[f32], h: usize, w: usize, scratch: &mut [f32], out: &mut [f32], act: Act) {
+        assert_eq!(input.len(), self.c_in * h * w, "conv input size");
+        let (hp, row) = self.scratch_geometry(h, w);
+        let (oh, ow) = (self.out_h(h), self.out_w(w));
+        assert_eq!(out.len(), self.c_out * oh * ow, "conv output size");
+        let scratch = &mut scratch[..self.c_in * self.sw * hp * row];
+        scratch.fill(0.0);
+        for c in 0..self.c_in {
+            for y in 0..h {
+                let src = &input[(c * h + y) * w..][..w];
+                if self.sw == 1 {
+                    scratch[(c * hp + y + self.ph) * row + self.pw..][..w].copy_from_slice(src);
+                    continue;
+                }
+                for (x, &v) in src.iter().enumerate() {
+                    let q = x + self.pw;
+                    scratch[((c * self.sw + q % self.sw) * hp + y + self.ph) * row + q / self.sw] = v;
+                }
+            }
+        }
+        let g = Geom { c_in: self.c_in, kh: self.kh, kw: self.kw, sw: self.sw, hp, row, oh, ow };
+        let (p, b) = (&self.packed, &self.bias);
+        let (ob, _) = self.isa.blocks(self.c_out);
+        match (self.isa, ob) {
+            // SAFETY: `Isa::Avx2`/`Avx512` convs are made only where the CPU has the features
+            // (`Conv::with_isa` checks).
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, 4) => unsafe { conv_avx512::<4, 32>(&g, scratch, p, b, out) },
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, _) => unsafe { conv_avx512::<1, 64>(&g, scratch, p, b, out) },
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, 4) => unsafe { conv_avx2::<4, 16>(&g, scratch, p, b, out) },
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, _) => unsafe { conv_avx2::<1, 32>(&g, scratch, p, b, out) },
+            (_, 4) => conv_planes::<4, 16, false>(&g, scratch, p, b, out),
+            _ => conv_planes::<1, 32, false>(&g, scratch, p, b, out),
+        }
+        match act {
+            Act::Linear => {}
+            Act::Relu => out.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Act::Sigmoid => out.iter_mut().for_each(|v| *v = sigmoid(*v)),
+        }
+    }
+
+    /// The definition, for tests: plain loops over the unpadded input.
+    pub fn reference(&self, input: &[f32], h: usize, w: usize, act: Act) -> Vec<f32> {
+        let (oh, ow) = (self.out_h(h), self.out_w(w));
+        let mut out = vec![0.0; self.c_out * oh * ow];
+        for o in 0..self.c_out {
+            for y in 0..oh {
+                for x in 0..ow {
+                    let mut acc = self.bias[o] as f64;
+                    for c in 0..self.c_in {
+                        for i in 0..self.kh {
+                            for j in 0..self.kw {
+                                let (yy, xx) = ((y + i) as isize - self.ph as isize, (x * self.sw + j) as isize - self.pw as isize);
+                                if yy >= 0 && (yy as usize) < h && xx >= 0 && (xx as usize) < w {
+                                    acc += (self.weight[((o * self.c_in + c) * self.kh + i) * self.kw + j] * input[(c * h + yy as usize) * w + xx as usize])
+                                        as f64;
+                                }
+                            }
+                        }
+                    }
+                    let v = acc as f32;
+                    out[(o * oh + y) * ow + x] = match act {
+                        Act::Linear => v,
+                        Act::Relu => v.max(0.0),
+                        Act::Sigmoid => sigmoid(v),
+                    };
+                }
+            }
+        }
+        out
+    }
+}
+
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+struct Geom {
+    c_in: usize,
+    kh: usize,
+    kw: usize,
+    sw: usize,
+    hp: usize,
+    row: usize,
+    oh: usize,
+    ow: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn conv_avx2<const OB: usize, const WB: usize>(g: &Geom, scratch: &[f32], packed: &[f32], bias: &[f32], out: &mut [f32]) {
+    conv_planes::<OB, WB, true>(g, scratch, packed, bias, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn conv_avx512<const OB: usize, const WB: usize>(g: &Geom, scratch: &[f32], packed: &[f32], bias: &[f32], out: &mut [f32]) {
+    conv_planes::<OB, WB, true>(g, scratch, packed, bias, out)
+}
+
+/// The convolution proper: for each block of `OB` output channels, row and run of `WB` frequency
+/// positions, `OB x WB` accumulators; each tap is one contiguous load of `WB` inputs and `OB`
+/// broadcast weights, the taps of one input row and stride phase walked in order. With stride 1
+/// that is the graph's order (input channel, row, column), ONNX Runtime's too.
+#[inline(always)]
+fn conv_planes<const OB: usize, const WB: usize, const FMA: bool>(g: &Geom, scratch: &[f32], packed: &[f32], bias: &[f32], out: &mut [f32]) {
+    let taps = g.c_in * g.kh * g.kw;
+    let plane = g.hp * g.row;
+    for blk in 0..bias.len() / OB {
+        let wblk = &packed[blk * taps * OB..][..taps * OB];
+        for y in 0..g.oh {
+            let mut x0 = 0;
+            while x0 < g.ow {
+                let mut acc = [[0.0f32; WB]; OB];
+                for (o, a) in acc.iter_mut().enumerate() {
+                    *a = [bias[blk * OB + o]; WB];
+                }
+                let mut wpos = 0;
+                for c in 0..g.c_in {
+                    for i in 0..g.kh {
+                        for p in 0..g.sw {
+                            let ntap = (g.kw - p).div_ceil(g.sw);
+                            let start = (c * g.sw + p) * plane + (y + i) * g.row + x0;
+                            let win = &scratch[start..start + ntap - 1 + WB];
+                            let wts = &wblk[wpos..wpos + ntap * OB];
+                            wpos += ntap * OB;
+                            for (off, w) in wts.chunks_exact(OB).enumerate() {
+                                let w: &[f32; OB] = w.try_into().unwrap();
+                                let src: &[f32; WB] = win[off..off + WB].try_into().unwrap();
+                                for o in 0..OB {
+                                    for l in 0..WB {
+                                        acc[o][l] = madd::<FMA>(w[o], src[l], acc[o][l]);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                let n = WB.min(g.ow - x0);
+                for (o, a) in acc.iter().enumerate() {
+                    out[((blk * OB + o) * g.oh + y) * g.ow + x0..][..n].copy_from_slice(&a[..n]);
+                }
+                x0 += WB;
+            }
+        }
+    }
+}
+
+/// The CQT's stride-2 downsampler: `out[n] = sum_j taps[j] * x[2n + j - pad]`, zero outside `x`,
+/// each output summed in tap order. The octaves cascade through it eight times, so it keeps the
+/// reference's order exactly (with the taps' phases interleaved, the posteriors of quiet songs
+/// moved 4x further from ONNX Runtime's).
+pub struct Lowpass {
+    taps: Vec<f32>,
+    pad: usize,
+    isa: Isa,
+}
+
+/// Outputs computed together by the lowpass kernel.
+const LOWPASS_WB: usize = 64;
+
+impl Lowpass {
+    pub fn new(taps: &[f32], pad: usize) -> Self {
+        Self::with_isa(taps, pad, Isa::best())
+    }
+
+    pub fn with_isa(taps: &[f32], pad: usize, isa: Isa) -> Self {
+        assert!(isa.supported(), "{isa:?} is not available on this CPU");
+        // An odd filter gets a zero tap: adding 0 x input changes no sum.
+        let mut taps = taps.to_vec();
+        if !taps.len().is_multiple_of(2) {
+            taps.push(0.0);
+        }
+        Lowpass { taps, pad, isa }
+    }
+
+    pub fn out_len(&self, n: usize) -> usize {
+        (n + 2 * self.pad - self.taps.len()) / 2 + 1
+    }
+
+    /// The length of one phase's row in the scratch.
+    fn row(&self, n: usize) -> usize {
+        (n + 2 * self.pad).div_ceil(2).max(self.out_len(n).div_ceil(LOWPASS_WB) * LOWPASS_WB + self.taps.len() / 2 - 1)
+    }
+
+    pub fn scratch_len(&self, n: usize) -> usize {
+        2 * self.row(n)
+    }
+
+    /// Filters and downsamples `x` into `out` (`out_len(x.len())`), using `scratch` for the
+    /// zero-padded signal split into even and odd samples.
+    pub fn run(&self, x: &[f32], scratch: &mut [f32], out: &mut [f32]) {
+        let row = self.row(x.len());
+        assert_eq!(out.len(), self.out_len(x.len()), "lowpass output size");
+        let (even, odd) = scratch[..2 * row].split_at_mut(row);
+        even.fill(0.0);
+        odd.fill(0.0);
+        for (k, &v) in x.iter().enumerate() {
+            let q = k + self.pad;
+            if q.is_multiple_of(2) {
+                even[q / 2] = v;
+            } else {
+                odd[q / 2] = v;
+            }
+        }
+        match self.isa {
+            // SAFETY: `with_isa` checked that the CPU has the features.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { lowpass_avx512(even, odd, &self.taps, out) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { lowpass_avx2(even, odd, &self.taps, out) },
+            _ => lowpass::<false>(even, odd, &self.taps, out),
+        }
+    }
+
+    /// The definition, for tests.
+    pub fn reference(&self, x: &[f32]) -> Vec<f32> {
+        (0..self.out_len(x.len()))
+            .map(|n| {
+                let mut acc = 0.0f64;
+                for (j, &t) in self.taps.iter().enumerate() {
+                    let k = (2 * n + j) as isize - self.pad as isize;
+                    if k >= 0 && (k as usize) < x.len() {
+                        acc += (t * x[k as usize]) as f64;
+                    }
+                }
+                acc as f32
+            })
+            .collect()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn lowpass_avx2(even: &[f32], odd: &[f32], taps: &[f32], out: &mut [f32]) {
+    lowpass::<true>(even, odd, taps, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn lowpass_avx512(even: &[f32], odd: &[f32], taps: &[f32], out: &mut [f32]) {
+    lowpass::<true>(even, odd, taps, out)
+}
+
+#[inline(always)]
+fn lowpass<const FMA: bool>(even: &[f32], odd: &[f32], taps: &[f32], out: &mut [f32]) {
+    const WB: usize = LOWPASS_WB;
+    let span = taps.len() / 2 - 1 + WB;
+    let mut x0 = 0;
+    while x0 < out.len() {
+        let mut acc = [0.0f32; WB];
+        let (ev, od) = (&even[x0..x0 + span], &odd[x0..x0 + span]);
+        for (off, t) in taps.chunks_exact(2).enumerate() {
+            let e: &[f32; WB] = ev[off..off + WB].try_into().unwrap();
+            let o: &[f32; WB] = od[off..off + WB].try_into().unwrap();
+            for l in 0..WB {
+                acc[l] = madd::<FMA>(t[0], e[l], acc[l]);
+            }
+            for l in 0..WB {
+                acc[l] = madd::<FMA>(t[1], o[l], acc[l]);
+            }
+        }
+        let n = WB.min(out.len() - x0);
+        out[x0..x0 + n].copy_from_slice(&acc[..n]);
+        x0 += WB;
+    }
+}
+
+/// `out[k] = bank[k] . x` for every 256-tap filter `k` of `bank` (`[n][256]`).
+pub fn dots256(bank: &[f32], x: &[f32; 256], out: &mut [f32]) {
+    dots256_with(Isa::best(), bank, x, out)
+}
+
+/// [`dots256`] with a given build of the kernel (an `isa` from [`Isa::available`]).
+pub fn dots256_with(isa: Isa, bank: &[f32], x: &[f32; 256], out: &mut [f32]) {
+    assert_eq!(bank.len(), out.len() * 256);
+    assert!(isa.supported(), "{isa:?} is not available on this CPU");
+    match isa {
+        // SAFETY: checked above that the CPU has the features.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { dots_avx512(bank, x, out) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { dots_avx2(bank, x, out) },
+        _ => dots::<false>(bank, x, out),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dots_avx2(bank: &[f32], x: &[f32; 256], out: &mut [f32]) {
+    dots::<true>(bank, x, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn dots_avx512(bank: &[f32], x: &[f32; 256], out: &mut [f32]) {
+    dots::<true>(bank, x, out)
+}
+
+#[inline(always)]
+fn dots<const FMA: bool>(bank: &[f32], x: &[f32; 256], out: &mut [f32]) {
+    const L: usize = 32;
+    let mut k = 0;
+    // Four filters at a time share each load of the signal.
+    while k + 4 <= out.len() {
+        let mut acc = [[0.0f32; L]; 4];
+        for n in (0..256).step_by(L) {
+            let xs: &[f32; L] = x[n..n + L].try_into().unwrap();
+            for (f, a) in acc.iter_mut().enumerate() {
+                let ws: &[f32; L] = bank[(k + f) * 256 + n..][..L].try_into().unwrap();
+                for l in 0..L {
+                    a[l] = madd::<FMA>(ws[l], xs[l], a[l]);
+                }
+            }
+        }
+        for (f, a) in acc.iter().enumerate() {
+            out[k + f] = hsum(a);
+        }
+        k += 4;
+    }
+    while k < out.len() {
+        let mut a = [0.0f32; L];
+        for n in (0..256).step_by(L) {
+            for l in 0..L {
+                a[l] = madd::<FMA>(bank[k * 256 + n + l], x[n + l], a[l]);
+            }
+        }
+        out[k] = hsum(&a);
+        k += 1;
+    }
+}
+
+#[inline(always)]
+fn hsum<const L: usize>(a: &[f32; L]) -> f32 {
+    let mut v = *a;
+    let mut n = L;
+    while n > 1 {
+        n /= 2;
+        for l in 0..n {
+            v[l] += v[l + n];
+        }
+    }
+    v[0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::native::weights::Tensor;
+
+    /// A deterministic pseudo-random sequence in -1..1.
+    fn noise(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn spec(dims: [usize; 4], pad: (usize, usize), stride_w: usize, seed: u64) -> ConvSpec {
+        let n = dims.iter().product();
+        ConvSpec { weight: Tensor { dims: dims.to_vec(), data: noise(n, seed) }, bias: noise(dims[0], seed + 1), pad, stride_w }
+    }
+
+    #[test]
+    fn convolutions_match_the_reference() {
+        // The network's six shapes, on odd sizes so every tail and border is exercised.
+        for (k, (dims, pad, sw)) in [
+            ([32, 8, 5, 5], (2, 1), 3),
+            ([8, 8, 3, 39], (1, 19), 1),
+            ([1, 8, 5, 5], (2, 2), 1),
+            ([32, 1, 7, 7], (3, 2), 3),
+            ([1, 32, 7, 3], (3, 1), 1),
+            ([1, 33, 3, 3], (1, 1), 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for isa in Isa::available() {
+                let conv = Conv::with_isa(&spec(dims, pad, sw, k as u64), isa);
+                for (h, w) in [(9, 264), (5, 88), (4, 47)] {
+                    let input = noise(dims[1] * h * w, 100 + k as u64);
+                    for act in [Act::Relu, Act::Sigmoid] {
+                        let mut scratch = vec![f32::NAN; conv.scratch_len(h, w)];
+                        let mut out = vec![f32::NAN; conv.c_out * conv.out_h(h) * conv.out_w(w)];
+                        conv.run(&input, h, w, &mut scratch, &mut out, act);
+                        let reference = conv.reference(&input, h, w, act);
+                        let worst = out.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                        assert!(worst < 1e-4, "{isa:?} {dims:?} on {h}x{w}: {worst}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lowpass_matches_the_reference() {
+        let taps = noise(256, 7);
+        for isa in Isa::available() {
+            let lp = Lowpass::with_isa(&taps, 127, isa);
+            for n in [171, 1000, 43844] {
+                let x = noise(n, n as u64);
+                let mut scratch = vec![f32::NAN; lp.scratch_len(n)];
+                let mut out = vec![f32::NAN; lp.out_len(n)];
+                lp.run(&x, &mut scratch, &mut out);
+                let reference = lp.reference(&x);
+                let worst = out.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                assert!(worst < 1e-4, "{isa:?} {n}: {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn dots_match_the_reference() {
+        let bank = noise(7 * 256, 3);
+        let x: [f32; 256] = noise(256, 4).try_into().unwrap();
+        for isa in Isa::available() {
+            let mut out = vec![0.0; 7];
+            dots256_with(isa, &bank, &x, &mut out);
+            for k in 0..7 {
+                let r: f64 = (0..256).map(|n| bank[k * 256 + n] as f64 * x[n] as f64).sum();
+                assert!((out[k] as f64 - r).abs() < 1e-4, "{isa:?} {k}: {} vs {r}", out[k]);
+            }
+        }
+    }
+}
