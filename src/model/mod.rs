@@ -192,10 +192,10 @@ pub struct BackendChoice {
     pub fallback: Option<String>,
 }
 
-/// The backend the plugin runs: ONNX Runtime when this build has it (feature `onnxruntime`) and its
-/// library loads, because Live mode's hop and latency allowance are measured for it; else the
-/// native engine. `PIANOLA_BACKEND=native|tract|tract-exact|ort` chooses; an unknown value is refused
-/// (said, and the default chosen). Decided once per process, so the latency reported at
+/// The backend the plugin runs: the native engine (the fastest: ~1.9x ONNX Runtime per window,
+/// in the plugin's own binary, nothing to find at run time). `PIANOLA_BACKEND=native|tract|
+/// tract-exact|ort` chooses; an unknown value is refused and ONNX Runtime that does not load falls
+/// back to the native engine (both said). Decided once per process, so the latency reported at
 /// activation and the model the worker loads agree.
 pub fn plugin_backend() -> Backend {
     plugin_backend_choice().backend
@@ -218,37 +218,25 @@ fn ort_status() -> Result<(), String> {
 /// The choice for a `PIANOLA_BACKEND` value, given whether ONNX Runtime loads (pure, tested).
 pub fn choose_backend(env: Option<&str>, ort: impl FnOnce() -> Result<(), String>) -> BackendChoice {
     match env.map(str::trim).filter(|s| !s.is_empty()) {
-        None => default_backend(None, ort),
+        None => native_default(None),
         Some(value) => match value.parse::<Backend>() {
             #[cfg(feature = "onnxruntime")]
-            Ok(Backend::Ort) => default_backend(None, ort),
+            Ok(Backend::Ort) => match ort() {
+                Ok(()) => BackendChoice { backend: Backend::Ort, reason: format!("ONNX Runtime (PIANOLA_BACKEND={value})"), fallback: None },
+                Err(e) => native_default(Some(format!("PIANOLA_BACKEND={value}: ONNX Runtime did not load ({e}); running the native engine"))),
+            },
             Ok(backend) => BackendChoice { backend, reason: format!("{} (PIANOLA_BACKEND={value})", backend.name()), fallback: None },
-            Err(e) => default_backend(Some(format!("PIANOLA_BACKEND={value} refused: {e}")), ort),
+            Err(e) => {
+                let _ = ort;
+                native_default(Some(format!("PIANOLA_BACKEND={value} refused: {e}")))
+            }
         },
     }
 }
 
-/// ONNX Runtime when it loads, else the native engine with the reason; `fallback` says what was
-/// refused before.
-#[cfg(feature = "onnxruntime")]
-fn default_backend(fallback: Option<String>, ort: impl FnOnce() -> Result<(), String>) -> BackendChoice {
-    match ort() {
-        Ok(()) => BackendChoice { backend: Backend::Ort, reason: "ONNX Runtime (Live mode's latency settings are measured for it)".into(), fallback },
-        Err(e) => {
-            let why = format!("ONNX Runtime did not load ({e}); running the native engine");
-            BackendChoice {
-                backend: Backend::Native,
-                reason: "native engine (ONNX Runtime did not load)".into(),
-                fallback: Some(fallback.map_or(why.clone(), |f| format!("{f}; {why}"))),
-            }
-        }
-    }
-}
-
-/// The native engine: this build has no ONNX Runtime.
-#[cfg(not(feature = "onnxruntime"))]
-fn default_backend(fallback: Option<String>, _ort: impl FnOnce() -> Result<(), String>) -> BackendChoice {
-    BackendChoice { backend: Backend::Native, reason: "native engine (this build has no ONNX Runtime)".into(), fallback }
+/// The default: the native engine; `fallback` says what was asked for and could not be had.
+fn native_default(fallback: Option<String>) -> BackendChoice {
+    BackendChoice { backend: Backend::Native, reason: "native engine (the fastest; ONNX Runtime and tract are references)".into(), fallback }
 }
 
 /// Loads the embedded Basic Pitch model on the chosen backend.
@@ -291,7 +279,7 @@ mod backend_choice_tests {
         let c = choose_backend(Some("cuda"), || Ok(()));
         let said = c.fallback.expect("the refusal is said");
         assert!(said.contains("PIANOLA_BACKEND=cuda refused"), "{said}");
-        assert_eq!(c.backend, default_backend(None, || Ok(())).backend);
+        assert_eq!(c.backend, Backend::Native);
     }
 
     #[test]
@@ -301,8 +289,7 @@ mod backend_choice_tests {
         let c = choose_backend(Some("native"), || Ok(()));
         assert_eq!(c.backend, Backend::Native);
         assert!(c.reason.contains("PIANOLA_BACKEND=native") && c.fallback.is_none(), "{c:?}");
-        #[cfg(not(feature = "onnxruntime"))]
-        assert_eq!(choose_backend(None, || Ok(())).backend, Backend::Native);
+        assert_eq!(choose_backend(None, || Ok(())).backend, Backend::Native, "the default, whether ONNX Runtime loads or not");
     }
 
     #[test]
@@ -316,12 +303,9 @@ mod backend_choice_tests {
     #[cfg(feature = "onnxruntime")]
     #[test]
     fn onnx_runtime_that_does_not_load_falls_back_to_native_with_the_reason() {
-        let c = choose_backend(None, || Err("libonnxruntime.so not found".into()));
-        assert_eq!(c.backend, Backend::Native);
-        assert!(c.fallback.as_deref().is_some_and(|f| f.contains("libonnxruntime.so not found")), "{c:?}");
-        let asked = choose_backend(Some("ort"), || Err("bad".into()));
+        let asked = choose_backend(Some("ort"), || Err("libonnxruntime.so not found".into()));
         assert_eq!(asked.backend, Backend::Native);
-        assert!(asked.fallback.is_some());
-        assert_eq!(choose_backend(None, || Ok(())).backend, Backend::Ort);
+        assert!(asked.fallback.as_deref().is_some_and(|f| f.contains("libonnxruntime.so not found")), "{asked:?}");
+        assert_eq!(choose_backend(Some("ort"), || Ok(())).backend, Backend::Ort);
     }
 }

@@ -34,7 +34,7 @@ enum Command {
 struct ModelArgs {
     /// Inference backend: native (Basic Pitch in Rust, fastest), tract (pure-Rust ONNX runtime) or ort
     /// (ONNX Runtime, needs --features onnxruntime).
-    #[arg(long, default_value = "tract")]
+    #[arg(long, default_value = "native")]
     backend: Backend,
     /// Onset threshold (0..1): higher finds fewer notes.
     #[arg(long, default_value_t = 0.5)]
