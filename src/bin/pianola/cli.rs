@@ -70,9 +70,13 @@ pub struct GridArgs {
     /// Beats per bar.
     #[arg(long, default_value_t = 4)]
     pub beats_per_bar: u32,
-    /// Time of the first downbeat, in seconds (a pickup bar before it).
-    #[arg(long, default_value_t = 0.0)]
-    pub first_downbeat: f64,
+    /// Time of the first downbeat, in seconds (a pickup bar before it); default: the first beat.
+    #[arg(long)]
+    pub first_downbeat: Option<f64>,
+    /// Time of a beat, in seconds (the phase of the beat grid, e.g. a beat tracker's first beat);
+    /// default 0: a beat at the file's start. Only with --bpm.
+    #[arg(long, requires = "bpm")]
+    pub first_beat: Option<f64>,
 }
 
 impl GridArgs {
@@ -86,15 +90,21 @@ impl GridArgs {
         if !(1..=32).contains(&self.beats_per_bar) {
             bail!("--beats-per-bar must be between 1 and 32, got {}", self.beats_per_bar);
         }
-        if !self.first_downbeat.is_finite() {
-            bail!("--first-downbeat must be a number of seconds");
+        for (name, v) in [("--first-downbeat", self.first_downbeat), ("--first-beat", self.first_beat)] {
+            if v.is_some_and(|s| !(s.is_finite() && s.abs() <= 86_400.0)) {
+                bail!("{name} must be a number of seconds");
+            }
         }
         Ok(())
     }
 
-    /// The grid at the given tempo, beat 0 at the file's start.
+    /// The grid at the given tempo: a beat at `--first-beat` (its phase: beat 0 is the first beat
+    /// at or after the file's start), bars from `--first-downbeat` (default: that beat).
     pub fn grid_at(&self, bpm: f64) -> BeatGrid {
-        BeatGrid { bpm, beats_per_bar: self.beats_per_bar, first_beat_s: 0.0, first_downbeat_beat: self.first_downbeat * bpm / 60.0 }
+        let spb = 60.0 / bpm;
+        let first_beat_s = self.first_beat.unwrap_or(0.0).rem_euclid(spb);
+        let first_downbeat_beat = self.first_downbeat.map_or(0.0, |d| (d - first_beat_s) / spb);
+        BeatGrid { bpm, beats_per_bar: self.beats_per_bar, first_beat_s, first_downbeat_beat }
     }
 
     /// The grid: at `--bpm`, or estimated from the notes (tempo and phase) when it was left out.
