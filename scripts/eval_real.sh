@@ -6,9 +6,9 @@
 #
 # Builds DATA if it is missing (make_real_devset.py; needs sox + libsox-fmt-all and pip librosa)
 # and its naive baseline (baselines_real.py -> DATA/_baselines/naive_cover). Each item is covered
-# at density 0.5 (DENSITY=...) with --bpm = meta.json bpm_est and --first-beat = beats_est_s[0]
-# (FIRST_BEAT=0 leaves the phase out, as the CLI before --first-beat did), writing OUT/<id>.mid
-# and OUT/<id>.log (the CLI's stderr). Prints consistency.py's lines for the cover and the naive
+# at density 0.5 (DENSITY=...) with --bpm = meta.json bpm_est and --beats = its beats_est_s, as a
+# host gives its tempo map (BEATS=0: --first-beat = beats_est_s[0] instead; BEATS=0 FIRST_BEAT=0:
+# --bpm alone, as the CLI before #14 took it), writing OUT/<id>.mid and OUT/<id>.log (stderr). Prints consistency.py's lines for the cover and the naive
 # cover, the means, and per item which one has the higher harmony_margin / melody_acc.
 set -euo pipefail
 DATA=${1:-target/realdev}
@@ -32,7 +32,12 @@ ids=$(python3 -c "import json,sys; print(' '.join(m['id'] for m in json.load(ope
 for id in $ids; do
   read -r bpm beat < <(python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print(m['bpm_est'], m['beats_est_s'][0])" "$DATA/$id/meta.json")
   phase=()
-  [[ "${FIRST_BEAT:-1}" != 0 ]] && phase=(--first-beat "$beat")
+  if [[ "${BEATS:-1}" != 0 ]]; then
+    python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['beats_est_s'])" "$DATA/$id/meta.json" >"$OUT/$id.beats.json"
+    phase=(--beats "$OUT/$id.beats.json")
+  elif [[ "${FIRST_BEAT:-1}" != 0 ]]; then
+    phase=(--first-beat "$beat")
+  fi
   "$PIANOLA" cover "$DATA/$id/audio.wav" --bpm "$bpm" "${phase[@]}" --density "$DENSITY" --backend "$BACKEND" \
     "$@" -o "$OUT/$id.mid" 2>"$OUT/$id.log" || { cat "$OUT/$id.log"; exit 1; }
 done

@@ -66,7 +66,7 @@ fn lh_voicing(c: Chord, ceiling: i32, span: i32) -> (i32, Vec<i32>) {
         bass -= 12;
     }
     let mut tones: Vec<i32> = c
-        .pcs()
+        .sounding_pcs()
         .iter()
         .filter(|&&pc| pc != c.bass % 12)
         .map(|&pc| bass + 1 + (pc as i32 - bass - 1).rem_euclid(12))

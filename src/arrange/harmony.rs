@@ -74,16 +74,18 @@ pub struct Chord {
     pub root: u8,
     pub quality: Quality,
     pub bass: u8,
+    /// Chord tones the music leaves out (bit `pc`; never the bass): not voiced.
+    pub omits: u16,
 }
 
 impl Chord {
     /// The chord in root position.
     pub const fn new(root: u8, quality: Quality) -> Self {
-        Self { root, quality, bass: root }
+        Self { root, quality, bass: root, omits: 0 }
     }
 
-    /// Pitch classes, the root first, then upwards (the bass is not added when it is not a
-    /// chord tone).
+    /// Pitch classes, the root first, then upwards (the bass is not listed when it is not a
+    /// chord tone; tones left out are).
     pub fn pcs(&self) -> Vec<u8> {
         self.quality.intervals().iter().map(|i| (self.root + i) % 12).collect()
     }
@@ -93,9 +95,10 @@ impl Chord {
         self.quality.intervals().iter().any(|i| (self.root + i) % 12 == pc % 12)
     }
 
-    /// What a pianist plays: the chord tones and the bass.
+    /// What a pianist plays: the chord tones not left out, and the bass.
     pub fn sounding_pcs(&self) -> Vec<u8> {
         let mut v = self.pcs();
+        v.retain(|&pc| self.omits & (1 << pc) == 0 || pc == self.bass % 12);
         if !v.contains(&(self.bass % 12)) {
             v.push(self.bass % 12);
         }

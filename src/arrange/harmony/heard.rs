@@ -37,6 +37,9 @@ const LOW_FULL: u8 = 28;
 const LOW_HALVING: f64 = 6.0;
 const LOW_TOP: u8 = 59;
 
+/// A chord tone sounding less than this share of the beat's strongest pitch class is left out.
+const OMIT_SHARE: f64 = 0.1;
+
 /// Cost of a chord beyond a triad: a seventh or a sus must explain more than a triad does.
 pub fn complexity(q: Quality) -> f64 {
     match q {
@@ -103,6 +106,30 @@ pub fn with_bass(c: Chord, low: &[f64; 12]) -> Chord {
         Some((pc, share)) if c.contains(pc) || share >= PEDAL_SHARE => Chord { bass: pc, ..c },
         _ => c,
     }
+}
+
+/// The chord with the tones the beat does not sound (below [`OMIT_SHARE`] of its strongest pitch
+/// class) left out of the voicing, as a pianist leaves out a fifth nobody plays; the bass and at
+/// least one other tone stay.
+pub fn with_omits(c: Chord, all: &[f64; 12], omit_share: f64) -> Chord {
+    let top = all.iter().fold(0.0f64, |m, &v| m.max(v));
+    if top <= 0.0 {
+        return c;
+    }
+    let mut out = c;
+    let tones = c.sounding_pcs();
+    let mut kept = tones.len();
+    // The weakest first.
+    let mut weak: Vec<u8> = tones.into_iter().filter(|&pc| pc != c.bass % 12 && all[pc as usize] < omit_share * top).collect();
+    weak.sort_by(|&a, &b| all[a as usize].total_cmp(&all[b as usize]).then(a.cmp(&b)));
+    for pc in weak {
+        if kept <= 2 {
+            break;
+        }
+        out.omits |= 1 << pc;
+        kept -= 1;
+    }
+    out
 }
 
 /// Key of each occupied beat: Krumhansl's from the notes within [`KEY_WINDOW`] beats.
@@ -186,7 +213,15 @@ pub fn analyze(notes: &[BeatNote], partial: &[bool], meter: &Meter) -> Harmony {
             path[t] = c;
             c = back[t * nc + c] as usize;
         }
-        push_run(&mut chords, first, b0, path.iter().enumerate().map(|(t, &c)| with_bass(vocab[c], &ev[t].low)));
+        push_run(
+            &mut chords,
+            first,
+            b0,
+            path.iter().enumerate().map(|(t, &c)| {
+                let c = with_bass(vocab[c], &ev[t].low);
+                with_omits(c, &ev[t].all, OMIT_SHARE)
+            }),
+        );
     }
     Harmony { key, first_beat: first, chords }
 }
@@ -217,7 +252,7 @@ mod tests {
         let h = run(&mut notes);
         assert_eq!(h.at(1), Some(Chord::new(7, Quality::Dominant7)));
         assert_eq!(h.at(5), Some(Chord::new(2, Quality::Power)));
-        assert_eq!(h.at(9), Some(Chord { root: 0, quality: Quality::Major, bass: 4 }));
+        assert_eq!(h.at(9), Some(Chord { bass: 4, ..Chord::new(0, Quality::Major) }));
         assert_eq!(h.at(13), Some(Chord::new(9, Quality::Minor7)));
     }
 
@@ -255,6 +290,22 @@ mod tests {
         low[7] = 0.1;
         assert_eq!(with_bass(Chord::new(0, Quality::Major), &low).bass, 2);
         assert_eq!(heard_bass(&[0.0; 12]), None);
+    }
+
+    #[test]
+    fn unheard_tones_are_left_out() {
+        // C and E strong, G silent: G is left out; the bass and one tone always stay.
+        let c = Chord::new(0, Quality::Major);
+        let mut all = [0.0; 12];
+        (all[0], all[4], all[6]) = (1.0, 0.8, 0.2);
+        assert_eq!(with_omits(c, &all, 0.1).sounding_pcs(), vec![0, 4]);
+        assert_eq!(with_omits(c, &all, 0.1).omits, 1 << 7);
+        let mut all = [0.0; 12];
+        all[0] = 1.0;
+        assert_eq!(with_omits(c, &all, 0.1).sounding_pcs().len(), 2);
+        let e_bass = Chord { bass: 4, ..c };
+        all[4] = 0.0;
+        assert!(with_omits(e_bass, &all, 0.1).sounding_pcs().contains(&4), "the bass stays");
     }
 
     #[test]

@@ -189,8 +189,66 @@ struct CoverArgs {
     /// Parallel jobs (default: every core).
     #[arg(short, long)]
     jobs: Option<usize>,
+    /// The song's beats, from a beat tracker or a host's tempo map: a file of beat times in seconds
+    /// (a JSON array, or numbers separated by white space or commas; one song). The cover follows
+    /// them (its grid bends with the music); the MIDI file keeps one tempo (--bpm, else the
+    /// beats' median) with every note at its time.
+    #[arg(long, conflicts_with = "first_beat")]
+    beats: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
+}
+
+/// Beat times in seconds, strictly increasing: beat `k` is at `times[k]`, with the first and last
+/// periods carried on before and after.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BeatMap {
+    times: Vec<f64>,
+}
+
+impl BeatMap {
+    /// At least two beats, finite and strictly increasing.
+    pub fn new(times: Vec<f64>) -> Result<Self> {
+        if times.len() < 2 {
+            bail!("a beat map needs at least two beats, got {}", times.len());
+        }
+        if times.iter().any(|t| !t.is_finite()) || times.windows(2).any(|w| w[1] <= w[0]) {
+            bail!("beat times must be numbers of seconds in increasing order");
+        }
+        Ok(Self { times })
+    }
+
+    /// Parses a JSON array of seconds, or numbers separated by white space or commas.
+    pub fn parse(text: &str) -> Result<Self> {
+        let times: Vec<f64> = text
+            .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
+            .filter(|w| !w.is_empty())
+            .map(|w| w.parse::<f64>().with_context(|| format!("'{w}' is not a number of seconds")))
+            .collect::<Result<_>>()?;
+        Self::new(times)
+    }
+
+    /// The median time between beats.
+    pub fn median_period(&self) -> f64 {
+        let mut d: Vec<f64> = self.times.windows(2).map(|w| w[1] - w[0]).collect();
+        d.sort_by(f64::total_cmp);
+        d[d.len() / 2]
+    }
+
+    /// The beat position (fractional) at time `t` seconds.
+    pub fn beat_at(&self, t: f64) -> f64 {
+        let ts = &self.times;
+        let i = ts.partition_point(|&x| x <= t).clamp(1, ts.len() - 1);
+        let (a, b) = (ts[i - 1], ts[i]);
+        (i - 1) as f64 + (t - a) / (b - a)
+    }
+
+    /// The time in seconds of beat position `beat`.
+    pub fn seconds_at(&self, beat: f64) -> f64 {
+        let ts = &self.times;
+        let i = (beat.floor().max(0.0) as usize).min(ts.len() - 2);
+        ts[i] + (beat - i as f64) * (ts[i + 1] - ts[i])
+    }
 }
 
 const AUDIO_EXTENSIONS: &[&str] = &["wav", "wave", "mp3", "flac", "ogg", "oga"];
@@ -341,6 +399,14 @@ fn cover(args: CoverArgs) -> Result<()> {
         ArrangeSettings { density: args.density, style, quantize_strength: args.quantize, hand_span: args.hand_span, ..ArrangeSettings::default() }.sanitized();
     let (songs, outputs) = args.io.songs_and_outputs()?;
     let index: std::collections::HashMap<&Path, &PathBuf> = songs.iter().map(|s| s.as_path()).zip(&outputs).collect();
+    let beat_map = match &args.beats {
+        Some(_) if songs.len() != 1 => bail!("--beats takes one song ({} given)", songs.len()),
+        Some(path) => Some(
+            BeatMap::parse(&std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)
+                .with_context(|| format!("reading beats from {}", path.display()))?,
+        ),
+        None => None,
+    };
     // Checked before any work: a missing SoundFont is a clear error, not a lost transcription.
     let soundfont = match &args.render {
         Some(_) if songs.len() != 1 => bail!("--render takes one song ({} given)", songs.len()),
@@ -355,19 +421,41 @@ fn cover(args: CoverArgs) -> Result<()> {
         let out = index[song];
         let (t, clip) = transcribe_file_and_clip(models, song, &params)?;
         let (notes, melody) = melody_notes(args.voice, &t, &clip)?;
-        let grid = args.grid.grid_for(&notes);
-        let input = ArrangeInput::from_transcription(&notes, Some(&t.frames), &grid);
-        let cover = arrange::arrange(&input, &settings);
-        // A grid whose beat 0 is not at 0 s (estimated phase) is shifted so the file's beat 0 is at 0 s.
-        let shift = grid.first_beat_s / grid.seconds_per_beat();
-        let cover: Vec<_> = cover
-            .into_iter()
-            .map(|mut n| {
-                n.start_beat += shift;
-                n.end_beat += shift;
-                n
-            })
-            .collect();
+        let (grid, cover) = match &beat_map {
+            Some(map) => {
+                // Arranged on the beats as tracked, written at one tempo with each note at its time.
+                let file_grid = args.grid.grid_at(args.grid.bpm.unwrap_or(60.0 / map.median_period()));
+                let seconds = BeatGrid::new(60.0);
+                let mut input = ArrangeInput::from_transcription(&notes, Some(&t.frames), &seconds);
+                for n in &mut input.notes {
+                    (n.start_beat, n.end_beat) = (map.beat_at(n.start_beat), map.beat_at(n.end_beat));
+                }
+                input.seconds_per_beat = map.median_period();
+                input.first_downbeat_beat = args.grid.first_downbeat.map_or(0.0, |d| map.beat_at(d));
+                let mut cover = arrange::arrange(&input, &settings);
+                for n in &mut cover {
+                    n.start_beat = file_grid.beat_at(map.seconds_at(n.start_beat));
+                    n.end_beat = file_grid.beat_at(map.seconds_at(n.end_beat));
+                }
+                (file_grid, cover)
+            }
+            None => {
+                let grid = args.grid.grid_for(&notes);
+                let input = ArrangeInput::from_transcription(&notes, Some(&t.frames), &grid);
+                let cover = arrange::arrange(&input, &settings);
+                // A grid whose beat 0 is not at 0 s (estimated phase) is shifted so the file's beat 0 is at 0 s.
+                let shift = grid.first_beat_s / grid.seconds_per_beat();
+                let cover: Vec<_> = cover
+                    .into_iter()
+                    .map(|mut n| {
+                        n.start_beat += shift;
+                        n.end_beat += shift;
+                        n
+                    })
+                    .collect();
+                (grid, cover)
+            }
+        };
         write_file(out, &midi_file::cover_to_smf(&cover, &grid)?)?;
         if let (Some(wav), Some(font)) = (&args.render, &soundfont) {
             let (left, right) = crate::render::render(&cover, &grid, font)?;
@@ -488,4 +576,25 @@ fn transcribe(args: TranscribeArgs) -> Result<()> {
         bail!("{failed} of {} songs failed", songs.len());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_beat_map_converts_both_ways_and_extrapolates() {
+        let m = BeatMap::parse("[0.5, 1.0, 1.6,\n 2.0]").unwrap();
+        assert_eq!(m.beat_at(0.5), 0.0);
+        assert!((m.beat_at(1.3) - 1.5).abs() < 1e-12);
+        assert!((m.beat_at(0.25) + 0.5).abs() < 1e-12, "before the first beat: the first period");
+        assert!((m.beat_at(2.2) - 3.5).abs() < 1e-12, "after the last: the last period");
+        for b in [-0.5, 0.0, 0.3, 1.5, 2.9, 3.5] {
+            assert!((m.beat_at(m.seconds_at(b)) - b).abs() < 1e-12, "{b}");
+        }
+        assert!((m.median_period() - 0.5).abs() < 1e-12);
+        assert!(BeatMap::parse("1.0").is_err());
+        assert!(BeatMap::parse("1.0 0.5").is_err());
+        assert!(BeatMap::parse("1.0 x").is_err());
+    }
 }
