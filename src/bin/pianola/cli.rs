@@ -35,12 +35,13 @@ struct ModelArgs {
     /// Inference backend: tract (pure Rust) or ort (ONNX Runtime, needs --features onnxruntime).
     #[arg(long, default_value = "tract")]
     backend: Backend,
-    /// Onset threshold (0..1): higher finds fewer notes.
-    #[arg(long, default_value_t = 0.5)]
-    onset_threshold: f32,
-    /// Frame threshold (0..1): higher ends notes sooner.
-    #[arg(long, default_value_t = 0.3)]
-    frame_threshold: f32,
+    /// Onset threshold (0..1): higher finds fewer notes. Default 0.5; `cover` lowers the
+    /// thresholds for a song where they find far too few notes for its sound, unless either is given.
+    #[arg(long)]
+    onset_threshold: Option<f32>,
+    /// Frame threshold (0..1): higher ends notes sooner. Default 0.3.
+    #[arg(long)]
+    frame_threshold: Option<f32>,
     /// Shortest note kept, in milliseconds.
     #[arg(long, default_value_t = 127.70)]
     min_note_ms: f32,
@@ -48,7 +49,9 @@ struct ModelArgs {
 
 impl ModelArgs {
     fn decode_params(&self) -> Result<DecodeParams> {
-        for (name, v) in [("--onset-threshold", self.onset_threshold), ("--frame-threshold", self.frame_threshold)] {
+        let d = DecodeParams::default();
+        let (onset, frame) = (self.onset_threshold.unwrap_or(d.onset_threshold), self.frame_threshold.unwrap_or(d.frame_threshold));
+        for (name, v) in [("--onset-threshold", onset), ("--frame-threshold", frame)] {
             if !(0.0..=1.0).contains(&v) {
                 bail!("{name} must be between 0 and 1, got {v}");
             }
@@ -56,8 +59,12 @@ impl ModelArgs {
         if !(self.min_note_ms.is_finite() && self.min_note_ms >= 0.0) {
             bail!("--min-note-ms must be a positive number of milliseconds");
         }
-        Ok(DecodeParams { onset_threshold: self.onset_threshold, frame_threshold: self.frame_threshold, ..DecodeParams::default() }
-            .with_min_note_ms(self.min_note_ms))
+        Ok(DecodeParams { onset_threshold: onset, frame_threshold: frame, ..d }.with_min_note_ms(self.min_note_ms))
+    }
+
+    /// Whether the thresholds may follow the song's level: neither was given.
+    fn adapts(&self) -> bool {
+        self.onset_threshold.is_none() && self.frame_threshold.is_none()
     }
 }
 
@@ -419,7 +426,15 @@ fn cover(args: CoverArgs) -> Result<()> {
     // One model per thread, loaded once; a bad model fails here before any file is written.
     let (results, _) = for_each_song(&songs, args.model.backend, jobs_or_cores(args.jobs), |models, song| -> Result<String> {
         let out = index[song];
-        let (t, clip) = transcribe_file_and_clip(models, song, &params)?;
+        let (mut t, clip) = transcribe_file_and_clip(models, song, &params)?;
+        let level = if args.model.adapts() {
+            let audible = pianola::decode::audible_seconds(&clip.mono(), clip.sample_rate);
+            let (notes, decision) = pianola::decode::notes_for_level(&t.frames, &params, audible);
+            t.notes = notes;
+            decision.describe(&params, t.notes.len())
+        } else {
+            format!("decoding: onset {} / frame {}, as asked", params.onset_threshold, params.frame_threshold)
+        };
         let (notes, melody) = melody_notes(args.voice, &t, &clip)?;
         let (grid, cover) = match &beat_map {
             Some(map) => {
@@ -462,7 +477,7 @@ fn cover(args: CoverArgs) -> Result<()> {
             crate::render::write_wav(wav, &left, &right)?;
         }
         progress.inc(1);
-        Ok(format!("{}: {} notes ({melody}) -> cover of {} at {:.1} bpm -> {}", song.display(), notes.len(), cover.len(), grid.bpm, out.display()))
+        Ok(format!("{}: {} notes ({melody}; {level}) -> cover of {} at {:.1} bpm -> {}", song.display(), notes.len(), cover.len(), grid.bpm, out.display()))
     })?;
     progress.finish_and_clear();
     let mut failed = 0;
