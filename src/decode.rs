@@ -209,6 +209,42 @@ pub fn audible_seconds(mono: &[f32], sample_rate: u32) -> f64 {
     rms.iter().filter(|&&v| v > floor).count() as f64 * block as f64 / sample_rate.max(1) as f64
 }
 
+/// The song's tuning in cents from A440 (-50..50), from the model's pitch contour (3 bins per
+/// semitone; bin `3 * (key - 21) + 1` is where in-tune notes peak: FluidSynth renders of the dev
+/// set, in tune by construction, read +28..+33 cents taking bin `3 * (key - 21)`, one bin's 33
+/// cents): over every frame of every note,
+/// the contour's peak near the note's pitch, found to a fraction of a bin by a parabola through
+/// the three bins around it, weighted by its salience. None without notes or contour.
+pub fn tuning_cents(frames: &FrameOutputs, notes: &[Note]) -> Option<f64> {
+    use crate::notes::N_CONTOUR_BINS;
+    let n_frames = frames.contour.len() / N_CONTOUR_BINS;
+    let frame_of = |t: f64| ((t.max(0.0) * MODEL_SAMPLE_RATE as f64 / FFT_HOP as f64).round() as usize).min(n_frames);
+    let (mut sum, mut weight) = (0.0f64, 0.0f64);
+    for n in notes {
+        let Some(mid) = n.pitch.checked_sub(LOWEST_KEY).map(|k| 3 * k as usize + 1).filter(|&m| m + 1 < N_CONTOUR_BINS) else {
+            continue;
+        };
+        for t in frame_of(n.start_s)..frame_of(n.end_s) {
+            let row = frames.contour_row(t);
+            // The strongest of the note's three bins, and the parabola through it and its neighbours.
+            let centre = (mid - 1..=mid + 1).fold(mid, |b, i| if row[i] > row[b] { i } else { b });
+            if centre == 0 || centre + 1 >= N_CONTOUR_BINS {
+                continue;
+            }
+            let (a, b, c) = (row[centre - 1] as f64, row[centre] as f64, row[centre + 1] as f64);
+            let curve = a - 2.0 * b + c;
+            if !(b.is_finite() && b > 0.0 && curve < 0.0) {
+                continue;
+            }
+            let delta = (0.5 * (a - c) / curve).clamp(-0.5, 0.5);
+            let cents = (centre as f64 + delta - mid as f64) * 100.0 / 3.0;
+            sum += b * cents;
+            weight += b;
+        }
+    }
+    (weight > 0.0).then(|| (sum / weight).clamp(-50.0, 50.0))
+}
+
 /// A note in frames, as `output_to_notes_polyphonic` returns it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct FrameNote {
@@ -511,6 +547,33 @@ mod tests {
         assert!(d.sounding_at_given >= 3.0 && !d.lowered(&given), "{d:?}");
         let two = [Note { start_s: 0.0, end_s: 2.0, pitch: 60, amplitude: 0.5 }, Note { start_s: 1.0, end_s: 3.0, pitch: 64, amplitude: 0.5 }];
         assert_eq!(sounding_seconds(&two), 3.0);
+    }
+
+    #[test]
+    fn tuning_is_read_from_the_contour_between_its_bins() {
+        use super::*;
+        use crate::notes::N_CONTOUR_BINS;
+        // A440 (key 69) played 10 cents sharp: the contour peaks 0.3 bin above bin 3 * 48 + 1.
+        let n = 100;
+        let mut f = FrameOutputs { note: vec![], onset: vec![], contour: vec![0.0; n * N_CONTOUR_BINS] };
+        for t in 0..n {
+            for b in 0..N_CONTOUR_BINS {
+                let x = b as f64 - (3.0 * 48.0 + 1.3);
+                f.contour[t * N_CONTOUR_BINS + b] = (0.8 * (-x * x / 2.0).exp()) as f32;
+            }
+        }
+        let note = Note { start_s: 0.1, end_s: 1.0, pitch: 69, amplitude: 0.5 };
+        let c = tuning_cents(&f, &[note]).unwrap();
+        assert!((c - 10.0).abs() < 2.0, "{c}");
+        // In tune: 0; nothing to read: None.
+        for t in 0..n {
+            for b in 0..N_CONTOUR_BINS {
+                let x = b as f64 - (3.0 * 48.0 + 1.0);
+                f.contour[t * N_CONTOUR_BINS + b] = (0.8 * (-x * x / 2.0).exp()) as f32;
+            }
+        }
+        assert!(tuning_cents(&f, &[note]).unwrap().abs() < 0.01);
+        assert_eq!(tuning_cents(&f, &[]), None);
     }
 
     #[test]

@@ -435,6 +435,7 @@ fn cover(args: CoverArgs) -> Result<()> {
         } else {
             format!("decoding: onset {} / frame {}, as asked", params.onset_threshold, params.frame_threshold)
         };
+        let tuning = pianola::decode::tuning_cents(&t.frames, &t.notes).map_or("tuning unknown".into(), |c| format!("tuning {c:+.0} cents from A440"));
         let (notes, melody) = melody_notes(args.voice, &t, &clip)?;
         let (grid, cover) = match &beat_map {
             Some(map) => {
@@ -477,7 +478,14 @@ fn cover(args: CoverArgs) -> Result<()> {
             crate::render::write_wav(wav, &left, &right)?;
         }
         progress.inc(1);
-        Ok(format!("{}: {} notes ({melody}; {level}) -> cover of {} at {:.1} bpm -> {}", song.display(), notes.len(), cover.len(), grid.bpm, out.display()))
+        Ok(format!(
+            "{}: {} notes ({melody}; {level}; {tuning}) -> cover of {} at {:.1} bpm -> {}",
+            song.display(),
+            notes.len(),
+            cover.len(),
+            grid.bpm,
+            out.display()
+        ))
     })?;
     progress.finish_and_clear();
     let mut failed = 0;
@@ -562,7 +570,8 @@ fn transcribe(args: TranscribeArgs) -> Result<()> {
             let rows: Vec<(f64, f64, u8, f32)> = notes.iter().map(|n| (n.start_s, n.end_s, n.pitch, n.amplitude)).collect();
             write_file(json, serde_json::json!({ "n_frames": t.frames.n_frames(), "notes": rows }).to_string().as_bytes())?;
         }
-        eprintln!("{}: {} notes ({source}) in {:.1} s of audio -> {}", song.display(), notes.len(), t.duration_s, out.display());
+        let tuning = pianola::decode::tuning_cents(&t.frames, &t.notes).map_or("tuning unknown".into(), |c| format!("tuning {c:+.0} cents from A440"));
+        eprintln!("{}: {} notes ({source}; {tuning}) in {:.1} s of audio -> {}", song.display(), notes.len(), t.duration_s, out.display());
         Ok(t.duration_s)
     })?;
     let mut failed = 0;
