@@ -104,6 +104,112 @@ pub fn notes_from_frames(frames: &FrameOutputs, params: &DecodeParams) -> Vec<No
     events.into_iter().map(|e| Note { start_s: frame_to_seconds(e.start), end_s: frame_to_seconds(e.end), pitch: e.pitch, amplitude: e.amplitude }).collect()
 }
 
+/// Notes sounding less than this share of the time the audio has sound means the thresholds do
+/// not fit the song: a quiet mix, or sounds the model is unsure of. (At basic-pitch's defaults the
+/// notes of the dev sets' songs sound 55-100% of the time, a slow sung line's too; three quiet or
+/// synth-heavy game soundtracks of the real dev set 1-23%. At 0.4 lincity_theme is decoded at
+/// 0.3/0.2 rather than 0.4/0.25: harmony_margin 0.133 -> 0.157.)
+pub const SPARSE_SOUNDING_SHARE: f64 = 0.4;
+/// Lower (onset, frame) thresholds tried one after another on a sparse song, until one finds
+/// enough notes.
+pub const SPARSE_STEPS: [(f32, f32); 3] = [(0.4, 0.25), (0.3, 0.2), (0.2, 0.15)];
+
+/// Seconds during which at least one of `notes` sounds.
+pub fn sounding_seconds(notes: &[Note]) -> f64 {
+    let mut spans: Vec<(f64, f64)> = notes.iter().filter(|n| n.end_s > n.start_s).map(|n| (n.start_s, n.end_s)).collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut total = 0.0;
+    let mut cur: Option<(f64, f64)> = None;
+    for (a, b) in spans {
+        cur = match cur {
+            Some((s, e)) if a <= e => Some((s, e.max(b))),
+            Some((s, e)) => {
+                total += e - s;
+                Some((a, b))
+            }
+            None => Some((a, b)),
+        };
+    }
+    total + cur.map_or(0.0, |(s, e)| e - s)
+}
+
+/// What [`notes_for_level`] decided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LevelDecision {
+    /// The settings the notes were decoded with.
+    pub params: DecodeParams,
+    /// How many notes the given settings found, and for how many seconds they sound.
+    pub found_at_given: usize,
+    pub sounding_at_given: f64,
+    pub audible_s: f64,
+}
+
+impl LevelDecision {
+    /// Whether the thresholds were lowered.
+    pub fn lowered(&self, given: &DecodeParams) -> bool {
+        self.params != *given
+    }
+
+    /// The decision in words, for a log line.
+    pub fn describe(&self, given: &DecodeParams, notes: usize) -> String {
+        if self.lowered(given) {
+            format!(
+                "decoding: {} notes at onset {} / frame {} sound {:.0} s of {:.0} s with sound, too little; onset {} / frame {} finds {notes}",
+                self.found_at_given,
+                given.onset_threshold,
+                given.frame_threshold,
+                self.sounding_at_given,
+                self.audible_s,
+                self.params.onset_threshold,
+                self.params.frame_threshold
+            )
+        } else {
+            format!("decoding: onset {} / frame {}", given.onset_threshold, given.frame_threshold)
+        }
+    }
+}
+
+/// Notes decoded at thresholds that fit the song: `params` first; if those notes sound less than
+/// [`SPARSE_SOUNDING_SHARE`] of the seconds with sound (`audible_s`, from [`audible_seconds`]),
+/// each of [`SPARSE_STEPS`] in turn (never above the given thresholds), keeping the first whose
+/// notes sound enough, or the one with the most notes. Silence stays silent: nothing is lowered
+/// without sound.
+pub fn notes_for_level(frames: &FrameOutputs, params: &DecodeParams, audible_s: f64) -> (Vec<Note>, LevelDecision) {
+    let notes = notes_from_frames(frames, params);
+    let sounding = sounding_seconds(&notes);
+    let mut decision = LevelDecision { params: *params, found_at_given: notes.len(), sounding_at_given: sounding, audible_s };
+    let enough = |notes: &[Note]| sounding_seconds(notes) >= SPARSE_SOUNDING_SHARE * audible_s;
+    if audible_s < 1.0 || enough(&notes) {
+        return (notes, decision);
+    }
+    let mut best = notes;
+    for &(onset, frame) in &SPARSE_STEPS {
+        let p = DecodeParams { onset_threshold: onset.min(params.onset_threshold), frame_threshold: frame.min(params.frame_threshold), ..*params };
+        if p == decision.params {
+            continue;
+        }
+        let notes = notes_from_frames(frames, &p);
+        if notes.len() > best.len() {
+            (best, decision.params) = (notes, p);
+        }
+        if enough(&best) {
+            break;
+        }
+    }
+    (best, decision)
+}
+
+/// Seconds of `mono` with sound: 50 ms blocks within 40 dB of the loudest block and above
+/// -70 dBFS.
+pub fn audible_seconds(mono: &[f32], sample_rate: u32) -> f64 {
+    let block = (sample_rate as usize / 20).max(1);
+    let rms: Vec<f64> =
+        mono.chunks(block).map(|c| (c.iter().map(|&x| if x.is_finite() { (x as f64).powi(2) } else { 0.0 }).sum::<f64>() / c.len() as f64).sqrt()).collect();
+    let loudest = rms.iter().fold(0.0f64, |m, &v| m.max(v));
+    let floor = (loudest * 0.01).max(10f64.powf(-70.0 / 20.0));
+    rms.iter().filter(|&&v| v > floor).count() as f64 * block as f64 / sample_rate.max(1) as f64
+}
+
 /// A note in frames, as `output_to_notes_polyphonic` returns it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct FrameNote {
@@ -373,6 +479,57 @@ fn py_f64(x: f32) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_sparse_song_is_decoded_at_lower_thresholds_and_a_busy_one_is_not() {
+        use super::*;
+        // 10 s of frames: one key with onsets every 20 frames, sustained at `note`.
+        let frames = |note: f32, onset: f32| {
+            let n = 862;
+            let mut f = FrameOutputs { note: vec![0.0; n * N_KEYS], onset: vec![0.0; n * N_KEYS], contour: vec![] };
+            for t in 0..n {
+                f.note[t * N_KEYS + 39] = note;
+                if t % 20 == 5 {
+                    f.onset[t * N_KEYS + 39] = onset;
+                }
+            }
+            f
+        };
+        // Soft: nothing at the defaults.
+        let f = frames(0.28, 0.35);
+        let given = DecodeParams::default();
+        let (notes, d) = notes_for_level(&f, &given, 10.0);
+        assert_eq!(d.found_at_given, notes_from_frames(&f, &given).len());
+        assert!(d.sounding_at_given < 3.0, "{d:?}");
+        assert!(d.lowered(&given) && d.params.onset_threshold < 0.5, "{d:?}");
+        assert!(sounding_seconds(&notes) >= 3.0, "{}", notes.len());
+        assert!(d.describe(&given, notes.len()).contains("too little"));
+        // The same frames in silence (no sound measured): untouched.
+        assert!(!notes_for_level(&f, &given, 0.0).1.lowered(&given));
+        let own = DecodeParams { onset_threshold: 0.3, frame_threshold: 0.2, ..given };
+        assert!(!notes_for_level(&f, &own, 10.0).1.lowered(&own), "a low threshold that finds the notes stays");
+        // Enough notes for the sound: nothing changes.
+        let (_, d) = notes_for_level(&frames(0.6, 0.8), &given, 10.0);
+        assert!(d.sounding_at_given >= 3.0 && !d.lowered(&given), "{d:?}");
+        let two = [Note { start_s: 0.0, end_s: 2.0, pitch: 60, amplitude: 0.5 }, Note { start_s: 1.0, end_s: 3.0, pitch: 64, amplitude: 0.5 }];
+        assert_eq!(sounding_seconds(&two), 3.0);
+    }
+
+    #[test]
+    fn audible_seconds_counts_sound_not_silence() {
+        let rate = 1000;
+        let mut x = vec![0.0f32; 4000];
+        for (i, s) in x.iter_mut().enumerate().take(1000) {
+            *s = 0.5 * ((i as f32) * 0.3).sin();
+        }
+        // 1 s loud, 1 s at -30 dB (counts), 2 s of silence.
+        for (i, s) in x.iter_mut().enumerate().skip(1000).take(1000) {
+            *s = 0.016 * ((i as f32) * 0.3).sin();
+        }
+        let a = super::audible_seconds(&x, rate);
+        assert!((a - 2.0).abs() < 0.06, "{a}");
+        assert_eq!(super::audible_seconds(&[0.0; 500], rate), 0.0);
+    }
+
     use super::*;
 
     fn empty_frames(n: usize) -> FrameOutputs {

@@ -57,16 +57,21 @@ impl Out<'_> {
     }
 }
 
-/// Left-hand voicing of `c`: the bass (root) and the other chord tones closely above it, all under
-/// `ceiling` where possible.
+/// Left-hand voicing of `c`: its bass (the root, or the note the music puts under it) and the
+/// chord's other tones closely above it, all under `ceiling` where possible.
 fn lh_voicing(c: Chord, ceiling: i32, span: i32) -> (i32, Vec<i32>) {
-    let root = c.root as i32;
-    let mut bass = BASS_LOW + (root - BASS_LOW).rem_euclid(12);
+    let low = c.bass as i32;
+    let mut bass = BASS_LOW + (low - BASS_LOW).rem_euclid(12);
     while bass + 4 > ceiling && bass - 12 >= 28 {
         bass -= 12;
     }
-    let mut tones: Vec<i32> =
-        c.pcs()[1..].iter().map(|&pc| bass + 1 + (pc as i32 - bass - 1).rem_euclid(12)).filter(|&p| p < ceiling && p - bass <= span).collect();
+    let mut tones: Vec<i32> = c
+        .sounding_pcs()
+        .iter()
+        .filter(|&&pc| pc != c.bass % 12)
+        .map(|&pc| bass + 1 + (pc as i32 - bass - 1).rem_euclid(12))
+        .filter(|&p| p < ceiling && p - bass <= span)
+        .collect();
     tones.sort_unstable();
     (bass, tones)
 }
@@ -74,7 +79,7 @@ fn lh_voicing(c: Chord, ceiling: i32, span: i32) -> (i32, Vec<i32>) {
 /// Up to `n` chord tones under `melody`, nearest first, above `floor`.
 fn rh_tones(c: Chord, melody: i32, floor: i32, n: usize, span: i32) -> Vec<i32> {
     let mut out: Vec<i32> = c
-        .pcs()
+        .sounding_pcs()
         .iter()
         .filter(|&&pc| pc as i32 != melody.rem_euclid(12))
         .map(|&pc| {
@@ -209,12 +214,12 @@ mod tests {
     use crate::arrange::harmony::{Key, Quality};
 
     fn harm(chords: &[(u8, Quality)]) -> Harmony {
-        Harmony { key: Key { tonic: 0, minor: false }, first_beat: 0, chords: chords.iter().map(|&(root, quality)| Some(Chord { root, quality })).collect() }
+        Harmony { key: Key { tonic: 0, minor: false }, first_beat: 0, chords: chords.iter().map(|&(root, quality)| Some(Chord::new(root, quality))).collect() }
     }
 
     #[test]
     fn voicings_stay_in_one_hand_and_under_the_melody() {
-        let c = Chord { root: 0, quality: Quality::Major };
+        let c = Chord::new(0, Quality::Major);
         let (bass, tones) = lh_voicing(c, 63, 14);
         assert_eq!(bass, 48);
         assert_eq!(tones, vec![52, 55]);

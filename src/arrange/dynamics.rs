@@ -154,6 +154,24 @@ pub fn measure_clip(mono: &[f32], sample_rate: u32, grid: &crate::notes::BeatGri
     measure(mono, grid.beat_at(0.0), 1.0 / (sample_rate as f64 * grid.seconds_per_beat()))
 }
 
+/// Loudness per beat where beat `first_beat + i` spans `starts_s[i]..starts_s[i + 1]` seconds of a
+/// mono clip at `sample_rate` (a tracked beat map, whose beats are not equal).
+pub fn measure_spans(mono: &[f32], sample_rate: u32, first_beat: i64, starts_s: &[f64]) -> BeatLoudness {
+    let at = |s: f64| ((s.max(0.0) * sample_rate as f64) as usize).min(mono.len());
+    let db = starts_s
+        .windows(2)
+        .map(|w| {
+            let seg = &mono[at(w[0])..at(w[1]).max(at(w[0]))];
+            if seg.is_empty() {
+                SILENT_DB
+            } else {
+                to_db((seg.iter().map(|&x| if x.is_finite() { (x as f64) * (x as f64) } else { 0.0 }).sum::<f64>() / seg.len() as f64).sqrt())
+            }
+        })
+        .collect();
+    BeatLoudness { first_beat, db }
+}
+
 /// Sets the velocities of `notes` (see the module doc). `velocity_scale` is the user's knob.
 pub fn apply(notes: &mut [CoverNote], loudness: &BeatLoudness, meter: &Meter, velocity_scale: f32) {
     if !loudness.is_empty() {
@@ -311,6 +329,13 @@ mod tests {
         apply(&mut notes, &BeatLoudness::default(), &meter(), 1.0);
         assert!(notes[1].velocity >= notes[0].velocity + MELODY_MARGIN);
         assert_eq!(notes[2].velocity, 80);
+    }
+
+    #[test]
+    fn spans_of_a_beat_map_are_measured_like_equal_beats() {
+        let audio: Vec<f32> = (0..300).map(|i| if i < 100 { 0.5 } else { 0.05 }).collect();
+        let even = measure(&audio, 0.0, 0.01);
+        assert_eq!(measure_spans(&audio, 100, 0, &[0.0, 1.0, 2.0, 3.0]), even);
     }
 
     #[test]

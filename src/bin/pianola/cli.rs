@@ -36,12 +36,13 @@ struct ModelArgs {
     /// (ONNX Runtime, needs --features onnxruntime).
     #[arg(long, default_value = "native")]
     backend: Backend,
-    /// Onset threshold (0..1): higher finds fewer notes.
-    #[arg(long, default_value_t = 0.5)]
-    onset_threshold: f32,
-    /// Frame threshold (0..1): higher ends notes sooner.
-    #[arg(long, default_value_t = 0.3)]
-    frame_threshold: f32,
+    /// Onset threshold (0..1): higher finds fewer notes. Default 0.5; `cover` lowers the
+    /// thresholds for a song where they find far too few notes for its sound, unless either is given.
+    #[arg(long)]
+    onset_threshold: Option<f32>,
+    /// Frame threshold (0..1): higher ends notes sooner. Default 0.3.
+    #[arg(long)]
+    frame_threshold: Option<f32>,
     /// Shortest note kept, in milliseconds.
     #[arg(long, default_value_t = 127.70)]
     min_note_ms: f32,
@@ -53,7 +54,9 @@ struct ModelArgs {
 
 impl ModelArgs {
     fn decode_params(&self) -> Result<DecodeParams> {
-        for (name, v) in [("--onset-threshold", self.onset_threshold), ("--frame-threshold", self.frame_threshold)] {
+        let d = DecodeParams::default();
+        let (onset, frame) = (self.onset_threshold.unwrap_or(d.onset_threshold), self.frame_threshold.unwrap_or(d.frame_threshold));
+        for (name, v) in [("--onset-threshold", onset), ("--frame-threshold", frame)] {
             if !(0.0..=1.0).contains(&v) {
                 bail!("{name} must be between 0 and 1, got {v}");
             }
@@ -61,8 +64,12 @@ impl ModelArgs {
         if !(self.min_note_ms.is_finite() && self.min_note_ms >= 0.0) {
             bail!("--min-note-ms must be a positive number of milliseconds");
         }
-        Ok(DecodeParams { onset_threshold: self.onset_threshold, frame_threshold: self.frame_threshold, ..DecodeParams::default() }
-            .with_min_note_ms(self.min_note_ms))
+        Ok(DecodeParams { onset_threshold: onset, frame_threshold: frame, ..d }.with_min_note_ms(self.min_note_ms))
+    }
+
+    /// Whether the thresholds may follow the song's level: neither was given.
+    fn adapts(&self) -> bool {
+        self.onset_threshold.is_none() && self.frame_threshold.is_none()
     }
 }
 
@@ -75,9 +82,13 @@ pub struct GridArgs {
     /// Beats per bar.
     #[arg(long, default_value_t = 4)]
     pub beats_per_bar: u32,
-    /// Time of the first downbeat, in seconds (a pickup bar before it).
-    #[arg(long, default_value_t = 0.0)]
-    pub first_downbeat: f64,
+    /// Time of the first downbeat, in seconds (a pickup bar before it); default: the first beat.
+    #[arg(long)]
+    pub first_downbeat: Option<f64>,
+    /// Time of a beat, in seconds (the phase of the beat grid, e.g. a beat tracker's first beat);
+    /// default 0: a beat at the file's start. Only with --bpm.
+    #[arg(long, requires = "bpm")]
+    pub first_beat: Option<f64>,
 }
 
 impl GridArgs {
@@ -91,15 +102,21 @@ impl GridArgs {
         if !(1..=32).contains(&self.beats_per_bar) {
             bail!("--beats-per-bar must be between 1 and 32, got {}", self.beats_per_bar);
         }
-        if !self.first_downbeat.is_finite() {
-            bail!("--first-downbeat must be a number of seconds");
+        for (name, v) in [("--first-downbeat", self.first_downbeat), ("--first-beat", self.first_beat)] {
+            if v.is_some_and(|s| !(s.is_finite() && s.abs() <= 86_400.0)) {
+                bail!("{name} must be a number of seconds");
+            }
         }
         Ok(())
     }
 
-    /// The grid at the given tempo, beat 0 at the file's start.
+    /// The grid at the given tempo: a beat at `--first-beat` (its phase: beat 0 is the first beat
+    /// at or after the file's start), bars from `--first-downbeat` (default: that beat).
     pub fn grid_at(&self, bpm: f64) -> BeatGrid {
-        BeatGrid { bpm, beats_per_bar: self.beats_per_bar, first_beat_s: 0.0, first_downbeat_beat: self.first_downbeat * bpm / 60.0 }
+        let spb = 60.0 / bpm;
+        let first_beat_s = self.first_beat.unwrap_or(0.0).rem_euclid(spb);
+        let first_downbeat_beat = self.first_downbeat.map_or(0.0, |d| (d - first_beat_s) / spb);
+        BeatGrid { bpm, beats_per_bar: self.beats_per_bar, first_beat_s, first_downbeat_beat }
     }
 
     /// The grid: at `--bpm`, or estimated from the notes (tempo and phase) when it was left out.
@@ -187,8 +204,66 @@ struct CoverArgs {
     /// Parallel jobs (default: every core).
     #[arg(short, long)]
     jobs: Option<usize>,
+    /// The song's beats, from a beat tracker or a host's tempo map: a file of beat times in seconds
+    /// (a JSON array, or numbers separated by white space or commas; one song). The cover follows
+    /// them (its grid bends with the music); the MIDI file keeps one tempo (--bpm, else the
+    /// beats' median) with every note at its time.
+    #[arg(long, conflicts_with = "first_beat")]
+    beats: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
+}
+
+/// Beat times in seconds, strictly increasing: beat `k` is at `times[k]`, with the first and last
+/// periods carried on before and after.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BeatMap {
+    times: Vec<f64>,
+}
+
+impl BeatMap {
+    /// At least two beats, finite and strictly increasing.
+    pub fn new(times: Vec<f64>) -> Result<Self> {
+        if times.len() < 2 {
+            bail!("a beat map needs at least two beats, got {}", times.len());
+        }
+        if times.iter().any(|t| !t.is_finite()) || times.windows(2).any(|w| w[1] <= w[0]) {
+            bail!("beat times must be numbers of seconds in increasing order");
+        }
+        Ok(Self { times })
+    }
+
+    /// Parses a JSON array of seconds, or numbers separated by white space or commas.
+    pub fn parse(text: &str) -> Result<Self> {
+        let times: Vec<f64> = text
+            .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
+            .filter(|w| !w.is_empty())
+            .map(|w| w.parse::<f64>().with_context(|| format!("'{w}' is not a number of seconds")))
+            .collect::<Result<_>>()?;
+        Self::new(times)
+    }
+
+    /// The median time between beats.
+    pub fn median_period(&self) -> f64 {
+        let mut d: Vec<f64> = self.times.windows(2).map(|w| w[1] - w[0]).collect();
+        d.sort_by(f64::total_cmp);
+        d[d.len() / 2]
+    }
+
+    /// The beat position (fractional) at time `t` seconds.
+    pub fn beat_at(&self, t: f64) -> f64 {
+        let ts = &self.times;
+        let i = ts.partition_point(|&x| x <= t).clamp(1, ts.len() - 1);
+        let (a, b) = (ts[i - 1], ts[i]);
+        (i - 1) as f64 + (t - a) / (b - a)
+    }
+
+    /// The time in seconds of beat position `beat`.
+    pub fn seconds_at(&self, beat: f64) -> f64 {
+        let ts = &self.times;
+        let i = (beat.floor().max(0.0) as usize).min(ts.len() - 2);
+        ts[i] + (beat - i as f64) * (ts[i + 1] - ts[i])
+    }
 }
 
 const AUDIO_EXTENSIONS: &[&str] = &["wav", "wave", "mp3", "flac", "ogg", "oga"];
@@ -346,6 +421,14 @@ fn cover(args: CoverArgs) -> Result<()> {
     .sanitized();
     let (songs, outputs) = args.io.songs_and_outputs()?;
     let index: std::collections::HashMap<&Path, &PathBuf> = songs.iter().map(|s| s.as_path()).zip(&outputs).collect();
+    let beat_map = match &args.beats {
+        Some(_) if songs.len() != 1 => bail!("--beats takes one song ({} given)", songs.len()),
+        Some(path) => Some(
+            BeatMap::parse(&std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)
+                .with_context(|| format!("reading beats from {}", path.display()))?,
+        ),
+        None => None,
+    };
     // Checked before any work: a missing SoundFont is a clear error, not a lost transcription.
     let soundfont = match &args.render {
         Some(_) if songs.len() != 1 => bail!("--render takes one song ({} given)", songs.len()),
@@ -358,17 +441,57 @@ fn cover(args: CoverArgs) -> Result<()> {
     // One model per thread, loaded once; a bad model fails here before any file is written.
     let (results, _) = for_each_song(&songs, args.model.backend, jobs_or_cores(args.jobs), |models, song| -> Result<String> {
         let out = index[song];
-        let (t, clip, tuning) = transcribe_file_and_clip(models, song, &params, !args.model.no_tuning)?;
-        let (notes, melody) = melody_notes(args.voice, &t, &clip)?;
-        let grid = args.grid.grid_for(&notes);
+        let (mut t, clip, tuning) = transcribe_file_and_clip(models, song, &params, !args.model.no_tuning)?;
+        // Frames are on the time axis the model heard (in tune); notes on the recording's.
         let frame_s = pianola::notes::FRAME_SECONDS * tuning.time_scale;
-        let mut input = ArrangeInput::from_transcription_with(&notes, Some(&t.frames), &grid, |f| f as f64 * frame_s);
-        // The dynamics follow the song's loudness per beat, as the plugin measures it while capturing.
-        input.loudness = arrange::dynamics::measure_clip(&clip.mono(), clip.sample_rate, &grid);
-        let cover = arrange::arrange(&input, &settings);
-        // A grid whose beat 0 is not at 0 s (estimated phase) is shifted so the file's beat 0 is at 0 s.
-        let shift = grid.first_beat_s / grid.seconds_per_beat();
-        let cover = cover.shifted(shift);
+        let level = if args.model.adapts() {
+            let audible = pianola::decode::audible_seconds(&clip.mono(), clip.sample_rate);
+            let (notes, decision) = pianola::decode::notes_for_level(&t.frames, &params, audible * tuning.time_scale.recip());
+            t.notes =
+                notes.into_iter().map(|n| pianola::notes::Note { start_s: n.start_s * tuning.time_scale, end_s: n.end_s * tuning.time_scale, ..n }).collect();
+            decision.describe(&params, t.notes.len())
+        } else {
+            format!("decoding: onset {} / frame {}, as asked", params.onset_threshold, params.frame_threshold)
+        };
+        let (notes, melody) = melody_notes(args.voice, &t, &clip)?;
+        let mono = clip.mono();
+        let (grid, cover) = match &beat_map {
+            Some(map) => {
+                // Arranged on the beats as tracked, written at one tempo with each note at its time.
+                let file_grid = args.grid.grid_at(args.grid.bpm.unwrap_or(60.0 / map.median_period()));
+                let seconds = BeatGrid::new(60.0);
+                let mut input = ArrangeInput::from_transcription_with(&notes, Some(&t.frames), &seconds, |f| f as f64 * frame_s);
+                for n in &mut input.notes {
+                    (n.start_beat, n.end_beat) = (map.beat_at(n.start_beat), map.beat_at(n.end_beat));
+                }
+                input.seconds_per_beat = map.median_period();
+                input.first_downbeat_beat = args.grid.first_downbeat.map_or(0.0, |d| map.beat_at(d));
+                // The loudness of each tracked beat.
+                let first = map.beat_at(0.0).floor() as i64;
+                let last = map.beat_at(t.duration_s).ceil() as i64;
+                let starts: Vec<f64> = (first..=last + 1).map(|k| map.seconds_at(k as f64)).collect();
+                input.loudness = arrange::dynamics::measure_spans(&mono, clip.sample_rate, first, &starts);
+                let on_file = |b: f64| file_grid.beat_at(map.seconds_at(b));
+                let mut cover = arrange::arrange(&input, &settings);
+                for n in &mut cover.notes {
+                    (n.start_beat, n.end_beat) = (on_file(n.start_beat), on_file(n.end_beat));
+                }
+                for p in &mut cover.pedal {
+                    (p.down_beat, p.up_beat) = (on_file(p.down_beat), on_file(p.up_beat));
+                }
+                (file_grid, cover)
+            }
+            None => {
+                let grid = args.grid.grid_for(&notes);
+                let mut input = ArrangeInput::from_transcription_with(&notes, Some(&t.frames), &grid, |f| f as f64 * frame_s);
+                // The dynamics follow the song's loudness per beat, as the plugin measures it while capturing.
+                input.loudness = arrange::dynamics::measure_clip(&mono, clip.sample_rate, &grid);
+                let cover = arrange::arrange(&input, &settings);
+                // A grid whose beat 0 is not at 0 s (estimated phase) is shifted so the file's beat 0 is at 0 s.
+                let shift = grid.first_beat_s / grid.seconds_per_beat();
+                (grid, cover.shifted(shift))
+            }
+        };
         write_file(out, &midi_file::cover_to_smf(&cover, &grid)?)?;
         if let (Some(wav), Some(font)) = (&args.render, &soundfont) {
             let (left, right) = crate::render::render(&cover, &grid, font)?;
@@ -376,7 +499,7 @@ fn cover(args: CoverArgs) -> Result<()> {
         }
         progress.inc(1);
         Ok(format!(
-            "{}: {} notes ({melody}; {}) -> cover of {} at {:.1} bpm -> {}",
+            "{}: {} notes ({melody}; {level}; {}) -> cover of {} at {:.1} bpm -> {}",
             song.display(),
             notes.len(),
             tuning.describe(),
@@ -509,4 +632,25 @@ fn transcribe(args: TranscribeArgs) -> Result<()> {
         bail!("{failed} of {} songs failed", songs.len());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_beat_map_converts_both_ways_and_extrapolates() {
+        let m = BeatMap::parse("[0.5, 1.0, 1.6,\n 2.0]").unwrap();
+        assert_eq!(m.beat_at(0.5), 0.0);
+        assert!((m.beat_at(1.3) - 1.5).abs() < 1e-12);
+        assert!((m.beat_at(0.25) + 0.5).abs() < 1e-12, "before the first beat: the first period");
+        assert!((m.beat_at(2.2) - 3.5).abs() < 1e-12, "after the last: the last period");
+        for b in [-0.5, 0.0, 0.3, 1.5, 2.9, 3.5] {
+            assert!((m.beat_at(m.seconds_at(b)) - b).abs() < 1e-12, "{b}");
+        }
+        assert!((m.median_period() - 0.5).abs() < 1e-12);
+        assert!(BeatMap::parse("1.0").is_err());
+        assert!(BeatMap::parse("1.0 0.5").is_err());
+        assert!(BeatMap::parse("1.0 x").is_err());
+    }
 }

@@ -16,6 +16,9 @@ pub fn capture_from_file(path: &Path, grid: &GridArgs) -> anyhow::Result<Capture
     use anyhow::Context;
     grid.validate()?;
     let bpm = grid.bpm.context("--song needs the song's --bpm")?;
+    if grid.first_beat.is_some() {
+        anyhow::bail!("--first-beat is for `pianola cover`: the plugin's capture starts on a beat");
+    }
     let clip = pianola::audio_file::read(path).with_context(|| format!("reading {}", path.display()))?;
     let mut model = pianola::model::load(pianola::model::Backend::Tract)?;
     let t = pianola::engine::transcribe_clip(model.as_mut(), &clip, &DecodeParams::default())?;
@@ -80,7 +83,7 @@ mod tests {
         let song = devset().join("bach_bwv1.6-vocal/audio.wav");
         assert!(song.exists(), "{} is missing: build the dev set with `python3 ../shared/eval/make_devset.py DIR` (PIANOLA_DEVSET=DIR)", song.display());
         let (bpm, downbeat_s) = (116.0, 0.5172);
-        let capture = capture_from_file(&song, &GridArgs { bpm: Some(bpm), beats_per_bar: 4, first_downbeat: downbeat_s }).unwrap();
+        let capture = capture_from_file(&song, &GridArgs { bpm: Some(bpm), beats_per_bar: 4, first_downbeat: Some(downbeat_s), first_beat: None }).unwrap();
         assert!(capture.notes.len() > 20, "{} notes", capture.notes.len());
         // The CLI's path for the same file and tempo.
         let clip = pianola::audio_file::read(&song).unwrap();
