@@ -10,9 +10,11 @@ the covers (`pianola cover`). Per item and in the mean:
 - `pedal_presses`: CC64 presses in the cover (every cover must have some).
 - `pedal_after_change`: share of presses that go down within a sixteenth after a chord change of
   the cover. A chord change is judged from the cover alone: the pitch classes of the left hand
-  sounding in a beat differ from the beat before, neither set holding the other (the left hand plays
-  the harmony in every style Pianola has at density >= 0.2; a beat where it is silent and the next
-  where it plays is a change; a beat that sounds fewer of the same chord's notes is not).
+  sounding in a beat differ from the beat before, neither set holding the other, or its bass moves
+  (the left hand plays the harmony in every style Pianola has at density >= 0.2; a beat where it is
+  silent and the next where it plays is a change; a beat that sounds fewer of the same chord's notes
+  over the same bass is not). Beats are the cover file's (its one tempo): judge covers made on a
+  constant grid (`--bpm`), as eval_pianist.sh makes them.
 - `pedal_blur`: share of presses held across a chord change (a beat strictly inside the press whose
   left-hand pitch classes differ from the press's first beat's). Target 0.
 - `velocity_spearman`: per beat of the audio (the tracked beats, or the dev set's grid), Spearman
@@ -71,15 +73,19 @@ def pedal_presses(pm, beat):
 
 
 def left_hand_classes(pm, beat, n_beats):
-    """Per integer cover beat, the pitch classes the left hand sounds in it."""
+    """Per integer cover beat, the pitch classes the left hand sounds in it and its lowest note's
+    class (the bass), or None where it is silent."""
     lh = [i for i in pm.instruments if "left" in i.name.lower()]
     out = [frozenset() for _ in range(n_beats)]
+    low = [None for _ in range(n_beats)]
     for inst in lh:
         for n in inst.notes:
             a, b = beat(n.start), beat(n.end)
             for k in range(max(0, int(math.floor(a + 1e-9))), min(n_beats, int(math.ceil(b - 1e-9)))):
                 out[k] = out[k] | {n.pitch % 12}
-    return out
+                if low[k] is None or n.pitch < low[k]:
+                    low[k] = n.pitch
+    return [(c, None if l is None else l % 12) for c, l in zip(out, low)]
 
 
 def item_metrics(audio_path, meta, cover_path):
@@ -89,12 +95,15 @@ def item_metrics(audio_path, meta, cover_path):
     n_beats = int(math.ceil(beat(end))) + 2
     presses = pedal_presses(pm, beat)
     classes = left_hand_classes(pm, beat, n_beats)
-    # One chord's beats may sound fewer of its notes (a note left out for the hand's span): a beat
-    # whose classes contain, or are contained in, the other's is the same chord.
+    # One chord's beats may sound fewer of its notes (a note left out for the hand's span, a tone
+    # the beat does not sound): a beat whose classes contain, or are contained in, the other's is
+    # the same chord, unless the bass moves (an inversion or a new bass under the same tones is a
+    # harmony change a pianist re-pedals for).
     def differ(a, b):
-        return bool(a) and not (a <= b or b <= a)
+        (ca, la), (cb, lb) = a, b
+        return bool(ca) and (not (ca <= cb or cb <= ca) or la != lb)
 
-    changes = [k for k in range(n_beats) if classes[k] and (k == 0 or not classes[k - 1] or differ(classes[k], classes[k - 1]))]
+    changes = [k for k in range(n_beats) if classes[k][0] and (k == 0 or not classes[k - 1][0] or differ(classes[k], classes[k - 1]))]
     after = sum(1 for d, _ in presses if any(0.0 < d - c <= SIXTEENTH + 1e-6 for c in changes))
     blurred = 0
     for d, u in presses:

@@ -18,7 +18,7 @@ shift $(( $# < 2 ? $# : 2 ))
 EVAL=${EVAL:-$(cd "$(dirname "$0")/../../shared/eval" 2>/dev/null && pwd || echo /work/shared/eval)}
 PIANOLA=${PIANOLA:-$(dirname "$0")/../target/release/pianola}
 DENSITY=${DENSITY:-0.5}
-BACKEND=${BACKEND:-ort}
+BACKEND=${BACKEND:-native}
 if [[ ! -f "$DATA/index.json" ]]; then
   command -v sox >/dev/null || { apt-get update && apt-get install -y sox libsox-fmt-all; }
   python3 -c "import librosa" 2>/dev/null || pip install librosa

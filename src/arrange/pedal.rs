@@ -39,6 +39,7 @@ pub fn plan(notes: &[CoverNote], changes: &[f64]) -> Vec<PedalSpan> {
     let mut bounds: Vec<f64> = vec![f64::NEG_INFINITY];
     bounds.extend(changes.iter().copied().filter(|c| c.is_finite()));
     bounds.push(f64::INFINITY);
+    let bounds = same_harmony_merged(&notes, bounds);
     for w in bounds.windows(2) {
         let (from, to) = (w[0], w[1]);
         if to <= from {
@@ -77,6 +78,39 @@ pub fn plan(notes: &[CoverNote], changes: &[f64]) -> Vec<PedalSpan> {
             }
         }
     }
+    out
+}
+
+/// Chord boundaries the left hand does not hear: where the next chord's left-hand pitch classes
+/// hold, or are held by, the previous chord's over the same bass (C to C5, a tone the beat does not
+/// sound left out), the harmony has not changed for a pianist and the pedal is not changed there.
+fn same_harmony_merged(notes: &[&CoverNote], bounds: Vec<f64>) -> Vec<f64> {
+    use crate::notes::Hand;
+    // Per chord: the left hand's pitch classes (bit set) and its lowest key.
+    let left = |from: f64, to: f64| -> (u16, Option<u8>) {
+        let a = notes.partition_point(|n| n.start_beat < from);
+        notes[a..]
+            .iter()
+            .take_while(|n| n.start_beat < to)
+            .filter(|n| n.hand == Hand::Left)
+            .fold((0u16, None), |(set, low), n| (set | 1 << (n.pitch % 12), Some(low.map_or(n.pitch, |l: u8| l.min(n.pitch)))))
+    };
+    let mut out = vec![bounds[0]];
+    let mut previous = left(bounds[0], bounds.get(1).copied().unwrap_or(f64::INFINITY));
+    for w in bounds.windows(3) {
+        let here = left(w[1], w[2]);
+        let (a, b) = (previous, here);
+        let nested = a.0 != 0 && b.0 != 0 && (a.0 & b.0 == a.0 || a.0 & b.0 == b.0);
+        let same_bass = a.1.map(|l| l % 12) == b.1.map(|l| l % 12);
+        if nested && same_bass {
+            // One harmony: the next chord is still compared with the press's first chord (C5,
+            // Csus4, then C-F: the last is not the first's harmony, though each step nests).
+        } else {
+            out.push(w[1]);
+            previous = here;
+        }
+    }
+    out.push(*bounds.last().expect("two bounds at least"));
     out
 }
 
@@ -143,6 +177,18 @@ mod tests {
     }
 
     #[test]
+    fn a_chord_that_only_thins_out_is_not_a_change() {
+        // C major, then C5 (the third left out) over the same bass, then F major.
+        let notes =
+            vec![n(0.0, 1.0, 36), n(0.0, 1.0, 40), n(0.0, 1.0, 43), n(1.0, 2.0, 36), n(1.0, 2.0, 43), n(2.0, 3.0, 41), n(2.0, 3.0, 45), n(2.0, 3.0, 48)];
+        let p = plan(&notes, &[0.0, 1.0, 2.0]);
+        assert_eq!(p, vec![PedalSpan { down_beat: 0.125, up_beat: 2.0 }, PedalSpan { down_beat: 2.125, up_beat: 3.0 }]);
+        // The same tones over another bass is a change.
+        let moved = vec![n(0.0, 1.0, 36), n(0.0, 1.0, 40), n(0.0, 1.0, 43), n(1.0, 2.0, 40), n(1.0, 2.0, 43), n(1.0, 2.0, 48)];
+        assert_eq!(plan(&moved, &[0.0, 1.0]).len(), 2);
+    }
+
+    #[test]
     fn nothing_to_pedal() {
         assert!(plan(&[], &[0.0, 1.0]).is_empty());
         assert!(plan(&[n(0.0, f64::NAN, 60)], &[0.0]).is_empty());
@@ -150,6 +196,8 @@ mod tests {
 
     proptest! {
         #[test]
+        /// Presses never cross a change of harmony the left hand plays (a change the left hand
+        /// only thins out or fills in over the same bass is not one: see the test above).
         fn spans_are_disjoint_sorted_and_never_cross_a_chord_change(
             raw in proptest::collection::vec((0.0f64..32.0, 0.05f64..4.0, 36u8..90), 0..60),
             changes in proptest::collection::vec(0.0f64..32.0, 0..12),
@@ -159,12 +207,17 @@ mod tests {
             let mut changes = changes;
             changes.sort_by(f64::total_cmp);
             let p = plan(&notes, &changes);
+            let valid: Vec<&CoverNote> = notes.iter().collect();
+            let mut bounds = vec![f64::NEG_INFINITY];
+            bounds.extend(changes.iter().copied());
+            bounds.push(f64::INFINITY);
+            let heard = same_harmony_merged(&valid, bounds);
             for w in p.windows(2) {
                 prop_assert!(w[0].up_beat <= w[1].down_beat);
             }
             for s in &p {
                 prop_assert!(s.up_beat - s.down_beat >= MIN_PRESS_BEATS);
-                prop_assert!(!changes.iter().any(|&c| c > s.down_beat && c < s.up_beat), "{s:?} holds across a change in {changes:?}");
+                prop_assert!(!heard.iter().any(|&c| c > s.down_beat && c < s.up_beat), "{s:?} holds across a change in {heard:?}");
             }
         }
     }

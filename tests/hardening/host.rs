@@ -106,9 +106,14 @@ pub struct Instance {
 
 impl Instance {
     pub fn new() -> Self {
+        Self::with_entry(entry())
+    }
+
+    /// An instance from another loaded bundle (a copy installed elsewhere).
+    pub fn with_entry(entry: &PluginEntry) -> Self {
         let host_info = HostInfo::new("pianola-hardening", "pianola", "https://example.invalid", "0.1").unwrap();
         let id = CString::new(PLUGIN_ID).unwrap();
-        let instance = PluginInstance::<TestHost>::new(|_| Shared { callback_requested: AtomicBool::new(false) }, |_| (), entry(), &id, &host_info)
+        let instance = PluginInstance::<TestHost>::new(|_| Shared { callback_requested: AtomicBool::new(false) }, |_| (), entry, &id, &host_info)
             .expect("instantiating Pianola");
         Self { instance, processor: None, sample_rate: 0.0, channels: 2 }
     }

@@ -28,6 +28,7 @@ mod rig;
 mod audio;
 mod editor;
 mod files;
+mod install;
 mod lag;
 mod latency;
 mod length;
