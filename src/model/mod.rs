@@ -236,7 +236,7 @@ pub fn choose_backend(env: Option<&str>, ort: impl FnOnce() -> Result<(), String
 
 /// The default: the native engine; `fallback` says what was asked for and could not be had.
 fn native_default(fallback: Option<String>) -> BackendChoice {
-    BackendChoice { backend: Backend::Native, reason: "native engine (the fastest; ONNX Runtime and tract are references)".into(), fallback }
+    BackendChoice { backend: Backend::Native, reason: "the native engine".into(), fallback }
 }
 
 /// Loads the embedded Basic Pitch model on the chosen backend.
