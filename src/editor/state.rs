@@ -304,7 +304,11 @@ pub fn facts(s: &Snapshot) -> Vec<StatusItem> {
     }
     match &s.backend {
         Some((reason, Some(fallback))) => out.push(item(Level::Warn, format!("Model on {reason}"), fallback.clone())),
-        Some((reason, None)) => out.push(item(Level::Idle, format!("Model on {reason}"), "The engine that runs the note model. The native engine is the fastest; PIANOLA_BACKEND=ort or tract runs a reference runtime.")),
+        Some((reason, None)) => out.push(item(
+            Level::Idle,
+            format!("Model on {reason}"),
+            "The engine that runs the note model. The native engine is the fastest; PIANOLA_BACKEND=ort or tract runs a reference runtime.",
+        )),
         None => {}
     }
     if s.mode == Mode::Live {
