@@ -102,15 +102,9 @@ pub struct TuningReport {
 }
 
 impl TuningReport {
-    /// The audio heard as it is, its tuning not looked at.
-    pub fn as_is() -> Self {
-        Self { tuning: None, corrected: false, time_scale: 1.0 }
-    }
-
     /// In words, for the CLI and the panel.
     pub fn describe(&self) -> String {
         match self.tuning {
-            None if !self.corrected && self.time_scale == 1.0 && self.tuning.is_none() => "tuning not looked at or too little pitched sound to tell".into(),
             None => "tuning: too little pitched sound to tell".into(),
             Some(t) if self.corrected => format!("tuning {:+.0} cents from A440, heard in tune", t.cents),
             Some(t) => format!("tuning {:+.0} cents from A440", t.cents),

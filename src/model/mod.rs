@@ -215,7 +215,9 @@ fn ort_status() -> Result<(), String> {
     Err("this build has no ONNX Runtime backend (built without --features onnxruntime)".into())
 }
 
-/// The choice for a `PIANOLA_BACKEND` value, given whether ONNX Runtime loads (pure, tested).
+/// The choice for a `PIANOLA_BACKEND` value, given whether ONNX Runtime loads (pure, tested;
+/// `ort` is asked only when ONNX Runtime is named, and a build without it never asks).
+#[cfg_attr(not(feature = "onnxruntime"), allow(unused_variables))]
 pub fn choose_backend(env: Option<&str>, ort: impl FnOnce() -> Result<(), String>) -> BackendChoice {
     match env.map(str::trim).filter(|s| !s.is_empty()) {
         None => native_default(None),
@@ -226,10 +228,7 @@ pub fn choose_backend(env: Option<&str>, ort: impl FnOnce() -> Result<(), String
                 Err(e) => native_default(Some(format!("PIANOLA_BACKEND={value}: ONNX Runtime did not load ({e}); running the native engine"))),
             },
             Ok(backend) => BackendChoice { backend, reason: format!("{} (PIANOLA_BACKEND={value})", backend.name()), fallback: None },
-            Err(e) => {
-                let _ = ort;
-                native_default(Some(format!("PIANOLA_BACKEND={value} refused: {e}")))
-            }
+            Err(e) => native_default(Some(format!("PIANOLA_BACKEND={value} refused: {e}"))),
         },
     }
 }

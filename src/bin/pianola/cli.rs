@@ -443,18 +443,18 @@ fn cover(args: CoverArgs) -> Result<()> {
         let out = index[song];
         let (mut t, clip, tuning) = transcribe_file_and_clip(models, song, &params, !args.model.no_tuning)?;
         // Frames are on the time axis the model heard (in tune); notes on the recording's.
-        let frame_s = pianola::notes::FRAME_SECONDS * tuning.time_scale;
+        let time_scale = tuning.as_ref().map_or(1.0, |r| r.time_scale);
+        let frame_s = pianola::notes::FRAME_SECONDS * time_scale;
+        let mono = clip.mono();
         let level = if args.model.adapts() {
-            let audible = pianola::decode::audible_seconds(&clip.mono(), clip.sample_rate);
-            let (notes, decision) = pianola::decode::notes_for_level(&t.frames, &params, audible * tuning.time_scale.recip());
-            t.notes =
-                notes.into_iter().map(|n| pianola::notes::Note { start_s: n.start_s * tuning.time_scale, end_s: n.end_s * tuning.time_scale, ..n }).collect();
+            let audible = pianola::decode::audible_seconds(&mono, clip.sample_rate);
+            let (notes, decision) = pianola::decode::notes_for_level(&t.frames, &params, audible * time_scale.recip());
+            t.notes = notes.into_iter().map(|n| pianola::notes::Note { start_s: n.start_s * time_scale, end_s: n.end_s * time_scale, ..n }).collect();
             decision.describe(&params, t.notes.len())
         } else {
             format!("decoding: onset {} / frame {}, as asked", params.onset_threshold, params.frame_threshold)
         };
         let (notes, melody) = melody_notes(args.voice, &t, &clip)?;
-        let mono = clip.mono();
         let (grid, cover) = match &beat_map {
             Some(map) => {
                 // Arranged on the beats as tracked, written at one tempo with each note at its time.
@@ -502,7 +502,7 @@ fn cover(args: CoverArgs) -> Result<()> {
             "{}: {} notes ({melody}; {level}; {}) -> cover of {} at {:.1} bpm -> {}",
             song.display(),
             notes.len(),
-            tuning.describe(),
+            describe_tuning(tuning.as_ref()),
             cover.notes.len(),
             grid.bpm,
             out.display()
@@ -549,12 +549,12 @@ fn transcribe_file_and_clip(
     song: &Path,
     params: &DecodeParams,
     tuned: bool,
-) -> Result<(Transcription, audio_file::AudioClip, pianola::tuning::TuningReport)> {
+) -> Result<(Transcription, audio_file::AudioClip, Option<pianola::tuning::TuningReport>)> {
     let clip = audio_file::read(song).with_context(|| format!("reading {}", song.display()))?;
     let heard = if tuned {
-        pianola::tuning::transcribe_in_tune(models, &clip, params)
+        pianola::tuning::transcribe_in_tune(models, &clip, params).map(|(t, r)| (t, Some(r)))
     } else {
-        pianola::engine::transcribe_clip_parallel(models, &clip, params).map(|t| (t, pianola::tuning::TuningReport::as_is()))
+        pianola::engine::transcribe_clip_parallel(models, &clip, params).map(|t| (t, None))
     };
     let (t, tuning) = heard.with_context(|| format!("transcribing {}", song.display()))?;
     Ok((t, clip, tuning))
@@ -580,6 +580,11 @@ fn melody_notes<'a>(
     }
 }
 
+/// The tuning found, or that `--no-tuning` skipped it.
+fn describe_tuning(report: Option<&pianola::tuning::TuningReport>) -> String {
+    report.map_or_else(|| "tuning not looked at (--no-tuning)".into(), |r| r.describe())
+}
+
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -597,7 +602,7 @@ fn transcribe(args: TranscribeArgs) -> Result<()> {
         let out = index[song];
         let (t, clip, tuning) = transcribe_file_and_clip(models, song, &params, !args.model.no_tuning)?;
         let (notes, source) = melody_notes(args.voice, &t, &clip)?;
-        let source = format!("{source}; {}", tuning.describe());
+        let source = format!("{source}; {}", describe_tuning(tuning.as_ref()));
         write_file(out, &midi_file::notes_to_smf(&notes)?)?;
         if let Some(json) = &args.json {
             let rows: Vec<(f64, f64, u8, f32)> = notes.iter().map(|n| (n.start_s, n.end_s, n.pitch, n.amplitude)).collect();
