@@ -146,7 +146,7 @@ impl PitchTracker {
 
     /// One model run on `audio` (16 kHz): pitch, confidence and loudness for its
     /// `max(1, len / HOP)` frames, with the package's silence gate.
-    fn run(&mut self, audio: &[f32], fmin: f32, fmax: f32) -> Result<PitchFrames, ModelError> {
+    pub(crate) fn run(&mut self, audio: &[f32], fmin: f32, fmax: f32) -> Result<PitchFrames, ModelError> {
         let failed = |e: TractError| ModelError::Inference(format!("the pitch model: {e:#}"));
         let input = tract_ndarray::Array2::from_shape_vec((1, audio.len()), audio.to_vec()).map_err(|e| ModelError::Inference(e.to_string()))?;
         let out = self.plan(audio.len())?.run(tvec!(input.into_tensor().into(), tensor0(fmin).into(), tensor0(fmax).into())).map_err(failed)?;
