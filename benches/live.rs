@@ -17,15 +17,21 @@
 //!     cargo bench --features onnxruntime,assert_process_allocs,standalone --bench live
 //!     env: LIVE_BENCH_BACKEND=ort|tract (ort), LIVE_BENCH_STREAMS="8:4,8:8" (hop:right frames),
 //!          LIVE_BENCH_LOOKAHEADS="0,2,4,6,8,11", LIVE_BENCH_ITEMS=N (first N items),
-//!          LIVE_BENCH_SECONDS=S (first S seconds of each item), LIVE_BENCH_WINDOWS="130,172" (model
-//!          window in frames), PIANOLA_DEVSET, LIVE_BENCH_OUT,
+//!          LIVE_BENCH_KIND=mix|vocal (those items only), LIVE_BENCH_SECONDS=S (first S seconds of each item), LIVE_BENCH_WINDOWS="130,172" (model
+//!          window in frames), LIVE_BENCH_VOICE=auto|voice|mix (auto, as the plugin's default
+//!          "Melody from"; mix: no voice tracker), PIANOLA_DEVSET, LIVE_BENCH_OUT,
 //!          SCORER (score_dir.py)
+//!
+//! With the voice tracker (auto, voice), offline mode takes its notes as the CLI's `cover` does
+//! (`pitch::melody_notes`) and Live streams the tracker (`pitch::stream`) beside the note model;
+//! the melody's late share and the scorer's melody_f1 per kind (mix, vocal) are reported.
 
 use pianola::arrange::{ArrangeInput, ArrangeSettings};
 use pianola::decode::DecodeParams;
 use pianola::live::LiveConfig;
 use pianola::model::{self, Backend, NoteModel};
 use pianola::notes::{BeatGrid, Cover, Note};
+use pianola::pitch::{PitchTracker, VoiceMode};
 use pianola::ring::Stamp;
 use pianola::worker::LiveRun;
 use std::path::{Path, PathBuf};
@@ -48,7 +54,9 @@ struct Item {
 fn load_items(dir: &Path, limit: usize, seconds: f64) -> Vec<Item> {
     let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).expect("dev set index.json")).unwrap();
     let mut out = vec![];
-    for meta in index.as_array().unwrap().iter().take(limit) {
+    let kind = std::env::var("LIVE_BENCH_KIND").unwrap_or_default();
+    for meta in index.as_array().unwrap().iter().filter(|m| kind.is_empty() || m["id"].as_str().is_some_and(|id| id.ends_with(&format!("-{kind}")))).take(limit)
+    {
         let id = meta["id"].as_str().unwrap().to_string();
         let bpm = meta["bpm"].as_f64().unwrap();
         let grid = BeatGrid {
@@ -135,6 +143,7 @@ struct Tally {
     compute: f64,
     max_lag: f64,
     late_melody: usize,
+    melody: usize,
 }
 
 struct LaneResult {
@@ -155,6 +164,7 @@ struct LaneResult {
 /// A decoded note is *known* when the hop that decoded it has been published.
 fn run_item(
     model: &mut dyn NoteModel,
+    mut tracker: Option<(&mut PitchTracker, VoiceMode)>,
     item: &Item,
     config: LiveConfig,
     lookaheads: &[usize],
@@ -182,7 +192,8 @@ fn run_item(
             bar_start_beat: item.grid.first_downbeat_beat,
             sample_rate: item.rate as f32,
         };
-        let mut run = LiveRun::new(&stamp(0, BLOCK), config, &params).expect("a live run");
+        let voice = tracker.as_ref().map(|(_, mode)| *mode);
+        let mut run = LiveRun::new(&stamp(0, BLOCK), config, &params, voice).expect("a live run");
         let (mut clock, mut compute, mut max_lag) = (0.0f64, 0.0f64, 0.0f64);
         let mut known_s: Vec<f64> = vec![];
         let mut cover = Cover::default();
@@ -190,9 +201,9 @@ fn run_item(
             let exists = ((k * BLOCK + block.len()) as f64) / item.rate as f64;
             clock = clock.max(exists);
             let t0 = Instant::now();
-            let n = run.push(&stamp(k, block.len()), block, model).expect("live push");
+            let p = run.push(&stamp(k, block.len()), block, model, tracker.as_mut().map(|(t, _)| &mut **t)).expect("live push");
             let pushed = t0.elapsed().as_secs_f64();
-            if n > 0 {
+            if p.news() {
                 model_times.push(pushed);
                 let t1 = Instant::now();
                 cover = run.cover(settings, latency_s);
@@ -221,23 +232,48 @@ fn write(path: &Path, bytes: std::io::Result<Vec<u8>>) {
     std::fs::write(path, bytes.unwrap()).unwrap();
 }
 
-/// Runs the scorer on a folder; returns (onset_f1, cover_score) over all items.
-fn score(scorer: &str, devset: &Path, dir: &Path) -> (f64, f64) {
+/// The scorer's means on a folder.
+#[derive(Clone, Copy)]
+struct Scores {
+    onset_f1: f64,
+    cover_score: f64,
+    /// melody_f1 of the mix items and of the vocal ones.
+    melody_mix: f64,
+    melody_vocal: f64,
+}
+
+/// Runs the scorer on a folder (NaN for what it could not score).
+fn score(scorer: &str, devset: &Path, dir: &Path) -> Scores {
     let json = dir.with_extension("json");
     let out = std::process::Command::new("python3").arg(scorer).arg(devset).arg(dir).arg("--json").arg(&json).output();
+    let nan = Scores { onset_f1: f64::NAN, cover_score: f64::NAN, melody_mix: f64::NAN, melody_vocal: f64::NAN };
     match out {
         Ok(o) if o.status.success() => {
             let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-            let all = &v["means"]["all"];
-            (all["onset_f1"].as_f64().unwrap_or(f64::NAN), all["cover_score"].as_f64().unwrap_or(f64::NAN))
+            // Means over the items the bench wrote (LIVE_BENCH_ITEMS may leave some out; the
+            // scorer's own means count a missing item as an empty cover).
+            let missing: Vec<&str> = v["missing"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
+            let items: Vec<(&String, &serde_json::Value)> =
+                v["items"].as_object().expect("items").iter().filter(|(id, _)| !missing.contains(&id.as_str())).collect();
+            let m = |kind: &str, col: &str| {
+                let vals: Vec<f64> =
+                    items.iter().filter(|(id, _)| kind == "all" || id.ends_with("-vocal") == (kind == "vocal")).filter_map(|(_, r)| r[col].as_f64()).collect();
+                vals.iter().sum::<f64>() / vals.len() as f64
+            };
+            Scores {
+                onset_f1: m("all", "onset_f1"),
+                cover_score: m("all", "cover_score"),
+                melody_mix: m("mix", "melody_f1"),
+                melody_vocal: m("vocal", "melody_f1"),
+            }
         }
         Ok(o) => {
             eprintln!("scorer failed on {}: {}", dir.display(), String::from_utf8_lossy(&o.stderr));
-            (f64::NAN, f64::NAN)
+            nan
         }
         Err(e) => {
             eprintln!("cannot run the scorer: {e}");
-            (f64::NAN, f64::NAN)
+            nan
         }
     }
 }
@@ -260,27 +296,43 @@ fn main() {
     let lookaheads: Vec<usize> = env_list("LIVE_BENCH_LOOKAHEADS", "0,2,4,6,8,11").iter().map(|s| s.parse().unwrap()).collect();
     let windows: Vec<usize> = env_list("LIVE_BENCH_WINDOWS", &pianola::model::MIN_WINDOW_FRAMES.to_string()).iter().map(|s| s.parse().unwrap()).collect();
     let settings = ArrangeSettings::default();
+    let voice: VoiceMode = std::env::var("LIVE_BENCH_VOICE").unwrap_or_else(|_| "auto".into()).parse().expect("voice mode");
+    let mut tracker = (voice != VoiceMode::Mix).then(|| PitchTracker::load().expect("the voice tracker"));
 
     let mut model = model::load(backend).expect("model");
     let items = load_items(&devset, limit, seconds);
     let audio_s: f64 = items.iter().map(|i| i.audio.len() as f64 / i.rate as f64).sum();
-    eprintln!("{} items, {:.0} s of audio, backend {}", items.len(), audio_s, model.backend());
+    eprintln!("{} items, {:.0} s of audio, backend {}, melody from {voice:?}", items.len(), audio_s, model.backend());
 
     // Offline mode: the reference windowing and decoder, the arranger on the whole song.
     let t0 = Instant::now();
     for item in &items {
         let clip = pianola::audio_file::AudioClip { interleaved: item.audio.clone(), channels: 1, sample_rate: item.rate };
         let t = pianola::engine::transcribe_clip(model.as_mut(), &clip, &DecodeParams::default()).unwrap();
-        let input = ArrangeInput::from_transcription(&t.notes, Some(&t.frames), &item.grid);
+        let notes = match tracker.as_mut() {
+            Some(tracker) => {
+                let (notes, why) = pianola::pitch::melody_notes(voice, tracker, &item.audio, item.rate, &t.notes).expect("the voice tracker");
+                eprintln!("{}: {why}", item.id);
+                notes
+            }
+            None => t.notes.clone(),
+        };
+        let input = ArrangeInput::from_transcription(&notes, Some(&t.frames), &item.grid);
         let cover = pianola::arrange::arrange(&input, &settings);
         write(&out_dir.join("offline-notes").join(format!("{}.mid", item.id)), pianola::midi_file::notes_to_smf(&t.notes));
         write(&out_dir.join("offline-cover").join(format!("{}.mid", item.id)), pianola::midi_file::cover_to_smf(&cover, &item.grid));
     }
     let offline_s = t0.elapsed().as_secs_f64();
-    let (off_f1, _) = score(&scorer, &devset, &out_dir.join("offline-notes"));
-    let (_, off_cover) = score(&scorer, &devset, &out_dir.join("offline-cover"));
+    let off_f1 = score(&scorer, &devset, &out_dir.join("offline-notes")).onset_f1;
+    let off = score(&scorer, &devset, &out_dir.join("offline-cover"));
 
-    let mut rows = vec![format!("| offline | 172 | - | - | - | - | - | - | - | {:.1}% | - | {off_f1:.3} | {off_cover:.3} |", 100.0 * offline_s / audio_s)];
+    let mut rows = vec![format!(
+        "| offline | 172 | - | - | - | - | - | - | - | {:.1}% | - | {off_f1:.3} | {:.3} | {:.3} / {:.3} |",
+        100.0 * offline_s / audio_s,
+        off.cover_score,
+        off.melody_mix,
+        off.melody_vocal
+    )];
     for &(hop, right) in &streams {
         for &window_frames in &windows {
             let config = LiveConfig { hop_frames: hop, right_context_frames: right, lookahead_frames: 0, melodia: false, window_frames }.sanitized();
@@ -295,7 +347,7 @@ fn main() {
             let io_s = pianola::live::IO_ALLOWANCE_S;
             let latency = |l: usize| LiveConfig { lookahead_frames: l, ..config }.latency_seconds(compute_guess, io_s);
             for item in &items {
-                let (results, times) = run_item(model.as_mut(), item, config, &lookaheads, &latency, &settings);
+                let (results, times) = run_item(model.as_mut(), tracker.as_mut().map(|t| (t, voice)), item, config, &lookaheads, &latency, &settings);
                 model_times.extend(times);
                 results_all.push(results);
             }
@@ -330,6 +382,7 @@ fn main() {
                     lane.compute += r.compute;
                     lane.max_lag = lane.max_lag.max(r.max_lag);
                     lane.late_melody += r.late_melody;
+                    lane.melody += r.cover.notes.iter().filter(|n| n.melody).count();
                     let tag = format!("w{window_frames}-h{hop}-r{right}-l{}", r.lookahead);
                     write(&out_dir.join(format!("{tag}-notes")).join(format!("{}.mid", item.id)), pianola::midi_file::notes_to_smf(&r.notes));
                     write(&out_dir.join(format!("{tag}-cover")).join(format!("{}.mid", item.id)), pianola::midi_file::cover_to_smf(&r.cover, &item.grid));
@@ -337,14 +390,14 @@ fn main() {
             }
             for (li, &lookahead) in lookaheads.iter().enumerate() {
                 let tag = format!("w{window_frames}-h{hop}-r{right}-l{lookahead}");
-                let (f1, _) = score(&scorer, &devset, &out_dir.join(format!("{tag}-notes")));
-                let (_, cs) = score(&scorer, &devset, &out_dir.join(format!("{tag}-cover")));
+                let f1 = score(&scorer, &devset, &out_dir.join(format!("{tag}-notes"))).onset_f1;
+                let cs = score(&scorer, &devset, &out_dir.join(format!("{tag}-cover")));
                 let lane = &mut per_lane[li];
                 let reported = latency(lookahead);
                 let (k50, k95) = (percentile(&mut lane.known, 0.5), percentile(&mut lane.known, 0.95));
                 let (e50, e95) = (percentile(&mut lane.event, 0.5), percentile(&mut lane.event, 0.95));
                 rows.push(format!(
-                    "| live | {window_frames} | {hop} | {right} | {lookahead} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.1}% | {:.1}% (max lag {:.0} ms) | {:.0} | {f1:.3} | {cs:.3} |",
+                    "| live | {window_frames} | {hop} | {right} | {lookahead} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.1}% | {:.1}% (max lag {:.0} ms) | {} of {} | {f1:.3} | {:.3} | {:.3} / {:.3} |",
                     reported * 1000.0,
                     k50 * 1000.0,
                     k95 * 1000.0,
@@ -354,6 +407,10 @@ fn main() {
                     100.0 * lane.compute / audio_s,
                     lane.max_lag * 1000.0,
                     lane.late_melody,
+                    lane.melody,
+                    cs.cover_score,
+                    cs.melody_mix,
+                    cs.melody_vocal,
                 ));
             }
             eprintln!(
@@ -370,8 +427,8 @@ fn main() {
         audio_s,
         model.backend()
     );
-    println!("| mode | window | hop | right ctx | lookahead | reported latency ms | known p50 / p95 | event p50 / p95 | late | CPU of one core | late melody moved | onset_f1 | cover_score |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| mode | window | hop | right ctx | lookahead | reported latency ms | known p50 / p95 | event p50 / p95 | late | CPU of one core | melody notes moved late | onset_f1 | cover_score | melody_f1 mix / vocal |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         println!("{r}");
     }

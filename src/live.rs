@@ -547,6 +547,10 @@ pub struct LiveArranger {
     pub late_melody: usize,
 }
 
+/// A new melody note this close after a played one of the same pitch that still sounds is the
+/// same note, re-timed (a sixteenth).
+pub const RETIMED_BEATS: f64 = 0.25;
+
 /// Beats of notes the arranger sees at each update (bounded work per hop; the key and harmony
 /// come from this much context).
 pub const ARRANGE_CONTEXT_BEATS: f64 = 32.0;
@@ -576,7 +580,18 @@ impl LiveArranger {
         let frozen = out.len();
         for n in fresh {
             if n.start_beat >= freeze {
-                out.push(n);
+                // A melody note the playhead passed that now starts a little later (a sung note's
+                // onset re-timed by a newer note-model onset) is the note already played, still
+                // sounding: it is not struck again, it lasts as long as the new one.
+                let played = n.melody.then(|| {
+                    out[..frozen]
+                        .iter()
+                        .position(|p| p.melody && p.pitch == n.pitch && p.end_beat > n.start_beat && n.start_beat - p.start_beat <= RETIMED_BEATS)
+                });
+                match played.flatten() {
+                    Some(i) => out[i].end_beat = out[i].end_beat.max(n.end_beat),
+                    None => out.push(n),
+                }
             } else if n.melody && n.start_beat >= freeze - max_late_beats && n.end_beat > freeze {
                 let known = out[..frozen].iter().any(|p| p.pitch == n.pitch && (p.start_beat - n.start_beat).abs() <= max_late_beats + 0.25);
                 if !known {
@@ -703,8 +718,18 @@ impl LiveTake {
     /// The notes that end after `since_s` (seconds from the take's start); a sounding note reaches
     /// past the next hop, so the emitter does not release it before the next update.
     pub fn notes_since(&self, since_s: f64) -> Vec<Note> {
-        let open = self.decoder.frames_seen() + 2 * self.config.hop_frames + 8;
+        let open = self.decoder.frames_seen() + self.open_frames();
         self.decoder.notes().iter().map(|n| n.to_note(open)).filter(|n| n.end_s >= since_s).collect()
+    }
+
+    /// Frames a sounding note reaches past the decoded frontier: two hops and a little more.
+    fn open_frames(&self) -> usize {
+        2 * self.config.hop_frames + 8
+    }
+
+    /// [`Self::open_frames`] in seconds, for notes found by other means (the voice's line).
+    pub fn open_extension_s(&self) -> f64 {
+        self.open_frames() as f64 * FRAME_SECONDS
     }
 
     /// Seconds of audio decoded (the frontier of the notes).

@@ -45,7 +45,7 @@ fn a_sung_melody_is_recovered_in_tune_and_detuned() {
         let t = std::time::Instant::now();
         let curve = track(&mut tracker, &audio, 44100).unwrap();
         let line = choose_melody(VoiceMode::Voice, &curve, &[]);
-        let notes = line.sung.expect("a voice, as asked");
+        let notes = line.sung.expect("a voice, as asked").notes;
         eprintln!("  {:.1} s of audio in {:.2} s", seconds, t.elapsed().as_secs_f64());
         let (f1, hit) = note_f1(&notes, &truth);
         eprintln!(
@@ -57,4 +57,82 @@ fn a_sung_melody_is_recovered_in_tune_and_detuned() {
         assert!((line.tuning_cents - cents).abs() <= 5.0, "sung {cents:+} cents, tuning found {:+.1}", line.tuning_cents);
         assert!(f1 >= 0.9, "sung {cents:+} cents: note F1 {f1:.3} < 0.9: {:?}", notes.iter().map(|n| (n.start_s, n.pitch)).collect::<Vec<_>>());
     }
+}
+
+/// Live mode on a lone voice: the worker's own Live take (`worker::LiveRun`: the note model on
+/// its sliding window and the voice tracker streamed beside it) on the synthetic singer in
+/// host-sized blocks. The melody of the cover it publishes, unquantized, against the sung notes:
+/// note F1 near what the same arranger makes of the whole recording offline
+/// (`pitch::melody_notes`, as `pianola cover` does), and few melody notes known too late to be
+/// played on time.
+#[test]
+fn live_mode_streams_the_sung_melody() {
+    use pianola::arrange::{arrange, ArrangeInput, ArrangeSettings};
+    use pianola::decode::DecodeParams;
+    use pianola::notes::{BeatGrid, Cover};
+    const RATE: u32 = 44100;
+    const BLOCK: usize = 512;
+    const TEMPO: f64 = 120.0;
+    let truth = voice::melody(57, 8);
+    let seconds = truth.last().map_or(1.0, |n| n.start_s + n.dur_s) + 1.0;
+    let audio = voice::sing(&truth, RATE, seconds);
+    let mut model = pianola::model::load(pianola::model::Backend::Native).expect("the native engine");
+    let mut tracker = PitchTracker::load().expect("the pitch model loads");
+    let settings = ArrangeSettings { quantize_strength: 0.0, ..ArrangeSettings::default() };
+    let melody_of = |cover: &Cover| -> Vec<Note> {
+        let s = 60.0 / TEMPO;
+        cover.notes.iter().filter(|n| n.melody).map(|n| Note { start_s: n.start_beat * s, end_s: n.end_beat * s, pitch: n.pitch, amplitude: 0.5 }).collect()
+    };
+
+    // Offline: the whole recording, as the CLI covers it.
+    let clip = pianola::audio_file::AudioClip { interleaved: audio.clone(), channels: 1, sample_rate: RATE };
+    let t = pianola::engine::transcribe_clip(model.as_mut(), &clip, &DecodeParams::default()).unwrap();
+    let (notes, why) = pianola::pitch::melody_notes(VoiceMode::Voice, &mut tracker, &audio, RATE, &t.notes).unwrap();
+    let grid = BeatGrid { bpm: TEMPO, beats_per_bar: 4, first_beat_s: 0.0, first_downbeat_beat: 0.0 };
+    let offline = arrange(&ArrangeInput::from_transcription(&notes, Some(&t.frames), &grid), &settings);
+    let (f1_offline, _) = note_f1(&melody_of(&offline), &truth);
+
+    // Live: blocks as a host sends them.
+    let backend = model.backend();
+    let config = pianola::live::config_for(backend);
+    let latency = pianola::live::latency_for(backend);
+    let stamp = |k: usize, len: usize| pianola::ring::Stamp {
+        seq: k as u64 + 1,
+        sample_index: (k * BLOCK) as u64,
+        len: len as u32,
+        playing: true,
+        beat: (k * BLOCK) as f64 / RATE as f64 * TEMPO / 60.0,
+        tempo: TEMPO,
+        beats_per_bar: 4,
+        bar_start_beat: 0.0,
+        sample_rate: RATE as f32,
+    };
+    let mut run = pianola::worker::LiveRun::new(&stamp(0, BLOCK), config, &DecodeParams::default(), Some(VoiceMode::Voice)).unwrap();
+    let mut cover = Cover::default();
+    for (k, block) in audio.chunks(BLOCK).enumerate() {
+        if run.push(&stamp(k, block.len()), block, model.as_mut(), Some(&mut tracker)).unwrap().news() {
+            cover = run.cover(&settings, latency);
+        }
+    }
+    let live = melody_of(&cover);
+    if std::env::var_os("VOICE_DEBUG").is_some() {
+        let show = |v: &[Note]| v.iter().map(|n| format!("{:.2}:{}", n.start_s, n.pitch)).collect::<Vec<_>>().join(" ");
+        eprintln!("truth   {}", truth.iter().map(|n| format!("{:.2}:{}", n.start_s, n.pitch)).collect::<Vec<_>>().join(" "));
+        eprintln!("sung    {}", show(&notes));
+        eprintln!("offline {}", show(&melody_of(&offline)));
+        eprintln!("live    {}", show(&live));
+    }
+    let (f1_live, hit) = note_f1(&live, &truth);
+    let late = run.late_melody();
+    eprintln!(
+        "{why}\nmelody note F1 against the sung notes: offline {f1_offline:.3}, Live {f1_live:.3} ({hit} of {} sung, {} played); {late} melody notes known too late and moved to the playhead; {}",
+        truth.len(),
+        live.len(),
+        run.melody_choice().map_or("no choice", |c| c.1.as_str())
+    );
+    // Measured 0.892 against offline's 0.970: Live starts a glided-into note where its own causal
+    // note model heard the onset, which is 60 ms late on two of them (the tolerance is 50).
+    assert!(f1_live >= f1_offline - 0.1, "Live melody F1 {f1_live:.3} more than 0.1 under offline's {f1_offline:.3}");
+    assert!(f1_live >= 0.85, "Live melody F1 {f1_live:.3}");
+    assert!(late * 10 <= live.len(), "{late} of {} melody notes known too late", live.len());
 }

@@ -11,6 +11,7 @@
 //! f64 where it expected f32; [`graph_for_tract`] writes the default in.
 
 pub mod notes;
+pub mod stream;
 
 use crate::model::ModelError;
 use prost::Message;
@@ -277,12 +278,34 @@ pub fn track(tracker: &mut PitchTracker, mono: &[f32], sample_rate: u32) -> Resu
     tracker.detect(&audio)
 }
 
+/// The notes to arrange from a whole recording (`mono` at `sample_rate`) whose note model heard
+/// `heard`, and where the melody came from in words: the sung line timed by the model's onsets
+/// when it is a lone voice (forced, or told with `Auto`), else `heard`. The CLI's `cover` and the
+/// Live benchmark's offline reference use this.
+pub fn melody_notes(
+    mode: VoiceMode,
+    tracker: &mut PitchTracker,
+    mono: &[f32],
+    sample_rate: u32,
+    heard: &[crate::notes::Note],
+) -> Result<(Vec<crate::notes::Note>, String), ModelError> {
+    if mode == VoiceMode::Mix {
+        return Ok((heard.to_vec(), "mix, as asked".into()));
+    }
+    let curve = track(tracker, mono, sample_rate)?;
+    let melody = choose_melody(mode, &curve, heard);
+    Ok(match melody.sung {
+        Some(sung) => (notes::with_model_onsets(&sung, heard), melody.why),
+        None => (heard.to_vec(), melody.why),
+    })
+}
+
 /// Where a stretch's melody comes from: decided once, the same way, for the CLI and the plugin.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Melody {
     /// The sung line when the melody is the voice (not yet timed by the note model's onsets:
     /// `notes::with_model_onsets`).
-    pub sung: Option<Vec<crate::notes::Note>>,
+    pub sung: Option<notes::SungLine>,
     /// The recording's reference pitch found in the curve, cents from A440.
     pub tuning_cents: f64,
     /// What was chosen and why, in plain words.
@@ -301,7 +324,7 @@ pub fn choose_melody(mode: VoiceMode, curve: &PitchFrames, heard: &[crate::notes
     };
     if voice {
         let why = format!("{why}; melody from the voice tracker, tuning {tuning_cents:+.0} cents");
-        Melody { sung: Some(notes::notes_from_pitch(curve, tuning_cents)), tuning_cents, why }
+        Melody { sung: Some(notes::SungLine::from_curve(curve, tuning_cents)), tuning_cents, why }
     } else {
         Melody { sung: None, tuning_cents, why }
     }

@@ -5,9 +5,10 @@
 //! between two notes belongs to the note it lands on (its onset is where the pitch left the old
 //! note), so a portamento is not a chromatic run; a short unvoiced gap (a consonant) inside a note
 //! is bridged; an isolated octave jump is folded back. A repeated note sung legato (the pitch
-//! never moves) is told by the note model's onsets ([`with_model_onsets`]): splitting at loudness
-//! dips of 4 dB made 146 notes of the 122 sung in a dev-set vocal and lowered its note F1 at 100 ms
-//! from 0.913 to 0.873.
+//! never moves) is told by the note model's onsets where the voice re-articulates
+//! ([`with_model_onsets`], [`SungLine`]): splitting at loudness dips of 4 dB alone made 146 notes
+//! of the 122 sung in a dev-set vocal and lowered its note F1 at 100 ms from 0.913 to 0.873, and
+//! the note model's onsets alone split a vibrato into many notes.
 
 use super::{PitchFrames, FRAME_SECONDS, VOICED};
 use crate::notes::Note;
@@ -178,6 +179,69 @@ fn push(out: &mut Vec<Note>, f: &PitchFrames, m: &[f64], run_from: usize, start:
     });
 }
 
+/// A voice re-articulates a held pitch (a consonant, a new breath push) with an attack: its level
+/// rises at least this many dB within [`ARTICULATION_SPAN_S`]. A vibrato's swell is slower and
+/// smaller; the dev set's repeated sung notes rise 8-11 dB (a dip before them is often absent: the
+/// old note fades into the new attack).
+pub const ARTICULATION_RISE_DB: f32 = 3.0;
+/// How soon after its start an attack's rise is measured.
+pub const ARTICULATION_SPAN_S: f64 = 0.05;
+/// A note-model onset inside a sung note splits it only this close to a re-articulation.
+pub const ARTICULATION_TOLERANCE_S: f64 = 0.1;
+
+/// A sung line: its notes, and where the voice re-articulated (seconds): attacks in its level and
+/// voiced frames after a short unvoiced gap. A note-model onset inside a held note splits it only
+/// at one of these: a vibrato swings the note model's onset head too (on the synthetic singer
+/// it split 32 sung notes into 84), a repeated note is sung with a new attack.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SungLine {
+    pub notes: Vec<Note>,
+    pub articulations: Vec<f64>,
+}
+
+impl SungLine {
+    /// The line of a pitch curve ([`notes_from_pitch`], [`articulations`]).
+    pub fn from_curve(f: &PitchFrames, tuning_cents: f64) -> Self {
+        Self { notes: notes_from_pitch(f, tuning_cents), articulations: articulations(f) }
+    }
+
+    /// Everything `seconds` later (a curve that started later in the take).
+    pub fn shifted(mut self, seconds: f64) -> Self {
+        for n in &mut self.notes {
+            n.start_s += seconds;
+            n.end_s += seconds;
+        }
+        for a in &mut self.articulations {
+            *a += seconds;
+        }
+        self
+    }
+}
+
+/// Where the voice re-articulates (seconds, ascending): a frame from which the level rises at
+/// least [`ARTICULATION_RISE_DB`] within [`ARTICULATION_SPAN_S`] (the foot of an attack), and a
+/// voiced frame after unvoiced ones. One attack counts once.
+pub fn articulations(f: &PitchFrames) -> Vec<f64> {
+    let span = (ARTICULATION_SPAN_S / FRAME_SECONDS).round().max(1.0) as usize;
+    let l = &f.loudness_db;
+    let voiced = |k: usize| f.confidence[k] >= VOICED && f.pitch_hz[k] > 0.0;
+    let mut out = vec![];
+    let mut last: Option<usize> = None;
+    for k in 1..f.len() {
+        let attack = || {
+            let peak = l[k + 1..(k + 1 + span).min(f.len())].iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            l[k] <= l[k - 1] && peak - l[k] >= ARTICULATION_RISE_DB
+        };
+        if (voiced(k) && !voiced(k - 1)) || (k + 1 < f.len() && attack()) {
+            if last.is_none_or(|j| k > j + span) {
+                out.push(k as f64 * FRAME_SECONDS);
+            }
+            last = Some(k);
+        }
+    }
+    out
+}
+
 /// How far before a sung note's start the note model's onset of the same pitch class may be and
 /// still be its onset (a voice's pitch settles after the attack the note model hears).
 pub const ONSET_LEAD_S: f64 = 0.12;
@@ -188,9 +252,26 @@ pub const ONSET_LAG_S: f64 = 0.03;
 /// tracker knows the pitch and how long it is held, the note model when a note is struck. A
 /// note-model onset of the same pitch class from [`ONSET_LEAD_S`] before to [`ONSET_LAG_S`] after a
 /// sung note's start moves the start there (not before the previous note's start plus
-/// [`MIN_NOTE_S`]); one inside a sung note, [`MIN_NOTE_S`] from both its ends, is a repeated note
-/// and splits it.
-pub fn with_model_onsets(sung: &[Note], model: &[Note]) -> Vec<Note> {
+/// [`MIN_NOTE_S`]); one inside a sung note, [`MIN_NOTE_S`] from both its ends and within
+/// [`ARTICULATION_TOLERANCE_S`] of one of the line's re-articulations, is a repeated note and
+/// splits it.
+pub fn with_model_onsets(line: &SungLine, model: &[Note]) -> Vec<Note> {
+    timed_by_onsets(line, model, true)
+}
+
+/// [`with_model_onsets`] for a line still being sung (Live mode): a held note splits only at
+/// attacks, because whether an onset inside it is a lone one is known only when it ends, and a
+/// split once played cannot be taken back.
+pub fn with_model_onsets_streaming(line: &SungLine, model: &[Note]) -> Vec<Note> {
+    timed_by_onsets(line, model, false)
+}
+
+fn timed_by_onsets(line: &SungLine, model: &[Note], split_lone: bool) -> Vec<Note> {
+    let (sung, articulations) = (&line.notes, &line.articulations);
+    let articulated = |t: f64| {
+        let i = articulations.partition_point(|&a| a < t - ARTICULATION_TOLERANCE_S);
+        articulations.get(i).is_some_and(|&a| a <= t + ARTICULATION_TOLERANCE_S)
+    };
     let mut onsets: Vec<(f64, u8)> = model.iter().map(|n| (n.start_s, n.pitch % 12)).collect();
     onsets.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut out: Vec<Note> = Vec::with_capacity(sung.len());
@@ -210,10 +291,14 @@ pub fn with_model_onsets(sung: &[Note], model: &[Note]) -> Vec<Note> {
         }
         let mut piece = Note { start_s: start, ..*n };
         let inner = onsets.partition_point(|o| o.0 < start + MIN_NOTE_S);
-        for o in onsets[inner..].iter().take_while(|o| o.0 <= n.end_s - MIN_NOTE_S) {
-            if o.1 == pc && o.0 >= piece.start_s + MIN_NOTE_S {
-                out.push(Note { end_s: o.0, ..piece });
-                piece.start_s = o.0;
+        let inside: Vec<f64> = onsets[inner..].iter().take_while(|o| o.0 <= n.end_s - MIN_NOTE_S).filter(|o| o.1 == pc).map(|o| o.0).collect();
+        // A lone onset inside a held pitch is a repeated note even where the level shows no
+        // attack (a legato repeat); a train of them is the vibrato, split only at attacks.
+        let lone = split_lone && inside.len() == 1;
+        for &o in &inside {
+            if o >= piece.start_s + MIN_NOTE_S && (lone || articulated(o)) {
+                out.push(Note { end_s: o, ..piece });
+                piece.start_s = o;
             }
         }
         out.push(piece);
@@ -292,12 +377,46 @@ mod tests {
         // The note model heard C4 at 0.78 (the pitch settled 80 ms later), C4 again at 1.0 (a
         // repeated note), D4 at 1.26, and an E4 nobody sang.
         let model = [n(0.78, 1.0, 60), n(1.0, 1.25, 60), n(1.26, 2.0, 62), n(1.5, 1.6, 64)];
-        let out = with_model_onsets(&sung, &model);
+        // The voice re-articulated at 1.03.
+        let line = SungLine { notes: sung.to_vec(), articulations: vec![1.03] };
+        let out = with_model_onsets(&line, &model);
         let got: Vec<(f64, u8)> = out.iter().map(|x| (x.start_s, x.pitch)).collect();
         assert_eq!(got, vec![(0.78, 60), (1.0, 60), (1.26, 62)], "{out:?}");
         assert!((out[1].end_s - 1.26).abs() < 1e-9, "the note before ends where the next starts: {out:?}");
         // Without model onsets nothing changes.
-        assert_eq!(with_model_onsets(&sung, &[]), sung.to_vec());
+        assert_eq!(with_model_onsets(&line, &[]), sung.to_vec());
+        // A model onset where the voice held on (a vibrato's swing) does not split the note.
+        let held = SungLine { notes: sung.to_vec(), articulations: vec![] };
+        let got: Vec<(f64, u8)> = with_model_onsets(&held, &model).iter().map(|x| (x.start_s, x.pitch)).collect();
+        assert_eq!(got, vec![(0.78, 60), (1.26, 62)]);
+    }
+
+    #[test]
+    fn articulations_are_level_dips_and_new_voicing() {
+        let mut f = frames(&vec![Some(60.0); secs(1.0)]);
+        // An attack at 0.4 s (the level rises 8 dB in two frames and stays), a 2 dB swell
+        // (vibrato) at 0.7 s, and a consonant at 0.2 s.
+        let dip = secs(0.4);
+        for (k, l) in f.loudness_db.iter_mut().enumerate() {
+            *l = if k <= dip {
+                -28.0
+            } else if k == dip + 1 {
+                -24.0
+            } else {
+                -20.0
+            };
+        }
+        f.loudness_db[secs(0.7)] += 2.0;
+        let gap = secs(0.2);
+        f.confidence[gap] = 0.1;
+        f.confidence[gap + 1] = 0.1;
+        let got = articulations(&f);
+        let want = [(gap + 2) as f64 * FRAME_SECONDS, dip as f64 * FRAME_SECONDS];
+        assert_eq!(got.len(), 2, "{got:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-9, "{got:?} vs {want:?}");
+        }
+        assert!(articulations(&PitchFrames::default()).is_empty());
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! playhead (`LiveArranger`: what the playhead passed stays as played). The worker runs this for
 //! a Live pass, and the Live benchmark (`benches/live.rs`) drives the same type with a simulated
 //! clock, so the published latency and scores describe the worker's own code.
+//!
+//! A lone voice (Melody from: Auto or Voice, with the voice tracker loaded) also streams through
+//! the pitch tracker (`pitch::stream`); each cover then takes the recent sung line as its notes,
+//! timed by the note model's onsets, exactly as Capture does for a finished segment.
 
 use super::segment::{to_beats, Track};
 use super::TakeError;
@@ -11,6 +15,8 @@ use crate::decode::DecodeParams;
 use crate::live::{self, LiveConfig, LiveTake};
 use crate::model::NoteModel;
 use crate::notes::{Cover, Note};
+use crate::pitch::stream::PitchStream;
+use crate::pitch::{self, PitchTracker, VoiceMode};
 use crate::resample::StreamResampler;
 use crate::ring::Stamp;
 
@@ -18,22 +24,95 @@ use crate::ring::Stamp;
 /// from its last half minute); older frames are never read again.
 pub const KEEP_FRAMES_SECONDS: f64 = 30.0;
 
+/// Seconds of the sung curve before the notes re-arranged that the note finder also reads (its
+/// smoothing and a glide into the first note need some past).
+const CURVE_LEAD_SECONDS: f64 = 1.0;
+
 pub struct LiveRun {
     track: Track,
     resampler: StreamResampler,
     scratch: Vec<f32>,
     take: LiveTake,
+    voice: Option<LiveVoice>,
+}
+
+/// What a block added: the note model's frames committed, and whether the voice's curve moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Pushed {
+    pub frames: usize,
+    pub curve_changed: bool,
+}
+
+impl Pushed {
+    /// Whether the cover may have changed.
+    pub fn news(&self) -> bool {
+        self.frames > 0 || self.curve_changed
+    }
+}
+
+/// Live mode's voice: the pass's audio at the tracker's rate through the streaming tracker.
+struct LiveVoice {
+    mode: VoiceMode,
+    resampler: StreamResampler,
+    scratch: Vec<f32>,
+    stream: PitchStream,
+    /// Whether the last cover's melody was the voice, and why in words (changes are reported).
+    chosen: Option<(bool, String)>,
+}
+
+impl LiveVoice {
+    /// The notes to arrange: the sung line since `recent_s` timed by `heard`'s onsets when the
+    /// pass is a lone voice (decided again each hop from the last stretch heard), else `heard`.
+    /// A sung note reaching the curve's newest frame is still sounding: it lasts `open_s` more.
+    fn notes(&mut self, heard: Vec<Note>, recent_s: f64, open_s: f64) -> Vec<Note> {
+        let from = ((recent_s - CURVE_LEAD_SECONDS).max(0.0) / pitch::FRAME_SECONDS) as usize;
+        self.stream.forget_before(from);
+        let (curve, first) = self.stream.curve_since(from);
+        let (voice, why) = match self.mode {
+            VoiceMode::Voice => (true, "a voice, as asked".to_string()),
+            VoiceMode::Mix => (false, "mix, as asked".to_string()),
+            VoiceMode::Auto => pitch::lone_voice(&heard, &curve),
+        };
+        if self.chosen.as_ref().is_none_or(|(v, _)| *v != voice) {
+            self.chosen = Some((voice, format!("Live: {why}")));
+        }
+        if !voice {
+            return heard;
+        }
+        let mut sung = pitch::notes::SungLine::from_curve(&curve, pitch::tuning_cents(&curve)).shifted(first as f64 * pitch::FRAME_SECONDS);
+        let curve_end = (first + curve.len()) as f64 * pitch::FRAME_SECONDS;
+        for n in &mut sung.notes {
+            if curve_end - n.end_s < 1.5 * pitch::FRAME_SECONDS {
+                n.end_s += open_s;
+            }
+        }
+        sung.notes.retain(|n| n.end_s >= recent_s);
+        pitch::notes::with_model_onsets_streaming(&sung, &heard)
+    }
 }
 
 impl LiveRun {
-    /// A pass starting with the block at `s`.
-    pub fn new(s: &Stamp, config: LiveConfig, decode: &DecodeParams) -> Result<Self, crate::resample::ResampleError> {
-        Ok(Self {
-            track: Track::new(s),
-            resampler: StreamResampler::new(s.sample_rate.round() as u32)?,
-            scratch: Vec::with_capacity(8192),
-            take: LiveTake::new(config, decode),
-        })
+    /// A pass starting with the block at `s`; `voice`: how to tell its melody when the voice
+    /// tracker may run (None: the note model's notes only, nothing resampled for a tracker).
+    pub fn new(s: &Stamp, config: LiveConfig, decode: &DecodeParams, voice: Option<VoiceMode>) -> Result<Self, crate::resample::ResampleError> {
+        let rate = s.sample_rate.round() as u32;
+        let voice = match voice {
+            Some(mode) if mode != VoiceMode::Mix => Some(LiveVoice {
+                mode,
+                resampler: StreamResampler::to_rate(rate, pitch::SAMPLE_RATE)?,
+                scratch: Vec::with_capacity(4096),
+                stream: PitchStream::new(),
+                chosen: None,
+            }),
+            _ => None,
+        };
+        Ok(Self { track: Track::new(s), resampler: StreamResampler::new(rate)?, scratch: Vec::with_capacity(8192), take: LiveTake::new(config, decode), voice })
+    }
+
+    /// Whether the last cover's melody came from the voice, and why, in words (None before the
+    /// first cover, or without the voice tracker).
+    pub fn melody_choice(&self) -> Option<&(bool, String)> {
+        self.voice.as_ref().and_then(|v| v.chosen.as_ref())
     }
 
     /// Whether block `s` continues this pass.
@@ -41,12 +120,19 @@ impl LiveRun {
         self.track.continues(s)
     }
 
-    /// Adds one block; returns the number of frames committed (0: no new hop, nothing to publish).
-    pub fn push(&mut self, s: &Stamp, samples: &[f32], model: &mut dyn NoteModel) -> Result<usize, TakeError> {
+    /// Adds one block: the note model's frames and, with a `tracker`, the voice's curve.
+    pub fn push(&mut self, s: &Stamp, samples: &[f32], model: &mut dyn NoteModel, tracker: Option<&mut PitchTracker>) -> Result<Pushed, TakeError> {
         self.track.advance(s, samples);
         self.scratch.clear();
         self.resampler.push(samples, &mut self.scratch)?;
-        Ok(self.take.push(model, &self.scratch)?)
+        let frames = self.take.push(model, &self.scratch)?;
+        let mut curve_changed = false;
+        if let (Some(v), Some(tracker)) = (self.voice.as_mut(), tracker) {
+            v.scratch.clear();
+            v.resampler.push(samples, &mut v.scratch)?;
+            curve_changed = v.stream.push(tracker, &v.scratch)? > 0;
+        }
+        Ok(Pushed { frames, curve_changed })
     }
 
     /// The cover to publish now: the recent notes re-arranged; notes before the playhead (the
@@ -54,7 +140,10 @@ impl LiveRun {
     pub fn cover(&mut self, settings: &ArrangeSettings, latency_s: f64) -> Cover {
         let tempo = self.track.tempo;
         let recent_s = self.take.decoded_s() - (live::ARRANGE_CONTEXT_BEATS + 8.0) * 60.0 / tempo;
-        let notes = self.take.notes_since(recent_s);
+        let mut notes = self.take.notes_since(recent_s);
+        if let Some(v) = self.voice.as_mut() {
+            notes = v.notes(notes, recent_s, self.take.open_extension_s());
+        }
         self.take.forget_before(recent_s - KEEP_FRAMES_SECONDS);
         let meter = self.track.meter();
         let input = ArrangeInput {

@@ -20,7 +20,7 @@ mod live_run;
 mod segment;
 mod thread;
 
-pub use live_run::LiveRun;
+pub use live_run::{LiveRun, Pushed};
 pub use thread::{ModelLoader, ModelSource, RetiredWorker, WorkerHandle, WorkerSetup};
 
 use crate::arrange::{ArrangeSettings, BeatNote};
@@ -259,9 +259,14 @@ impl Worker {
             return;
         }
         let (Some(take), Some(model)) = (self.take.as_mut(), self.model.as_mut()) else { return };
+        let mut live_news = false;
         let pushed = match take {
             Take::Capture(seg) => seg.push(stamp, samples, model.as_mut()),
-            Take::Live(run) => run.push(stamp, samples, model.as_mut()),
+            Take::Live(run) => run.push(stamp, samples, model.as_mut(), self.tracker.as_mut()).map(|p| {
+                // A move of the voice's curve alone publishes too, counting no window.
+                live_news = p.news();
+                p.frames
+            }),
         };
         match pushed {
             Ok(n) => {
@@ -271,8 +276,10 @@ impl Worker {
                     let carry = seg.carry();
                     self.end_take();
                     self.carry = Some(carry);
-                } else if n > 0 {
-                    self.status.windows.fetch_add((n / crate::engine::KEPT_FRAMES).max(1) as u64, Ordering::Relaxed);
+                } else if n > 0 || live_news {
+                    if n > 0 {
+                        self.status.windows.fetch_add((n / crate::engine::KEPT_FRAMES).max(1) as u64, Ordering::Relaxed);
+                    }
                     self.publish_provisional();
                 }
             }
@@ -320,7 +327,10 @@ impl Worker {
                     self.status.set_error(format!("Live mode runs the full model window: {e}"));
                     config.window_frames = crate::model::FRAMES_PER_WINDOW;
                 }
-                LiveRun::new(stamp, config, &self.decode).map(|r| Take::Live(Box::new(r))).map_err(TakeError::from)
+                // The voice tracker streams too when it may tell the melody (a change of "Melody
+                // from" takes effect from the next pass).
+                let voice = self.tracker.is_some().then(|| self.params.melody.value().into());
+                LiveRun::new(stamp, config, &self.decode, voice).map(|r| Take::Live(Box::new(r))).map_err(TakeError::from)
             }
             Mode::Capture => match carry {
                 Some(c) => Segment::resume(c, model.as_mut()).map(|s| Take::Capture(Box::new(s))),
@@ -448,6 +458,12 @@ impl Worker {
     fn publish_provisional(&mut self) {
         if let Some(Take::Live(run)) = self.take.as_mut() {
             let cover = run.cover(&self.settings, live_latency_seconds());
+            // Where the melody comes from, when that changed (the panel's melody line).
+            if let (Some((_, why)), Ok(mut m)) = (run.melody_choice(), self.status.melody.lock()) {
+                if m.as_deref() != Some(why.as_str()) {
+                    *m = Some(why.clone());
+                }
+            }
             self.publish(cover);
             return;
         }

@@ -296,7 +296,7 @@ pub(super) struct FinishedSegment {
     pub notes: Vec<BeatNote>,
     /// The sung line (seconds from the segment's start) when the segment is a lone voice: its
     /// notes replace the note model's, timed by them (`pitch::notes::with_model_onsets`).
-    sung: Option<Vec<Note>>,
+    sung: Option<crate::pitch::notes::SungLine>,
     /// The segment's loudness per beat.
     pub loudness: BeatLoudness,
 }

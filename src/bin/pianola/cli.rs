@@ -572,12 +572,8 @@ fn melody_notes<'a>(
         return Ok((t.notes.as_slice().into(), "mix, as asked".into()));
     }
     let mut tracker = pitch::PitchTracker::load()?;
-    let curve = pitch::track(&mut tracker, &clip.mono(), clip.sample_rate)?;
-    let melody = pitch::choose_melody(mode, &curve, &t.notes);
-    match melody.sung {
-        Some(sung) => Ok((pitch::notes::with_model_onsets(&sung, &t.notes).into(), melody.why)),
-        None => Ok((t.notes.as_slice().into(), melody.why)),
-    }
+    let (notes, why) = pitch::melody_notes(mode, &mut tracker, &clip.mono(), clip.sample_rate, &t.notes)?;
+    Ok((notes.into(), why))
 }
 
 /// The tuning found, or that `--no-tuning` skipped it.
