@@ -202,12 +202,48 @@ pub fn notes_for_level(frames: &FrameOutputs, params: &DecodeParams, audible_s: 
 /// Seconds of `mono` with sound: 50 ms blocks within 40 dB of the loudest block and above
 /// -70 dBFS.
 pub fn audible_seconds(mono: &[f32], sample_rate: u32) -> f64 {
-    let block = (sample_rate as usize / 20).max(1);
-    let rms: Vec<f64> =
-        mono.chunks(block).map(|c| (c.iter().map(|&x| if x.is_finite() { (x as f64).powi(2) } else { 0.0 }).sum::<f64>() / c.len() as f64).sqrt()).collect();
-    let loudest = rms.iter().fold(0.0f64, |m, &v| m.max(v));
-    let floor = (loudest * 0.01).max(10f64.powf(-70.0 / 20.0));
-    rms.iter().filter(|&&v| v > floor).count() as f64 * block as f64 / sample_rate.max(1) as f64
+    let mut meter = AudibleMeter::new(sample_rate);
+    meter.push(mono);
+    meter.seconds()
+}
+
+/// [`audible_seconds`] of audio that arrives block by block (a Capture segment): the RMS of every
+/// 50 ms (20 numbers a second are kept).
+#[derive(Clone, Debug)]
+pub struct AudibleMeter {
+    block: usize,
+    sample_rate: u32,
+    sum: f64,
+    n: usize,
+    rms: Vec<f32>,
+}
+
+impl AudibleMeter {
+    pub fn new(sample_rate: u32) -> Self {
+        Self { block: (sample_rate as usize / 20).max(1), sample_rate: sample_rate.max(1), sum: 0.0, n: 0, rms: Vec::new() }
+    }
+
+    pub fn push(&mut self, mono: &[f32]) {
+        for &x in mono {
+            self.sum += if x.is_finite() { (x as f64).powi(2) } else { 0.0 };
+            self.n += 1;
+            if self.n == self.block {
+                self.rms.push((self.sum / self.n as f64).sqrt() as f32);
+                (self.sum, self.n) = (0.0, 0);
+            }
+        }
+    }
+
+    /// Seconds with sound so far (a last partial block counts by its length).
+    pub fn seconds(&self) -> f64 {
+        let last = (self.n > 0).then(|| (self.sum / self.n as f64).sqrt() as f32);
+        let all = || self.rms.iter().copied().chain(last);
+        let loudest = all().fold(0.0f32, f32::max) as f64;
+        let floor = (loudest * 0.01).max(10f64.powf(-70.0 / 20.0));
+        let full = self.rms.iter().filter(|&&v| v as f64 > floor).count() * self.block;
+        let partial = last.filter(|&v| v as f64 > floor).map_or(0, |_| self.n);
+        (full + partial) as f64 / self.sample_rate as f64
+    }
 }
 
 /// A note in frames, as `output_to_notes_polyphonic` returns it.
@@ -528,6 +564,14 @@ mod tests {
         let a = super::audible_seconds(&x, rate);
         assert!((a - 2.0).abs() < 0.06, "{a}");
         assert_eq!(super::audible_seconds(&[0.0; 500], rate), 0.0);
+        // Block by block, in any block sizes, the same.
+        for size in [1, 37, 512] {
+            let mut m = super::AudibleMeter::new(rate);
+            for c in x.chunks(size) {
+                m.push(c);
+            }
+            assert_eq!(m.seconds(), a, "blocks of {size}");
+        }
     }
 
     use super::*;

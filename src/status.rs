@@ -47,6 +47,8 @@ pub struct Status {
     /// When the captured song does not follow the host's grid: what differs, in words (the cover
     /// follows the song's own beat).
     pub song_grid: Mutex<Option<String>>,
+    /// When Capture lowered the decoder's thresholds for a quiet or sparse song: how, in words.
+    pub quiet_song: Mutex<Option<String>>,
 }
 
 /// The host's transport and the plugin's latency as of the last processed block, written by the audio

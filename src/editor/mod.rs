@@ -108,6 +108,7 @@ impl PianolaEditor {
             backend: self.status.backend().map(|b| (b.reason, b.fallback)),
             melody: self.status.melody.lock().ok().and_then(|m| m.clone()),
             song_grid: self.status.song_grid.lock().ok().and_then(|m| m.clone()),
+            quiet_song: self.status.quiet_song.lock().ok().and_then(|m| m.clone()),
         }
     }
 

@@ -127,6 +127,8 @@ pub struct Snapshot {
     pub melody: Option<String>,
     /// The captured song does not follow the host's grid: what differs, in words.
     pub song_grid: Option<String>,
+    /// Capture decoded a quiet song more closely: how, in words.
+    pub quiet_song: Option<String>,
 }
 
 impl Default for Snapshot {
@@ -149,6 +151,7 @@ impl Default for Snapshot {
             backend: None,
             melody: None,
             song_grid: None,
+            quiet_song: None,
         }
     }
 }
@@ -271,6 +274,13 @@ pub fn facts(s: &Snapshot) -> Vec<StatusItem> {
     }
     if let Some(words) = s.song_grid.as_ref().filter(|_| s.mode == Mode::Capture) {
         out.push(item(Level::Warn, "The song does not follow the project's grid", words.clone()));
+    }
+    if let Some(words) = s.quiet_song.as_ref().filter(|_| s.mode == Mode::Capture) {
+        out.push(item(
+            Level::Idle,
+            "Quiet song: listening closer",
+            format!("Too few notes at the usual sensitivity for the sound captured, so quieter ones count too ({words}). Move Sensitivity to choose yourself."),
+        ));
     }
     if s.mode == Mode::Capture && s.resting_on_silence {
         out.push(item(

@@ -74,7 +74,9 @@ impl LiveVoice {
             VoiceMode::Auto => pitch::lone_voice(&heard, &curve),
         };
         if self.chosen.as_ref().is_none_or(|(v, _)| *v != voice) {
-            self.chosen = Some((voice, format!("Live: {why}")));
+            // In the words Capture uses (the panel reads "voice tracker" as the voice's melody).
+            let words = if voice { format!("{why}; melody from the voice tracker (Live)") } else { format!("{why} (Live)") };
+            self.chosen = Some((voice, words));
         }
         if !voice {
             return heard;

@@ -45,6 +45,12 @@ pub fn live_latency_seconds() -> f64 {
     live::latency_for(crate::model::plugin_backend().name())
 }
 
+/// Whether Capture may lower the decoder's thresholds for a quiet song: only while the user has
+/// left Sensitivity at its default (their own setting is never overridden).
+fn follows_level(decode: &DecodeParams) -> bool {
+    (decode.onset_threshold - DecodeParams::default().onset_threshold).abs() < 1e-4
+}
+
 /// The Live settings [`live_latency_seconds`] is computed for.
 pub(crate) fn live_config() -> live::LiveConfig {
     live::config_for(crate::model::plugin_backend().name()).sanitized()
@@ -189,8 +195,9 @@ impl Worker {
         if decode != self.decode {
             self.decode = decode;
             for f in &mut self.finished {
-                f.decode(&decode);
+                f.decode(&decode, follows_level(&decode));
             }
+            self.report_level();
             self.store_capture();
             self.publish_current();
             busy = true;
@@ -374,7 +381,7 @@ impl Worker {
                 if let (Some(why), Ok(mut m)) = (melody, self.status.melody.lock()) {
                     *m = Some(why);
                 }
-                f.decode(&self.decode);
+                f.decode(&self.decode, follows_level(&self.decode));
                 self.status.segments.fetch_add(1, Ordering::Relaxed);
                 if self.restored.is_empty() && self.finished.is_empty() {
                     // The first capture sets the meter the arranger works with.
@@ -383,6 +390,7 @@ impl Worker {
                     self.restored.seconds_per_beat = meter.seconds_per_beat;
                 }
                 self.finished.push(f);
+                self.report_level();
                 self.limit_redecode_frames();
                 self.store_capture();
                 if self.mode == Mode::Capture {
@@ -427,6 +435,15 @@ impl Worker {
         }
         song.notes.extend(notes.iter().map(SavedNote::from));
         song
+    }
+
+    /// Tells the panel whether a captured stretch was decoded more closely for a quiet song (the
+    /// latest such stretch's words), or nothing.
+    fn report_level(&mut self) {
+        let words = self.finished.iter().rev().find_map(|f| f.level.clone());
+        if let Ok(mut q) = self.status.quiet_song.lock() {
+            *q = words;
+        }
     }
 
     fn store_capture(&mut self) {

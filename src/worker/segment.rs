@@ -156,6 +156,8 @@ pub(super) struct Segment {
     tail: Vec<f32>,
     /// Set when this segment resumed after a cut.
     pub joins: Option<Join>,
+    /// How long the segment's audio has sound (for decoding a quiet song more closely).
+    audible: crate::decode::AudibleMeter,
 }
 
 /// What a cut segment hands to the one that continues it.
@@ -187,6 +189,7 @@ impl Segment {
             cut_at: None,
             tail: vec![],
             joins: None,
+            audible: crate::decode::AudibleMeter::new(s.sample_rate.round() as u32),
         })
     }
 
@@ -206,6 +209,7 @@ impl Segment {
         seg.track.start_beat = first.beat;
         seg.joins = Some(c.join);
         seg.resampler.push(&c.tail, &mut seg.scratch)?;
+        seg.audible.push(&c.tail);
         if let Some((resampler, audio)) = seg.voice.as_mut() {
             resampler.push(&c.tail, audio)?;
         }
@@ -242,6 +246,7 @@ impl Segment {
             self.tail.extend_from_slice(&samples[skip..]);
         }
         self.track.advance(s, samples);
+        self.audible.push(samples);
         self.scratch.clear();
         self.resampler.push(samples, &mut self.scratch)?;
         if let Some((resampler, audio)) = self.voice.as_mut() {
@@ -277,8 +282,10 @@ impl Segment {
         };
         let range = [self.track.start_beat, self.track.end_beat];
         let loudness = self.track.loudness.loudness();
+        let audible_s = self.audible.seconds();
         let finished =
-            FinishedSegment { raw: None, frames: None, map: self.track.map, range, joins: self.joins, notes: vec![], sung, loudness }.decoded_from(frames);
+            FinishedSegment { raw: None, frames: None, map: self.track.map, range, joins: self.joins, notes: vec![], sung, loudness, audible_s, level: None }
+                .decoded_from(frames);
         Ok((finished, why))
     }
 }
@@ -299,6 +306,10 @@ pub(super) struct FinishedSegment {
     sung: Option<crate::pitch::notes::SungLine>,
     /// The segment's loudness per beat.
     pub loudness: BeatLoudness,
+    /// Seconds of the segment's audio with sound.
+    audible_s: f64,
+    /// The last decode's thresholds in words, when they were lowered for a quiet song.
+    pub level: Option<String>,
 }
 
 /// Where a segment resumed after a cut meets the one before it.
@@ -337,13 +348,23 @@ impl FinishedSegment {
         self
     }
 
-    pub fn decode(&mut self, params: &DecodeParams) {
+    /// Decodes the notes with `params`; with `follow_level` (the user left Sensitivity alone) the
+    /// thresholds are lowered for a quiet or sparse segment, as `pianola cover` does
+    /// (`decode::notes_for_level`), and [`Self::level`] says so.
+    pub fn decode(&mut self, params: &DecodeParams, follow_level: bool) {
         let frames = match (self.raw.take(), &self.frames) {
             (Some(raw), _) => raw,
             (None, Some(c)) => c.to_frames(),
             (None, None) => return,
         };
-        let heard = decode::notes_from_frames(&frames, params);
+        let heard = if follow_level {
+            let (notes, decision) = decode::notes_for_level(&frames, params, self.audible_s);
+            self.level = decision.lowered(params).then(|| decision.describe(params, notes.len()));
+            notes
+        } else {
+            self.level = None;
+            decode::notes_from_frames(&frames, params)
+        };
         let notes = match &self.sung {
             Some(sung) => crate::pitch::notes::with_model_onsets(sung, &heard),
             None => heard,
@@ -353,5 +374,56 @@ impl FinishedSegment {
 
     pub fn redecode_bytes(&self) -> usize {
         self.frames.as_ref().map_or(0, CompactFrames::bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A finished segment of `seconds` whose frames hold one soft note every second (onset 0.35
+    /// and note 0.28, under basic-pitch's thresholds of 0.5 and 0.3), with `audible_s` of sound.
+    fn soft(seconds: f64, audible_s: f64) -> FinishedSegment {
+        let n = (seconds / crate::notes::FRAME_SECONDS) as usize;
+        let mut frames = FrameOutputs { note: vec![0.0; n * N_KEYS], onset: vec![0.0; n * N_KEYS], contour: vec![0.0; n * N_CONTOUR_BINS] };
+        let per_second = (1.0 / crate::notes::FRAME_SECONDS) as usize;
+        for start in (0..n.saturating_sub(per_second)).step_by(per_second) {
+            let key = 39 + (start / per_second) % 12;
+            frames.onset[start * N_KEYS + key] = 0.35;
+            for f in start..start + per_second * 8 / 10 {
+                frames.note[f * N_KEYS + key] = 0.28;
+            }
+        }
+        let map = BeatMap { pieces: vec![Piece { at_s: 0.0, beat: 0.0, tempo: 120.0 }] };
+        FinishedSegment {
+            raw: None,
+            frames: None,
+            map,
+            range: [0.0, seconds * 2.0],
+            joins: None,
+            notes: vec![],
+            sung: None,
+            loudness: BeatLoudness::default(),
+            audible_s,
+            level: None,
+        }
+        .decoded_from(frames)
+    }
+
+    #[test]
+    fn a_quiet_segment_is_decoded_more_closely_unless_the_user_set_sensitivity() {
+        let given = DecodeParams::default();
+        let mut quiet = soft(10.0, 10.0);
+        quiet.decode(&given, true);
+        assert!(quiet.notes.len() >= 8, "{} notes", quiet.notes.len());
+        let words = quiet.level.clone().expect("the lowered thresholds are reported");
+        assert!(words.contains("too little"), "{words}");
+        // The user's own sensitivity is kept: nothing found, nothing reported.
+        quiet.decode(&given, false);
+        assert!(quiet.notes.is_empty() && quiet.level.is_none());
+        // Silence stays silent: no sound, nothing lowered.
+        let mut silent = soft(10.0, 0.0);
+        silent.decode(&given, true);
+        assert!(silent.notes.is_empty() && silent.level.is_none());
     }
 }
