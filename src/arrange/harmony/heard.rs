@@ -109,8 +109,11 @@ pub fn with_bass(c: Chord, low: &[f64; 12]) -> Chord {
 }
 
 /// The chord with the tones the beat does not sound (below [`OMIT_SHARE`] of its strongest pitch
-/// class) left out of the voicing, as a pianist leaves out a fifth nobody plays; the bass and at
-/// least one other tone stay.
+/// class) left out of the voicing, as a pianist leaves out a fifth nobody plays; the bass stays.
+/// Where the band sounds the bass alone (a unison riff, an octave pedal), so does the pianist:
+/// the left hand plays it in octaves ([`accompaniment`](crate::arrange::accompaniment)) rather
+/// than invent a fifth or a third (keeping a second tone added an unheard one on 1 beat in 5 of
+/// some real tracks and cost their harmony_margin 0.03 on average).
 pub fn with_omits(c: Chord, all: &[f64; 12], omit_share: f64) -> Chord {
     let top = all.iter().fold(0.0f64, |m, &v| m.max(v));
     if top <= 0.0 {
@@ -123,7 +126,7 @@ pub fn with_omits(c: Chord, all: &[f64; 12], omit_share: f64) -> Chord {
     let mut weak: Vec<u8> = tones.into_iter().filter(|&pc| pc != c.bass % 12 && all[pc as usize] < omit_share * top).collect();
     weak.sort_by(|&a, &b| all[a as usize].total_cmp(&all[b as usize]).then(a.cmp(&b)));
     for pc in weak {
-        if kept <= 2 {
+        if kept <= 1 {
             break;
         }
         out.omits |= 1 << pc;
@@ -294,7 +297,7 @@ mod tests {
 
     #[test]
     fn unheard_tones_are_left_out() {
-        // C and E strong, G silent: G is left out; the bass and one tone always stay.
+        // C and E strong, G silent: G is left out; the bass always stays.
         let c = Chord::new(0, Quality::Major);
         let mut all = [0.0; 12];
         (all[0], all[4], all[6]) = (1.0, 0.8, 0.2);
@@ -302,7 +305,7 @@ mod tests {
         assert_eq!(with_omits(c, &all, 0.1).omits, 1 << 7);
         let mut all = [0.0; 12];
         all[0] = 1.0;
-        assert_eq!(with_omits(c, &all, 0.1).sounding_pcs().len(), 2);
+        assert_eq!(with_omits(c, &all, 0.1).sounding_pcs(), vec![0], "the root alone");
         let e_bass = Chord { bass: 4, ..c };
         all[4] = 0.0;
         assert!(with_omits(e_bass, &all, 0.1).sounding_pcs().contains(&4), "the bass stays");
