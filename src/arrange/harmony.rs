@@ -76,12 +76,15 @@ pub struct Chord {
     pub bass: u8,
     /// Chord tones the music leaves out (bit `pc`; never the bass): not voiced.
     pub omits: u16,
+    /// Tones outside the chord that the music holds with it (bit `pc`: an added ninth, sixth or
+    /// fourth): voiced with it.
+    pub adds: u16,
 }
 
 impl Chord {
     /// The chord in root position.
     pub const fn new(root: u8, quality: Quality) -> Self {
-        Self { root, quality, bass: root, omits: 0 }
+        Self { root, quality, bass: root, omits: 0, adds: 0 }
     }
 
     /// Pitch classes, the root first, then upwards (the bass is not listed when it is not a
@@ -95,12 +98,17 @@ impl Chord {
         self.quality.intervals().iter().any(|i| (self.root + i) % 12 == pc % 12)
     }
 
-    /// What a pianist plays: the chord tones not left out, and the bass.
+    /// What a pianist plays: the chord tones not left out, the bass, and the tones added.
     pub fn sounding_pcs(&self) -> Vec<u8> {
         let mut v = self.pcs();
         v.retain(|&pc| self.omits & (1 << pc) == 0 || pc == self.bass % 12);
         if !v.contains(&(self.bass % 12)) {
             v.push(self.bass % 12);
+        }
+        for pc in 0..12u8 {
+            if self.adds & (1 << pc) != 0 && !v.contains(&pc) {
+                v.push(pc);
+            }
         }
         v
     }
@@ -291,7 +299,7 @@ pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
     if !line.is_empty() && is_sung_line(notes, &partial) {
         return harmonise_melody(line, melody_keys(line)[0]);
     }
-    heard::analyze(notes, &partial, meter)
+    heard::analyze(notes, &partial, line, meter)
 }
 
 /// Below this mean number of notes sounding (when any sounds) the input is a lone line, a sung
