@@ -73,6 +73,10 @@ fn lh_voicing(c: Chord, ceiling: i32, span: i32) -> (i32, Vec<i32>) {
         .filter(|&p| p < ceiling && p - bass <= span)
         .collect();
     tones.sort_unstable();
+    // A chord reduced to its bass is played in octaves.
+    if tones.is_empty() && bass + 12 < ceiling {
+        tones.push(bass + 12);
+    }
     (bass, tones)
 }
 
@@ -223,6 +227,9 @@ mod tests {
         let (bass, tones) = lh_voicing(c, 63, 14);
         assert_eq!(bass, 48);
         assert_eq!(tones, vec![52, 55]);
+        // A chord reduced to its bass (the band plays it alone) is played in octaves.
+        let bare = Chord { omits: 1 << 4 | 1 << 7, ..c };
+        assert_eq!(lh_voicing(bare, 63, 14), (48, vec![60]));
         let rh = rh_tones(c, 72, 55, 2, 14);
         assert_eq!(rh, vec![67, 64]);
         assert!(rh.iter().all(|&p| p <= 72 - UNDER_MELODY));

@@ -76,12 +76,15 @@ pub struct Chord {
     pub bass: u8,
     /// Chord tones the music leaves out (bit `pc`; never the bass): not voiced.
     pub omits: u16,
+    /// Tones outside the chord that the music holds with it (bit `pc`: an added ninth, sixth or
+    /// fourth): voiced with it.
+    pub adds: u16,
 }
 
 impl Chord {
     /// The chord in root position.
     pub const fn new(root: u8, quality: Quality) -> Self {
-        Self { root, quality, bass: root, omits: 0 }
+        Self { root, quality, bass: root, omits: 0, adds: 0 }
     }
 
     /// Pitch classes, the root first, then upwards (the bass is not listed when it is not a
@@ -95,12 +98,17 @@ impl Chord {
         self.quality.intervals().iter().any(|i| (self.root + i) % 12 == pc % 12)
     }
 
-    /// What a pianist plays: the chord tones not left out, and the bass.
+    /// What a pianist plays: the chord tones not left out, the bass, and the tones added.
     pub fn sounding_pcs(&self) -> Vec<u8> {
         let mut v = self.pcs();
         v.retain(|&pc| self.omits & (1 << pc) == 0 || pc == self.bass % 12);
         if !v.contains(&(self.bass % 12)) {
             v.push(self.bass % 12);
+        }
+        for pc in 0..12u8 {
+            if self.adds & (1 << pc) != 0 && !v.contains(&pc) {
+                v.push(pc);
+            }
         }
         v
     }
@@ -291,7 +299,7 @@ pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
     if !line.is_empty() && is_sung_line(notes, &partial) {
         return harmonise_melody(line, melody_keys(line)[0]);
     }
-    heard::analyze(notes, &partial, meter)
+    heard::analyze(notes, &partial, line, meter)
 }
 
 /// Below this mean number of notes sounding (when any sounds) the input is a lone line, a sung
@@ -299,9 +307,39 @@ pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
 /// whose notes ring into the next measures 1.1..1.4 on the dev set, a band 2.0..4.6.
 const LONE_LINE_POLYPHONY: f64 = 1.7;
 
-/// Whether `notes` (sorted by start; `partial` from [`partial_like`]) are a lone line.
+/// At or above this share of its sounding time holding a third or a sixth (notes sounding
+/// together for most of the shorter one), a thin texture is harmony heard, not a lone line: strings
+/// or pads in thirds. A sung line's notes overlap only at its steps and in decoder ghosts (0..0.11
+/// of the time on the dev set's vocal items); sustained strings in thirds measure 0.24.
+const HELD_THIRDS_SHARE: f64 = 0.15;
+
+/// Whether `notes` (sorted by start; `partial` from [`partial_like`]) are a lone line: few notes
+/// sounding at once ([`polyphony`]) and no thirds or sixths held together ([`held_thirds`]).
 pub fn is_lone_line(notes: &[BeatNote], partial: &[bool]) -> bool {
-    polyphony(notes, partial) < LONE_LINE_POLYPHONY
+    polyphony(notes, partial) < LONE_LINE_POLYPHONY && held_thirds(notes, partial) < HELD_THIRDS_SHARE
+}
+
+/// The time two notes (not overtones) sound together a third or a sixth apart (any octave), each
+/// pair counted where the overlap lasts at least half of the shorter note (not a legato step's
+/// tail), over the time any note sounds. `notes` sorted by start.
+pub fn held_thirds(notes: &[BeatNote], partial: &[bool]) -> f64 {
+    let kept: Vec<&BeatNote> = notes.iter().zip(partial).filter(|(_, &p)| !p).map(|(n, _)| n).collect();
+    let mut held = 0.0;
+    for (i, a) in kept.iter().enumerate() {
+        for b in kept[i + 1..].iter().take_while(|b| b.start_beat < a.end_beat) {
+            let overlap = a.end_beat.min(b.end_beat) - a.start_beat.max(b.start_beat);
+            let shorter = (a.end_beat - a.start_beat).min(b.end_beat - b.start_beat);
+            if overlap > 0.0 && overlap >= 0.5 * shorter && matches!(a.pitch.abs_diff(b.pitch) % 12, 3 | 4 | 8 | 9) {
+                held += overlap;
+            }
+        }
+    }
+    let union = sounding_time(notes, partial);
+    if union > 0.0 {
+        held / union
+    } else {
+        0.0
+    }
 }
 
 /// Below this share of its time sounding, a lone line is not a melody sung or played alone but
@@ -343,12 +381,20 @@ pub fn coverage(notes: &[BeatNote]) -> f64 {
 
 /// Mean number of notes sounding while any note (not an overtone) sounds.
 pub fn polyphony(notes: &[BeatNote], partial: &[bool]) -> f64 {
-    let mut total = 0.0;
+    let total: f64 = notes.iter().zip(partial).filter(|(_, &p)| !p).map(|(n, _)| n.end_beat - n.start_beat).sum();
+    let union = sounding_time(notes, partial);
+    if union > 0.0 {
+        total / union
+    } else {
+        0.0
+    }
+}
+
+/// The time during which a note (not an overtone) sounds; `notes` sorted by start.
+fn sounding_time(notes: &[BeatNote], partial: &[bool]) -> f64 {
     let mut union = 0.0;
     let mut cur: Option<(f64, f64)> = None;
-    // `notes` is sorted by start.
     for (n, _) in notes.iter().zip(partial).filter(|(_, &p)| !p) {
-        total += n.end_beat - n.start_beat;
         cur = match cur {
             Some((s, e)) if n.start_beat <= e => Some((s, e.max(n.end_beat))),
             Some((s, e)) => {
@@ -361,11 +407,7 @@ pub fn polyphony(notes: &[BeatNote], partial: &[bool]) -> f64 {
     if let Some((s, e)) = cur {
         union += e - s;
     }
-    if union > 0.0 {
-        total / union
-    } else {
-        0.0
-    }
+    union
 }
 
 /// Weight of the melody's evidence (log-probabilities per beat) against the chord transitions in
@@ -581,6 +623,30 @@ mod tests {
         let sparse: Vec<BeatNote> = notes.iter().map(|n| BeatNote { start_beat: n.start_beat * 4.0, end_beat: n.start_beat * 4.0 + 1.0, ..*n }).collect();
         assert!(is_lone_line(&sparse, &partial) && !is_sung_line(&sparse, &partial));
         assert!((coverage(&sparse) - 16.0 / 61.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn strings_in_thirds_are_harmony_heard_not_a_lone_line() {
+        let bn = |s: f64, e: f64, p: u8| BeatNote { start_beat: s, end_beat: e, pitch: p, amplitude: 0.6, salience: 0.6 };
+        // A legato line whose notes ring a quarter beat into the next: steps, no thirds held.
+        let line: Vec<BeatNote> = [60u8, 62, 64, 65, 67, 65, 64, 62].iter().enumerate().map(|(i, &p)| bn(i as f64, i as f64 + 1.25, p)).collect();
+        let partial = partial_like(&line);
+        assert_eq!(held_thirds(&line, &partial), 0.0);
+        assert!(is_lone_line(&line, &partial));
+        // The same line with a second voice a third under it on every other note (a string pad
+        // in thirds): still few notes at once, but harmony is heard.
+        let mut strings = line.clone();
+        for i in (0..8).step_by(2) {
+            strings.push(bn(i as f64, i as f64 + 1.0, line[i].pitch - 4));
+        }
+        strings.sort_by(|a, b| a.start_beat.total_cmp(&b.start_beat).then(a.pitch.cmp(&b.pitch)));
+        let partial = partial_like(&strings);
+        assert!(polyphony(&strings, &partial) < LONE_LINE_POLYPHONY);
+        assert!((held_thirds(&strings, &partial) - 4.0 / 8.25).abs() < 1e-9);
+        assert!(!is_lone_line(&strings, &partial));
+        // A third that only overlaps a step's tail is not held.
+        let tail = [bn(0.0, 1.0, 60), bn(0.9, 2.0, 64)];
+        assert_eq!(held_thirds(&tail, &[false, false]), 0.0);
     }
 
     #[test]

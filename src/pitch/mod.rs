@@ -248,7 +248,7 @@ pub const LONE_VOICE_VOICED_SHARE: f64 = 0.5;
 pub const AUDIBLE_DB: f32 = -50.0;
 
 /// Whether the audio is a lone voice, and why, in plain words: the note model hears a lone line
-/// (the arranger's own polyphony test, overtones left out) and the pitch tracker finds most of
+/// (the arranger's own test, overtones left out: few notes at once, no thirds held together) and the pitch tracker finds most of
 /// the audible frames voiced.
 pub fn lone_voice(model_notes: &[crate::notes::Note], frames: &PitchFrames) -> (bool, String) {
     use crate::arrange::{harmony, BeatNote};
@@ -260,11 +260,17 @@ pub fn lone_voice(model_notes: &[crate::notes::Note], frames: &PitchFrames) -> (
     let partial = harmony::partial_like(&beats);
     let lone = harmony::is_lone_line(&beats, &partial);
     let poly = harmony::polyphony(&beats, &partial);
+    let thirds = harmony::held_thirds(&beats, &partial);
     let audible: Vec<usize> = (0..frames.len()).filter(|&k| frames.loudness_db[k] > AUDIBLE_DB).collect();
     let voiced = audible.iter().filter(|&&k| frames.confidence[k] >= VOICED).count() as f64 / audible.len().max(1) as f64;
     let voice = lone && voiced >= LONE_VOICE_VOICED_SHARE;
-    let why =
-        format!("{}: {:.1} notes sounding at once, {:.0}% of the audible audio voiced", if voice { "a lone voice" } else { "a mix" }, poly, 100.0 * voiced);
+    let why = format!(
+        "{}: {:.1} notes sounding at once, thirds held {:.0}% of the time, {:.0}% of the audible audio voiced",
+        if voice { "a lone voice" } else { "a mix" },
+        poly,
+        100.0 * thirds,
+        100.0 * voiced
+    );
     (voice, why)
 }
 
