@@ -18,8 +18,9 @@
 //!     env: LIVE_BENCH_BACKEND=ort|tract (ort), LIVE_BENCH_STREAMS="8:4,8:8" (hop:right frames),
 //!          LIVE_BENCH_LOOKAHEADS="0,2,4,6,8,11", LIVE_BENCH_ITEMS=N (first N items),
 //!          LIVE_BENCH_KIND=mix|vocal (those items only), LIVE_BENCH_SECONDS=S (first S seconds of each item), LIVE_BENCH_WINDOWS="130,172" (model
-//!          window in frames), LIVE_BENCH_VOICE=auto|voice|mix (auto, as the plugin's default
-//!          "Melody from"; mix: no voice tracker), PIANOLA_DEVSET, LIVE_BENCH_OUT,
+//!          window in frames), LIVE_BENCH_VOICE=auto|voice|mix (mix: no voice tracker, what the
+//!          plugin's Live mode does with "Melody from" Auto or Mix; voice: with Voice; auto: the
+//!          streamed tracker told a lone voice from the audio), PIANOLA_DEVSET, LIVE_BENCH_OUT,
 //!          SCORER (score_dir.py)
 //!
 //! With the voice tracker (auto, voice), offline mode takes its notes as the CLI's `cover` does
@@ -296,7 +297,7 @@ fn main() {
     let lookaheads: Vec<usize> = env_list("LIVE_BENCH_LOOKAHEADS", "0,2,4,6,8,11").iter().map(|s| s.parse().unwrap()).collect();
     let windows: Vec<usize> = env_list("LIVE_BENCH_WINDOWS", &pianola::model::MIN_WINDOW_FRAMES.to_string()).iter().map(|s| s.parse().unwrap()).collect();
     let settings = ArrangeSettings::default();
-    let voice: VoiceMode = std::env::var("LIVE_BENCH_VOICE").unwrap_or_else(|_| "auto".into()).parse().expect("voice mode");
+    let voice: VoiceMode = std::env::var("LIVE_BENCH_VOICE").unwrap_or_else(|_| "mix".into()).parse().expect("voice mode");
     let mut tracker = (voice != VoiceMode::Mix).then(|| PitchTracker::load().expect("the voice tracker"));
 
     let mut model = model::load(backend).expect("model");
