@@ -61,13 +61,16 @@ impl Isa {
     /// the registers without spilling.
     fn blocks(self, c_out: usize) -> (usize, usize) {
         match self {
-            Isa::Avx512 if c_out.is_multiple_of(4) => (4, 32),
+            Isa::Avx512 if c_out.is_multiple_of(8) => (8, 48),
             Isa::Avx512 => (1, 64),
             _ if c_out.is_multiple_of(4) => (4, 16),
             _ => (1, 32),
         }
     }
 }
+
+/// The largest frequency stride the AVX-512 convolution takes (the network's is 3).
+pub(super) const MAX_SW: usize = 8;
 
 /// A convolution with stride 1 along time and `sw` along frequency, zero padded, its weights packed
 /// for the kernel. Input and output are dense `[channels][h][w]` planes.
@@ -80,6 +83,9 @@ pub struct Conv {
     pw: usize,
     sw: usize,
     isa: Isa,
+    /// Vectorised along output channels (AVX-512, strided, 32k channels): the scratch is not split
+    /// into phases and `packed` is `[c_out / 32][c_in][kh][kw][32]`.
+    cv: bool,
     /// `[c_out / ob][c_in][kh][phase][tap of the phase][ob]`, tap `j = tap * sw + phase`.
     packed: Vec<f32>,
     bias: Vec<f32>,
@@ -98,22 +104,43 @@ impl Conv {
         let d = &spec.weight.dims;
         let (c_out, c_in, kh, kw) = (d[0], d[1], d[2], d[3]);
         let sw = spec.stride_w.clamp(1, kw);
+        // The AVX-512 kernel keeps each stride phase's tap count on the stack.
+        let isa = if isa == Isa::Avx512 && sw > MAX_SW { Isa::Avx2 } else { isa };
+        #[cfg(target_arch = "x86_64")]
+        let cv = isa == Isa::Avx512 && sw > 1 && c_out.is_multiple_of(super::zmm::CV_OB);
+        #[cfg(not(target_arch = "x86_64"))]
+        let cv = false;
         let (ob, _) = isa.blocks(c_out);
         let mut packed = Vec::with_capacity(c_out * c_in * kh * kw);
-        for blk in 0..c_out / ob {
-            for c in 0..c_in {
-                for i in 0..kh {
-                    for p in 0..sw {
-                        for j in (p..kw).step_by(sw) {
-                            for o in blk * ob..(blk + 1) * ob {
+        if cv {
+            #[cfg(target_arch = "x86_64")]
+            for blk in 0..c_out / super::zmm::CV_OB {
+                for c in 0..c_in {
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            for o in blk * super::zmm::CV_OB..(blk + 1) * super::zmm::CV_OB {
                                 packed.push(spec.weight.data[((o * c_in + c) * kh + i) * kw + j]);
                             }
                         }
                     }
                 }
             }
+        } else {
+            for blk in 0..c_out / ob {
+                for c in 0..c_in {
+                    for i in 0..kh {
+                        for p in 0..sw {
+                            for j in (p..kw).step_by(sw) {
+                                for o in blk * ob..(blk + 1) * ob {
+                                    packed.push(spec.weight.data[((o * c_in + c) * kh + i) * kw + j]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
-        Conv { c_in, c_out, kh, kw, ph: spec.pad.0, pw: spec.pad.1, sw, isa, packed, bias: spec.bias.clone(), weight: spec.weight.data.clone() }
+        Conv { c_in, c_out, kh, kw, ph: spec.pad.0, pw: spec.pad.1, sw, isa, cv, packed, bias: spec.bias.clone(), weight: spec.weight.data.clone() }
     }
 
     pub fn c_in(&self) -> usize {
@@ -134,7 +161,12 @@ impl Conv {
 
     /// (padded rows, row length of one frequency phase) of the scratch for an `h` x `w` input.
     fn scratch_geometry(&self, h: usize, w: usize) -> (usize, usize) {
+        if self.cv {
+            return (h + 2 * self.ph, w + 2 * self.pw);
+        }
         let (_, wb) = self.isa.blocks(self.c_out);
+        // The AVX-512 kernels end a row with a block of whole vectors, not of `wb`.
+        let wb = if self.isa == Isa::Avx512 { 16 } else { wb };
         let blocks = self.out_w(w).div_ceil(wb) * wb;
         let phase_len = (w + 2 * self.pw).div_ceil(self.sw);
         (h + 2 * self.ph, phase_len.max(blocks + self.kw.div_ceil(self.sw) - 1))
@@ -143,7 +175,16 @@ impl Conv {
     /// Scratch floats [`Conv::run`] needs for an `h` x `w` input.
     pub fn scratch_len(&self, h: usize, w: usize) -> usize {
         let (hp, row) = self.scratch_geometry(h, w);
-        self.c_in * self.sw * hp * row
+        self.c_in * self.phases() * hp * row
+    }
+
+    /// Planes per input channel in the scratch: one per stride phase, or one when `cv`.
+    fn phases(&self) -> usize {
+        if self.cv {
+            1
+        } else {
+            self.sw
+        }
     }
 
     /// Convolves `input` (`[c_in][h][w]`) into `out` (`[c_out][out_h][out_w]`), applying `act`.
@@ -154,15 +195,30 @@ impl Conv {
         let (hp, row) = self.scratch_geometry(h, w);
         let (oh, ow) = (self.out_h(h), self.out_w(w));
         assert_eq!(out.len(), self.c_out * oh * ow, "conv output size");
-        let scratch = &mut scratch[..self.c_in * self.sw * hp * row];
-        scratch.fill(0.0);
+        let scratch = &mut scratch[..self.c_in * self.phases() * hp * row];
+        if self.phases() == 1 {
+            // One pass: each row is its zero border around the input's row, or zeros.
+            for (c, plane) in scratch.chunks_exact_mut(hp * row).enumerate() {
+                for (yp, dst) in plane.chunks_exact_mut(row).enumerate() {
+                    match yp.checked_sub(self.ph).filter(|&y| y < h) {
+                        Some(y) => {
+                            dst[..self.pw].fill(0.0);
+                            dst[self.pw..self.pw + w].copy_from_slice(&input[(c * h + y) * w..][..w]);
+                            dst[self.pw + w..].fill(0.0);
+                        }
+                        None => dst.fill(0.0),
+                    }
+                }
+            }
+        } else {
+            scratch.fill(0.0);
+        }
         for c in 0..self.c_in {
             for y in 0..h {
-                let src = &input[(c * h + y) * w..][..w];
-                if self.sw == 1 {
-                    scratch[(c * hp + y + self.ph) * row + self.pw..][..w].copy_from_slice(src);
-                    continue;
+                if self.phases() == 1 {
+                    break;
                 }
+                let src = &input[(c * h + y) * w..][..w];
                 for (x, &v) in src.iter().enumerate() {
                     let q = x + self.pw;
                     scratch[((c * self.sw + q % self.sw) * hp + y + self.ph) * row + q / self.sw] = v;
@@ -174,11 +230,16 @@ impl Conv {
         let (ob, _) = self.isa.blocks(self.c_out);
         match (self.isa, ob) {
             // SAFETY: `Isa::Avx2`/`Avx512` convs are made only where the CPU has the features
-            // (`Conv::with_isa` checks).
+            // (`Conv::with_isa` checks); the scratch and output sizes were checked above, with
+            // rows padded for the `isa.blocks` width.
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, 4) => unsafe { conv_avx512::<4, 32>(&g, scratch, p, b, out) },
+            (Isa::Avx512, _) if self.cv => unsafe { super::zmm::conv_cv(&g, scratch, p, b, out, act == Act::Relu) },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, _) => unsafe { conv_avx512::<1, 64>(&g, scratch, p, b, out) },
+            (Isa::Avx512, 8) => unsafe { super::zmm::conv::<8, 3>(&g, scratch, p, b, out, act == Act::Relu) },
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, _) if self.c_out == 1 => unsafe { super::zmm::conv_rows::<4>(&g, scratch, p, b, out, act == Act::Relu) },
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, _) => unsafe { super::zmm::conv::<1, 4>(&g, scratch, p, b, out, act == Act::Relu) },
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx2, 4) => unsafe { conv_avx2::<4, 16>(&g, scratch, p, b, out) },
             #[cfg(target_arch = "x86_64")]
@@ -187,9 +248,11 @@ impl Conv {
             _ => conv_planes::<1, 32, false>(&g, scratch, p, b, out),
         }
         match act {
+            // The AVX-512 kernel applies the ReLU as it stores.
             Act::Linear => {}
+            Act::Relu if self.isa == Isa::Avx512 => {}
             Act::Relu => out.iter_mut().for_each(|v| *v = v.max(0.0)),
-            Act::Sigmoid => out.iter_mut().for_each(|v| *v = sigmoid(*v)),
+            Act::Sigmoid => sigmoid_in_place(self.isa, out),
         }
     }
 
@@ -229,26 +292,45 @@ pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-struct Geom {
-    c_in: usize,
-    kh: usize,
-    kw: usize,
-    sw: usize,
-    hp: usize,
-    row: usize,
-    oh: usize,
-    ow: usize,
+/// [`sigmoid`] of every element (on AVX-512 with a vector `exp` within 2 ulp of libm's).
+pub fn sigmoid_in_place(isa: Isa, xs: &mut [f32]) {
+    assert!(isa.supported(), "{isa:?} is not available on this CPU");
+    match isa {
+        // SAFETY: checked above that the CPU has the features.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { super::zmm::sigmoid(xs) },
+        _ => xs.iter_mut().for_each(|v| *v = sigmoid(*v)),
+    }
+}
+
+/// `xs[i] = ln(xs[i]) * a * b` for positive `xs`, returning the least result (the CQT's dB).
+pub fn scaled_ln_in_place(isa: Isa, xs: &mut [f32], a: f32, b: f32) -> f32 {
+    assert!(isa.supported(), "{isa:?} is not available on this CPU");
+    match isa {
+        // SAFETY: checked above that the CPU has the features.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { super::zmm::scaled_ln(xs, a, b) },
+        _ => xs.iter_mut().fold(f32::INFINITY, |lo, v| {
+            *v = (v.ln() * a) * b;
+            lo.min(*v)
+        }),
+    }
+}
+
+pub(super) struct Geom {
+    pub(super) c_in: usize,
+    pub(super) kh: usize,
+    pub(super) kw: usize,
+    pub(super) sw: usize,
+    pub(super) hp: usize,
+    pub(super) row: usize,
+    pub(super) oh: usize,
+    pub(super) ow: usize,
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn conv_avx2<const OB: usize, const WB: usize>(g: &Geom, scratch: &[f32], packed: &[f32], bias: &[f32], out: &mut [f32]) {
-    conv_planes::<OB, WB, true>(g, scratch, packed, bias, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn conv_avx512<const OB: usize, const WB: usize>(g: &Geom, scratch: &[f32], packed: &[f32], bias: &[f32], out: &mut [f32]) {
     conv_planes::<OB, WB, true>(g, scratch, packed, bias, out)
 }
 
@@ -420,6 +502,72 @@ fn lowpass<const FMA: bool>(even: &[f32], odd: &[f32], taps: &[f32], out: &mut [
     }
 }
 
+/// The CQT's filter bank applied to every frame of an octave: `out[t][k] = bank[k] . x[t * hop..][..256]`.
+/// On AVX-512 a small matrix product over a transposed copy of the bank (frames x filters at once),
+/// elsewhere [`dots256`] per frame.
+pub struct CqtBank {
+    /// `[n][256]`.
+    bank: Vec<f32>,
+    /// `[256][BANK_LANES]`, zero past `n` (AVX-512 only, else empty).
+    bank_t: Vec<f32>,
+    n: usize,
+    isa: Isa,
+}
+
+impl CqtBank {
+    pub fn new(bank: &[f32]) -> Self {
+        Self::with_isa(bank, Isa::best())
+    }
+
+    pub fn with_isa(bank: &[f32], isa: Isa) -> Self {
+        assert!(isa.supported(), "{isa:?} is not available on this CPU");
+        assert!(bank.len().is_multiple_of(256), "256-tap filters");
+        let n = bank.len() / 256;
+        #[cfg(target_arch = "x86_64")]
+        let bank_t = if isa == Isa::Avx512 && n > 64 && n <= super::zmm::BANK_LANES {
+            let lanes = super::zmm::BANK_LANES;
+            let mut t = vec![0.0; 256 * lanes];
+            for k in 0..n {
+                for j in 0..256 {
+                    t[j * lanes + k] = bank[k * 256 + j];
+                }
+            }
+            t
+        } else {
+            vec![]
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let bank_t = vec![];
+        CqtBank { bank: bank.to_vec(), bank_t, n, isa }
+    }
+
+    /// Filters of the bank.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// `frames` frames `hop` apart of `x` through every filter into `out` (`[frames][n]`).
+    pub fn run(&self, x: &[f32], hop: usize, frames: usize, out: &mut [f32]) {
+        assert_eq!(out.len(), frames * self.n, "CQT output size");
+        assert!(frames == 0 || x.len() >= (frames - 1) * hop + 256, "CQT input too short");
+        #[cfg(target_arch = "x86_64")]
+        if !self.bank_t.is_empty() {
+            // SAFETY: `bank_t` is made only on AVX-512 (checked in `with_isa`) for 64 < n <= 80;
+            // the sizes were checked above.
+            unsafe { super::zmm::cqt_frames(&self.bank_t, 256, x, hop, frames, out, self.n) };
+            return;
+        }
+        for (t, row) in out.chunks_exact_mut(self.n).enumerate() {
+            let xs: &[f32; 256] = x[t * hop..t * hop + 256].try_into().unwrap();
+            dots256_with(self.isa, &self.bank, xs, row);
+        }
+    }
+}
+
 /// `out[k] = bank[k] . x` for every 256-tap filter `k` of `bank` (`[n][256]`).
 pub fn dots256(bank: &[f32], x: &[f32; 256], out: &mut [f32]) {
     dots256_with(Isa::best(), bank, x, out)
@@ -562,6 +710,51 @@ mod tests {
                 let reference = lp.reference(&x);
                 let worst = out.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
                 assert!(worst < 1e-4, "{isa:?} {n}: {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn cqt_bank_matches_the_reference() {
+        for n in [7, 72] {
+            let bank = noise(n * 256, 5);
+            let (hop, frames) = (32, 13);
+            let x = noise((frames - 1) * hop + 256, 6);
+            for isa in Isa::available() {
+                let cb = CqtBank::with_isa(&bank, isa);
+                let mut out = vec![f32::NAN; frames * n];
+                cb.run(&x, hop, frames, &mut out);
+                for t in 0..frames {
+                    for k in 0..n {
+                        let r: f64 = (0..256).map(|j| bank[k * 256 + j] as f64 * x[t * hop + j] as f64).sum();
+                        assert!((out[t * n + k] as f64 - r).abs() < 1e-4, "{isa:?} {n} {t} {k}: {} vs {r}", out[t * n + k]);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn vector_ln_and_sigmoid_match_libm() {
+        let xs: Vec<f32> = (0..2000).map(|k| 1e-11f32 * 1.021f32.powi(k) * (1.0 + 0.37 * (k % 7) as f32)).collect();
+        let ys: Vec<f32> = (0..1001).map(|k| (k as f32 - 500.0) * 0.23).collect();
+        for isa in Isa::available() {
+            for n in [xs.len(), 37, 5] {
+                let mut v = xs[..n].to_vec();
+                let lo = scaled_ln_in_place(isa, &mut v, 0.4342945, 10.0);
+                let mut want = f32::INFINITY;
+                for (got, x) in v.iter().zip(&xs) {
+                    let r = ((*x as f64).ln() * 0.4342945 * 10.0) as f32;
+                    want = want.min(r);
+                    assert!((got - r).abs() <= 2e-5 * r.abs().max(1.0), "{isa:?} ln {x}: {got} vs {r}");
+                }
+                assert!((lo - want).abs() <= 2e-5 * want.abs(), "{isa:?} min {lo} vs {want}");
+            }
+            let mut v = ys.clone();
+            sigmoid_in_place(isa, &mut v);
+            for (got, y) in v.iter().zip(&ys) {
+                let r = 1.0 / (1.0 + (-*y as f64).exp());
+                assert!((*got as f64 - r).abs() < 1e-6, "{isa:?} sigmoid {y}: {got} vs {r}");
             }
         }
     }

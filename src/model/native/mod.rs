@@ -13,10 +13,12 @@
 
 pub mod kernels;
 pub mod weights;
+#[cfg(target_arch = "x86_64")]
+mod zmm;
 
 use super::{check_window, window_samples, ModelError, NoteModel, WindowFrames, FRAMES_PER_WINDOW};
 use crate::notes::{N_CONTOUR_BINS, N_KEYS};
-use kernels::{Act, Conv, Lowpass};
+use kernels::{Act, Conv, CqtBank, Lowpass};
 use weights::Weights;
 
 /// CQT bins per octave, octaves, taps of every CQT filter and of the lowpass.
@@ -31,7 +33,7 @@ const HARMONICS: usize = 8;
 
 pub struct NativeModel {
     /// Real filters `[36][256]` then imaginary `[36][256]`.
-    bank: Vec<f32>,
+    bank: CqtBank,
     /// The anti-aliasing lowpass: zero pad 127, stride 2.
     lowpass: Lowpass,
     bin_scale: Vec<f32>,
@@ -74,6 +76,7 @@ impl NativeModel {
         }
         let mut bank = w.cqt_real.data.clone();
         bank.extend_from_slice(&w.cqt_imag.data);
+        let bank = CqtBank::new(&bank);
         let lowpass = Lowpass::new(&w.lowpass, LOWPASS_PAD);
         let convs = [&w.onset_stack, &w.contour_hidden, &w.contour_out, &w.note_hidden, &w.note_out, &w.onset_out].map(Conv::new);
         let [onset_stack, contour_hidden, contour_out, note_hidden, note_out, onset_out] = convs;
@@ -145,10 +148,7 @@ impl NativeModel {
                 *p = sig[j as usize];
             }
             let out = &mut b.cqt[octave * frames * 2 * BINS..][..frames * 2 * BINS];
-            for (t, row) in out.chunks_exact_mut(2 * BINS).enumerate() {
-                let x: &[f32; TAPS] = padded[t * hop..t * hop + TAPS].try_into().unwrap();
-                kernels::dots256(&self.bank, x, row);
-            }
+            self.bank.run(padded, hop, frames, out);
             if octave + 1 < OCTAVES {
                 let down = self.lowpass.out_len(len);
                 self.lowpass.run(sig, &mut b.scratch, &mut b.next[..down]);
@@ -166,7 +166,6 @@ impl NativeModel {
         let n_bins = self.bin_scale.len();
         let dropped = OCTAVES * BINS - n_bins;
         let spec = &mut b.spec[..frames * n_bins];
-        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
         for t in 0..frames {
             for (f, s) in spec[t * n_bins..(t + 1) * n_bins].iter_mut().enumerate() {
                 // Bins run from the lowest octave (8) up; the lowest `dropped` are not kept.
@@ -176,11 +175,11 @@ impl NativeModel {
                 let scale = self.bin_scale[f];
                 let (re, im) = (row[bin] * scale, -row[BINS + bin] * scale);
                 let mag = (re * re + im * im).sqrt();
-                let db = ((mag * mag + w.log_eps).ln() * w.log10_e) * w.log_ten;
-                lo = lo.min(db);
-                *s = db;
+                *s = mag * mag + w.log_eps;
             }
         }
+        let lo = kernels::scaled_ln_in_place(kernels::Isa::best(), spec, w.log10_e, w.log_ten);
+        let mut hi = f32::NEG_INFINITY;
         for s in spec.iter_mut() {
             *s -= lo;
             hi = hi.max(*s);
