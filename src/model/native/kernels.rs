@@ -88,6 +88,9 @@ pub struct Conv {
     cv: bool,
     /// `[c_out / ob][c_in][kh][phase][tap of the phase][ob]`, tap `j = tap * sw + phase`.
     packed: Vec<f32>,
+    /// Winograd F(2,3) along time (AVX-512, 3 rows, stride 1, 8k channels): the transformed weights,
+    /// `[c_out / 8][4][c_in][kw][8]`; empty otherwise.
+    packed_u: Vec<f32>,
     bias: Vec<f32>,
     /// The graph's `[c_out][c_in][kh][kw]`, for the reference.
     weight: Vec<f32>,
@@ -140,7 +143,28 @@ impl Conv {
                 }
             }
         }
-        Conv { c_in, c_out, kh, kw, ph: spec.pad.0, pw: spec.pad.1, sw, isa, cv, packed, bias: spec.bias.clone(), weight: spec.weight.data.clone() }
+        let mut packed_u = vec![];
+        if isa == Isa::Avx512 && kh == 3 && sw == 1 && c_out.is_multiple_of(8) {
+            let g = |o: usize, c: usize, i: usize, j: usize| spec.weight.data[((o * c_in + c) * kh + i) * kw + j] as f64;
+            for blk in 0..c_out / 8 {
+                for k in 0..4 {
+                    for c in 0..c_in {
+                        for j in 0..kw {
+                            for o in blk * 8..(blk + 1) * 8 {
+                                let (g0, g1, g2) = (g(o, c, 0, j), g(o, c, 1, j), g(o, c, 2, j));
+                                packed_u.push(match k {
+                                    0 => g0,
+                                    1 => (g0 + g1 + g2) / 2.0,
+                                    2 => (g0 - g1 + g2) / 2.0,
+                                    _ => g2,
+                                } as f32);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Conv { c_in, c_out, kh, kw, ph: spec.pad.0, pw: spec.pad.1, sw, isa, cv, packed, packed_u, bias: spec.bias.clone(), weight: spec.weight.data.clone() }
     }
 
     pub fn c_in(&self) -> usize {
@@ -175,7 +199,16 @@ impl Conv {
     /// Scratch floats [`Conv::run`] needs for an `h` x `w` input.
     pub fn scratch_len(&self, h: usize, w: usize) -> usize {
         let (hp, row) = self.scratch_geometry(h, w);
-        self.c_in * self.phases() * hp * row
+        self.c_in * self.phases() * hp * row + self.wino_len(row)
+    }
+
+    /// Floats of the Winograd transform of one pair of input rows, after the padded input.
+    fn wino_len(&self, row: usize) -> usize {
+        if self.packed_u.is_empty() {
+            0
+        } else {
+            4 * self.c_in * row
+        }
     }
 
     /// Planes per input channel in the scratch: one per stride phase, or one when `cv`.
@@ -195,7 +228,7 @@ impl Conv {
         let (hp, row) = self.scratch_geometry(h, w);
         let (oh, ow) = (self.out_h(h), self.out_w(w));
         assert_eq!(out.len(), self.c_out * oh * ow, "conv output size");
-        let scratch = &mut scratch[..self.c_in * self.phases() * hp * row];
+        let (scratch, vbuf) = scratch[..self.c_in * self.phases() * hp * row + self.wino_len(row)].split_at_mut(self.c_in * self.phases() * hp * row);
         if self.phases() == 1 {
             // One pass: each row is its zero border around the input's row, or zeros.
             for (c, plane) in scratch.chunks_exact_mut(hp * row).enumerate() {
@@ -235,11 +268,16 @@ impl Conv {
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, _) if self.cv => unsafe { super::zmm::conv_cv(&g, scratch, p, b, out, act == Act::Relu) },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, 8) => unsafe { super::zmm::conv::<8, 3>(&g, scratch, p, b, out, act == Act::Relu) },
+            (Isa::Avx512, 8) if !self.packed_u.is_empty() => unsafe {
+                super::zmm::conv_wino(&g, scratch, vbuf, &self.packed_u, b, out, act == Act::Relu);
+                super::zmm::conv::<8, 3>(&g, scratch, p, b, out, oh - oh % 2, act == Act::Relu)
+            },
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, 8) => unsafe { super::zmm::conv::<8, 3>(&g, scratch, p, b, out, 0, act == Act::Relu) },
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, _) if self.c_out == 1 => unsafe { super::zmm::conv_rows::<4>(&g, scratch, p, b, out, act == Act::Relu) },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, _) => unsafe { super::zmm::conv::<1, 4>(&g, scratch, p, b, out, act == Act::Relu) },
+            (Isa::Avx512, _) => unsafe { super::zmm::conv::<1, 4>(&g, scratch, p, b, out, 0, act == Act::Relu) },
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx2, 4) => unsafe { conv_avx2::<4, 16>(&g, scratch, p, b, out) },
             #[cfg(target_arch = "x86_64")]
@@ -741,10 +779,10 @@ mod tests {
         for isa in Isa::available() {
             for n in [xs.len(), 37, 5] {
                 let mut v = xs[..n].to_vec();
-                let lo = scaled_ln_in_place(isa, &mut v, 0.4342945, 10.0);
+                let lo = scaled_ln_in_place(isa, &mut v, std::f32::consts::LOG10_E, 10.0);
                 let mut want = f32::INFINITY;
                 for (got, x) in v.iter().zip(&xs) {
-                    let r = ((*x as f64).ln() * 0.4342945 * 10.0) as f32;
+                    let r = ((*x as f64).ln() * std::f64::consts::LOG10_E * 10.0) as f32;
                     want = want.min(r);
                     assert!((got - r).abs() <= 2e-5 * r.abs().max(1.0), "{isa:?} ln {x}: {got} vs {r}");
                 }

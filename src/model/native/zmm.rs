@@ -8,13 +8,23 @@
 use super::kernels::{Geom, MAX_SW};
 use std::arch::x86_64::*;
 
-/// The convolution of `scratch` (zero-padded, phase-split input) into `out`, ReLU fused if `relu`.
+/// The convolution of `scratch` (zero-padded, phase-split input) into `out`'s rows from `y_from`
+/// on, ReLU fused if `relu`.
 ///
 /// # Safety
 /// The CPU has AVX-512F and FMA; `scratch` holds `g`'s planes with rows long enough for blocks of
 /// `16 * NV` outputs; `out` holds `bias.len() * g.oh * g.ow` floats; `packed` is laid out for `OB`.
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub(super) unsafe fn conv<const OB: usize, const NV: usize>(g: &Geom, scratch: &[f32], packed: &[f32], bias: &[f32], out: &mut [f32], relu: bool) {
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn conv<const OB: usize, const NV: usize>(
+    g: &Geom,
+    scratch: &[f32],
+    packed: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    y_from: usize,
+    relu: bool,
+) {
     let taps = g.c_in * g.kh * g.kw;
     let plane = g.hp * g.row;
     debug_assert!(scratch.len() >= g.c_in * g.sw * plane);
@@ -31,7 +41,7 @@ pub(super) unsafe fn conv<const OB: usize, const NV: usize>(g: &Geom, scratch: &
     for blk in 0..bias.len() / OB {
         let w = packed.as_ptr().add(blk * taps * OB);
         let b = bias.as_ptr().add(blk * OB);
-        for y in 0..g.oh {
+        for y in y_from..g.oh {
             let mut x0 = 0;
             while x0 < g.ow {
                 let src = s.add(y * g.row + x0);
@@ -358,6 +368,7 @@ unsafe fn rows_block<const RB: usize, const NV: usize>(
 /// `ln(x)` of 16 positive normal floats (Cephes' `logf`: mantissa in [sqrt(1/2), sqrt(2)), a
 /// degree-9 polynomial; within 2 ulp of libm over the CQT's range).
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // Cephes' constants as published
 unsafe fn ln16(x: __m512) -> __m512 {
     let one = _mm512_set1_ps(1.0);
     let mut e = _mm512_getexp_ps(x);
@@ -380,6 +391,7 @@ unsafe fn ln16(x: __m512) -> __m512 {
 
 /// `exp(x)` of 16 floats (Cephes' `expf`, clamped to +-88; within 2 ulp of libm).
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // Cephes' constants as published
 unsafe fn exp16(x: __m512) -> __m512 {
     let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.0)), _mm512_set1_ps(88.0));
     let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)));
@@ -440,4 +452,135 @@ pub(super) unsafe fn sigmoid(xs: &mut [f32]) {
 unsafe fn sigmoid16(x: __m512) -> __m512 {
     let one = _mm512_set1_ps(1.0);
     _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))))
+}
+
+/// The 3-row convolution (`kh == 3`, stride 1, 8k output channels) by Winograd's F(2,3) along
+/// time: each pair of output rows is 4 one-row products instead of 6, over the input rows
+/// transformed per pair into `vbuf` (`[4][c_in][g.row]`) and the weights transformed at load
+/// (`packed_u`, `[c_out / 8][4][c_in][kw][8]`: `g0`, `(g0 + g1 + g2) / 2`, `(g0 - g1 + g2) / 2`,
+/// `g2`). An odd last row is left to the caller. Each block of outputs is built in `out` itself:
+/// `bias + m0` and `bias - m3`, then `+ m1` to both, then `+ m2` and `- m2` with the ReLU.
+///
+/// # Safety
+/// As [`conv`] with `OB = 8`, `NV = 3`, `g.kh == 3`, `g.sw == 1`; `vbuf.len() >= 4 * c_in * g.row`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(super) unsafe fn conv_wino(g: &Geom, scratch: &[f32], vbuf: &mut [f32], packed_u: &[f32], bias: &[f32], out: &mut [f32], relu: bool) {
+    const NV: usize = 3;
+    let (c_in, row, plane) = (g.c_in, g.row, g.hp * g.row);
+    debug_assert!(g.kh == 3 && g.sw == 1 && bias.len().is_multiple_of(8));
+    debug_assert!(scratch.len() >= c_in * plane && vbuf.len() >= 4 * c_in * row);
+    debug_assert!(out.len() >= bias.len() * g.oh * g.ow && packed_u.len() >= bias.len() * 4 * c_in * g.kw);
+    let ulen = 4 * c_in * g.kw * 8;
+    let wb = 16 * NV;
+    for pair in 0..g.oh / 2 {
+        let y = 2 * pair;
+        for c in 0..c_in {
+            let r = &scratch[c * plane + y * row..][..4 * row];
+            let (r0, r1, r2, r3) = (&r[..row], &r[row..2 * row], &r[2 * row..3 * row], &r[3 * row..]);
+            let (v01, v23) = vbuf[..4 * c_in * row].split_at_mut(2 * c_in * row);
+            let (v0, v1) = v01.split_at_mut(c_in * row);
+            let (v2, v3) = v23.split_at_mut(c_in * row);
+            let (v0, v1, v2, v3) = (&mut v0[c * row..][..row], &mut v1[c * row..][..row], &mut v2[c * row..][..row], &mut v3[c * row..][..row]);
+            for x in 0..row {
+                v0[x] = r0[x] - r2[x];
+                v1[x] = r1[x] + r2[x];
+                v2[x] = r2[x] - r1[x];
+                v3[x] = r1[x] - r3[x];
+            }
+        }
+        for blk in 0..bias.len() / 8 {
+            let u = packed_u.as_ptr().add(blk * ulen);
+            let b = bias.as_ptr().add(blk * 8);
+            let mut x0 = 0;
+            while x0 < g.ow {
+                let dst = out.as_mut_ptr().add((blk * 8 * g.oh + y) * g.ow + x0);
+                let n = wb.min(g.ow - x0);
+                let src = vbuf.as_ptr().add(x0);
+                match n.div_ceil(16) {
+                    1 => wino_block::<1>(g, src, u, b, dst, n, relu),
+                    2 => wino_block::<2>(g, src, u, b, dst, n, relu),
+                    _ => wino_block::<NV>(g, src, u, b, dst, n, relu),
+                }
+                x0 += wb;
+            }
+        }
+    }
+}
+
+/// One of the four products of [`conv_wino`]: `sum_c sum_j u[c][j][o] * v[c][x + j]`, 8 channels x
+/// `16 * NV` positions.
+#[inline(always)]
+unsafe fn wino_pass<const NV: usize>(c_in: usize, kw: usize, row: usize, v: *const f32, u: *const f32) -> [[__m512; NV]; 8] {
+    let mut acc = [[_mm512_setzero_ps(); NV]; 8];
+    let mut w = u;
+    for c in 0..c_in {
+        let base = v.add(c * row);
+        for off in 0..kw {
+            let mut x = [_mm512_setzero_ps(); NV];
+            for (k, xv) in x.iter_mut().enumerate() {
+                *xv = _mm512_loadu_ps(base.add(off + 16 * k));
+            }
+            for (o, a) in acc.iter_mut().enumerate() {
+                let wo = _mm512_set1_ps(*w.add(o));
+                for k in 0..NV {
+                    a[k] = _mm512_fmadd_ps(wo, x[k], a[k]);
+                }
+            }
+            w = w.add(8);
+        }
+    }
+    acc
+}
+
+#[inline(always)]
+unsafe fn wino_block<const NV: usize>(g: &Geom, v: *const f32, u: *const f32, bias: *const f32, dst: *mut f32, n: usize, relu: bool) {
+    let (c_in, kw, row) = (g.c_in, g.kw, g.row);
+    let (vstride, ustride) = (c_in * row, c_in * kw * 8);
+    let ostride = g.oh * g.ow;
+    let mask = |k: usize| -> __mmask16 {
+        let left = n - 16 * k;
+        if left >= 16 {
+            0xffff
+        } else {
+            ((1u32 << left) - 1) as __mmask16
+        }
+    };
+    let zero = _mm512_setzero_ps();
+    let m0 = wino_pass::<NV>(c_in, kw, row, v, u);
+    for (o, a) in m0.iter().enumerate() {
+        let b = _mm512_set1_ps(*bias.add(o));
+        for (k, &m) in a.iter().enumerate() {
+            _mm512_mask_storeu_ps(dst.add(o * ostride + 16 * k), mask(k), _mm512_add_ps(b, m));
+        }
+    }
+    let m3 = wino_pass::<NV>(c_in, kw, row, v.add(3 * vstride), u.add(3 * ustride));
+    for (o, a) in m3.iter().enumerate() {
+        let b = _mm512_set1_ps(*bias.add(o));
+        for (k, &m) in a.iter().enumerate() {
+            _mm512_mask_storeu_ps(dst.add(o * ostride + g.ow + 16 * k), mask(k), _mm512_sub_ps(b, m));
+        }
+    }
+    let m1 = wino_pass::<NV>(c_in, kw, row, v.add(vstride), u.add(ustride));
+    for (o, a) in m1.iter().enumerate() {
+        for (k, &m) in a.iter().enumerate() {
+            for d in [dst.add(o * ostride + 16 * k), dst.add(o * ostride + g.ow + 16 * k)] {
+                _mm512_mask_storeu_ps(d, mask(k), _mm512_add_ps(_mm512_maskz_loadu_ps(mask(k), d), m));
+            }
+        }
+    }
+    let m2 = wino_pass::<NV>(c_in, kw, row, v.add(2 * vstride), u.add(2 * ustride));
+    for (o, a) in m2.iter().enumerate() {
+        for (k, &m) in a.iter().enumerate() {
+            let d0 = dst.add(o * ostride + 16 * k);
+            let d1 = d0.add(g.ow);
+            let mut y0 = _mm512_add_ps(_mm512_maskz_loadu_ps(mask(k), d0), m);
+            let mut y1 = _mm512_sub_ps(_mm512_maskz_loadu_ps(mask(k), d1), m);
+            if relu {
+                y0 = _mm512_max_ps(y0, zero);
+                y1 = _mm512_max_ps(y1, zero);
+            }
+            _mm512_mask_storeu_ps(d0, mask(k), y0);
+            _mm512_mask_storeu_ps(d1, mask(k), y1);
+        }
+    }
 }
