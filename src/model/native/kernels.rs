@@ -71,6 +71,8 @@ impl Isa {
 
 /// The largest frequency stride the AVX-512 convolution takes (the network's is 3).
 pub(super) const MAX_SW: usize = 8;
+/// Products of one Winograd F(4,3) tile (4 output rows from 6 input rows).
+pub(super) const WINO_T: usize = 6;
 
 /// A convolution with stride 1 along time and `sw` along frequency, zero padded, its weights packed
 /// for the kernel. Input and output are dense `[channels][h][w]` planes.
@@ -88,8 +90,8 @@ pub struct Conv {
     cv: bool,
     /// `[c_out / ob][c_in][kh][phase][tap of the phase][ob]`, tap `j = tap * sw + phase`.
     packed: Vec<f32>,
-    /// Winograd F(2,3) along time (AVX-512, 3 rows, stride 1, 8k channels): the transformed weights,
-    /// `[c_out / 8][4][c_in][kw][8]`; empty otherwise.
+    /// Winograd F(4,3) along time (AVX-512, 3 rows, stride 1, 8k channels): the transformed weights,
+    /// `[c_out / 8][6][c_in][kw][8]`; empty otherwise.
     packed_u: Vec<f32>,
     bias: Vec<f32>,
     /// The graph's `[c_out][c_in][kh][kw]`, for the reference.
@@ -144,18 +146,22 @@ impl Conv {
             }
         }
         let mut packed_u = vec![];
+        #[cfg(target_arch = "x86_64")]
         if isa == Isa::Avx512 && kh == 3 && sw == 1 && c_out.is_multiple_of(8) {
             let g = |o: usize, c: usize, i: usize, j: usize| spec.weight.data[((o * c_in + c) * kh + i) * kw + j] as f64;
             for blk in 0..c_out / 8 {
-                for k in 0..4 {
+                for k in 0..WINO_T {
                     for c in 0..c_in {
                         for j in 0..kw {
                             for o in blk * 8..(blk + 1) * 8 {
+                                // G of F(4,3).
                                 let (g0, g1, g2) = (g(o, c, 0, j), g(o, c, 1, j), g(o, c, 2, j));
                                 packed_u.push(match k {
-                                    0 => g0,
-                                    1 => (g0 + g1 + g2) / 2.0,
-                                    2 => (g0 - g1 + g2) / 2.0,
+                                    0 => g0 / 4.0,
+                                    1 => -(g0 + g1 + g2) / 6.0,
+                                    2 => -(g0 - g1 + g2) / 6.0,
+                                    3 => g0 / 24.0 + g1 / 12.0 + g2 / 6.0,
+                                    4 => g0 / 24.0 - g1 / 12.0 + g2 / 6.0,
                                     _ => g2,
                                 } as f32);
                             }
@@ -207,7 +213,7 @@ impl Conv {
         if self.packed_u.is_empty() {
             0
         } else {
-            4 * self.c_in * row
+            WINO_T * self.c_in * row
         }
     }
 
@@ -270,7 +276,7 @@ impl Conv {
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, 8) if !self.packed_u.is_empty() => unsafe {
                 super::zmm::conv_wino(&g, scratch, vbuf, &self.packed_u, b, out, act == Act::Relu);
-                super::zmm::conv::<8, 3>(&g, scratch, p, b, out, oh - oh % 2, act == Act::Relu)
+                super::zmm::conv::<8, 3>(&g, scratch, p, b, out, oh - oh % 4, act == Act::Relu)
             },
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, 8) => unsafe { super::zmm::conv::<8, 3>(&g, scratch, p, b, out, 0, act == Act::Relu) },

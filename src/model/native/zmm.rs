@@ -5,7 +5,7 @@
 //! and the slice sizes; the loops stay inside the lengths [`super::kernels::Conv::scratch_len`]
 //! promises. Summation order is the portable kernels' own (bias, then input channel, row, tap).
 
-use super::kernels::{Geom, MAX_SW};
+use super::kernels::{Geom, MAX_SW, WINO_T};
 use std::arch::x86_64::*;
 
 /// The convolution of `scratch` (zero-padded, phase-split input) into `out`'s rows from `y_from`
@@ -454,38 +454,46 @@ unsafe fn sigmoid16(x: __m512) -> __m512 {
     _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))))
 }
 
-/// The 3-row convolution (`kh == 3`, stride 1, 8k output channels) by Winograd's F(2,3) along
-/// time: each pair of output rows is 4 one-row products instead of 6, over the input rows
-/// transformed per pair into `vbuf` (`[4][c_in][g.row]`) and the weights transformed at load
-/// (`packed_u`, `[c_out / 8][4][c_in][kw][8]`: `g0`, `(g0 + g1 + g2) / 2`, `(g0 - g1 + g2) / 2`,
-/// `g2`). An odd last row is left to the caller. Each block of outputs is built in `out` itself:
-/// `bias + m0` and `bias - m3`, then `+ m1` to both, then `+ m2` and `- m2` with the ReLU.
+/// The 3-row convolution (`kh == 3`, stride 1, 8k output channels) by Winograd's F(4,3) along
+/// time: each 4 output rows are 6 one-row products instead of 12, over the input rows transformed
+/// per 4 rows into `vbuf` (`[6][c_in][g.row]`) and the weights transformed at load (`packed_u`,
+/// `[c_out / 8][6][c_in][kw][8]`, see `Conv::with_isa`). Rows past the last whole 4 are left to
+/// the caller. Each block of outputs is built up in `out` itself, the ReLU on the last product.
 ///
 /// # Safety
-/// As [`conv`] with `OB = 8`, `NV = 3`, `g.kh == 3`, `g.sw == 1`; `vbuf.len() >= 4 * c_in * g.row`.
+/// As [`conv`] with `OB = 8`, `NV = 3`, `g.kh == 3`, `g.sw == 1`; `vbuf.len() >= 6 * c_in * g.row`.
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub(super) unsafe fn conv_wino(g: &Geom, scratch: &[f32], vbuf: &mut [f32], packed_u: &[f32], bias: &[f32], out: &mut [f32], relu: bool) {
     const NV: usize = 3;
     let (c_in, row, plane) = (g.c_in, g.row, g.hp * g.row);
     debug_assert!(g.kh == 3 && g.sw == 1 && bias.len().is_multiple_of(8));
-    debug_assert!(scratch.len() >= c_in * plane && vbuf.len() >= 4 * c_in * row);
-    debug_assert!(out.len() >= bias.len() * g.oh * g.ow && packed_u.len() >= bias.len() * 4 * c_in * g.kw);
-    let ulen = 4 * c_in * g.kw * 8;
+    debug_assert!(scratch.len() >= c_in * plane && vbuf.len() >= WINO_T * c_in * row);
+    debug_assert!(out.len() >= bias.len() * g.oh * g.ow && packed_u.len() >= bias.len() * WINO_T * c_in * g.kw);
+    let ulen = WINO_T * c_in * g.kw * 8;
     let wb = 16 * NV;
-    for pair in 0..g.oh / 2 {
-        let y = 2 * pair;
+    let vs = c_in * row;
+    for quad in 0..g.oh / 4 {
+        let y = 4 * quad;
         for c in 0..c_in {
-            let r = &scratch[c * plane + y * row..][..4 * row];
-            let (r0, r1, r2, r3) = (&r[..row], &r[row..2 * row], &r[2 * row..3 * row], &r[3 * row..]);
-            let (v01, v23) = vbuf[..4 * c_in * row].split_at_mut(2 * c_in * row);
-            let (v0, v1) = v01.split_at_mut(c_in * row);
-            let (v2, v3) = v23.split_at_mut(c_in * row);
-            let (v0, v1, v2, v3) = (&mut v0[c * row..][..row], &mut v1[c * row..][..row], &mut v2[c * row..][..row], &mut v3[c * row..][..row]);
-            for x in 0..row {
-                v0[x] = r0[x] - r2[x];
-                v1[x] = r1[x] + r2[x];
-                v2[x] = r2[x] - r1[x];
-                v3[x] = r1[x] - r3[x];
+            let r = &scratch[c * plane + y * row..][..6 * row];
+            let x: [&[f32]; 6] = std::array::from_fn(|i| &r[i * row..(i + 1) * row]);
+            let v = &mut vbuf[..WINO_T * vs];
+            let (v0, v) = v.split_at_mut(vs);
+            let (v1, v) = v.split_at_mut(vs);
+            let (v2, v) = v.split_at_mut(vs);
+            let (v3, v) = v.split_at_mut(vs);
+            let (v4, v5) = v.split_at_mut(vs);
+            let o = c * row;
+            let (v0, v1, v2, v3, v4, v5) =
+                (&mut v0[o..o + row], &mut v1[o..o + row], &mut v2[o..o + row], &mut v3[o..o + row], &mut v4[o..o + row], &mut v5[o..o + row]);
+            for i in 0..row {
+                let (x0, x1, x2, x3, x4, x5) = (x[0][i], x[1][i], x[2][i], x[3][i], x[4][i], x[5][i]);
+                v0[i] = 4.0 * x0 - 5.0 * x2 + x4;
+                v1[i] = -4.0 * x1 - 4.0 * x2 + x3 + x4;
+                v2[i] = 4.0 * x1 - 4.0 * x2 - x3 + x4;
+                v3[i] = -2.0 * x1 - x2 + 2.0 * x3 + x4;
+                v4[i] = 2.0 * x1 - x2 - 2.0 * x3 + x4;
+                v5[i] = 4.0 * x1 - 5.0 * x3 + x5;
             }
         }
         for blk in 0..bias.len() / 8 {
@@ -545,42 +553,40 @@ unsafe fn wino_block<const NV: usize>(g: &Geom, v: *const f32, u: *const f32, bi
             ((1u32 << left) - 1) as __mmask16
         }
     };
+    // Output row r of the tile takes product t times COEF[t][r] (A^T of F(4,3)).
+    const COEF: [[f32; 4]; WINO_T] =
+        [[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0], [1.0, 2.0, 4.0, 8.0], [1.0, -2.0, 4.0, -8.0], [0.0, 0.0, 0.0, 1.0]];
+    // Which row each product starts (bias + m), in the order the products are made.
+    const ORDER: [usize; WINO_T] = [0, 5, 1, 2, 3, 4];
     let zero = _mm512_setzero_ps();
-    let m0 = wino_pass::<NV>(c_in, kw, row, v, u);
-    for (o, a) in m0.iter().enumerate() {
-        let b = _mm512_set1_ps(*bias.add(o));
-        for (k, &m) in a.iter().enumerate() {
-            _mm512_mask_storeu_ps(dst.add(o * ostride + 16 * k), mask(k), _mm512_add_ps(b, m));
-        }
-    }
-    let m3 = wino_pass::<NV>(c_in, kw, row, v.add(3 * vstride), u.add(3 * ustride));
-    for (o, a) in m3.iter().enumerate() {
-        let b = _mm512_set1_ps(*bias.add(o));
-        for (k, &m) in a.iter().enumerate() {
-            _mm512_mask_storeu_ps(dst.add(o * ostride + g.ow + 16 * k), mask(k), _mm512_sub_ps(b, m));
-        }
-    }
-    let m1 = wino_pass::<NV>(c_in, kw, row, v.add(vstride), u.add(ustride));
-    for (o, a) in m1.iter().enumerate() {
-        for (k, &m) in a.iter().enumerate() {
-            for d in [dst.add(o * ostride + 16 * k), dst.add(o * ostride + g.ow + 16 * k)] {
-                _mm512_mask_storeu_ps(d, mask(k), _mm512_add_ps(_mm512_maskz_loadu_ps(mask(k), d), m));
+    for (step, &t) in ORDER.iter().enumerate() {
+        let m = wino_pass::<NV>(c_in, kw, row, v.add(t * vstride), u.add(t * ustride));
+        let last = step == WINO_T - 1;
+        for (o, a) in m.iter().enumerate() {
+            let b = _mm512_set1_ps(*bias.add(o));
+            for (k, &mv) in a.iter().enumerate() {
+                for r in 0..4 {
+                    let coef = COEF[t][r];
+                    // Row r was started by the first product that reaches it: 0 by m0, 3 by m5, 1 and 2 by m1.
+                    let starts = matches!((t, r), (0, 0) | (5, 3) | (1, 1) | (1, 2));
+                    if coef == 0.0 {
+                        continue;
+                    }
+                    let d = dst.add(o * ostride + r * g.ow + 16 * k);
+                    let prev = if starts { b } else { _mm512_maskz_loadu_ps(mask(k), d) };
+                    let mut y = if coef == 1.0 {
+                        _mm512_add_ps(prev, mv)
+                    } else if coef == -1.0 {
+                        _mm512_sub_ps(prev, mv)
+                    } else {
+                        _mm512_fmadd_ps(_mm512_set1_ps(coef), mv, prev)
+                    };
+                    if last && relu {
+                        y = _mm512_max_ps(y, zero);
+                    }
+                    _mm512_mask_storeu_ps(d, mask(k), y);
+                }
             }
-        }
-    }
-    let m2 = wino_pass::<NV>(c_in, kw, row, v.add(2 * vstride), u.add(2 * ustride));
-    for (o, a) in m2.iter().enumerate() {
-        for (k, &m) in a.iter().enumerate() {
-            let d0 = dst.add(o * ostride + 16 * k);
-            let d1 = d0.add(g.ow);
-            let mut y0 = _mm512_add_ps(_mm512_maskz_loadu_ps(mask(k), d0), m);
-            let mut y1 = _mm512_sub_ps(_mm512_maskz_loadu_ps(mask(k), d1), m);
-            if relu {
-                y0 = _mm512_max_ps(y0, zero);
-                y1 = _mm512_max_ps(y1, zero);
-            }
-            _mm512_mask_storeu_ps(d0, mask(k), y0);
-            _mm512_mask_storeu_ps(d1, mask(k), y1);
         }
     }
 }
