@@ -204,6 +204,9 @@ impl Conv {
 
     /// Scratch floats [`Conv::run`] needs for an `h` x `w` input.
     pub fn scratch_len(&self, h: usize, w: usize) -> usize {
+        if self.direct() {
+            return 0;
+        }
         let (hp, row) = self.scratch_geometry(h, w);
         self.c_in * self.phases() * hp * row + self.wino_len(row)
     }
@@ -215,6 +218,14 @@ impl Conv {
         } else {
             WINO_T * self.c_in * row
         }
+    }
+
+    /// Computed from the unpadded input (AVX-512, one output channel, stride 1): no scratch.
+    fn direct(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return self.isa == Isa::Avx512 && self.c_out == 1 && self.sw == 1 && self.kw <= super::zmm::DIRECT_MAX_KW && self.pw < self.kw;
+        #[cfg(not(target_arch = "x86_64"))]
+        false
     }
 
     /// Planes per input channel in the scratch: one per stride phase, or one when `cv`.
@@ -234,6 +245,17 @@ impl Conv {
         let (hp, row) = self.scratch_geometry(h, w);
         let (oh, ow) = (self.out_h(h), self.out_w(w));
         assert_eq!(out.len(), self.c_out * oh * ow, "conv output size");
+        #[cfg(target_arch = "x86_64")]
+        if self.direct() {
+            let g = Geom { c_in: self.c_in, kh: self.kh, kw: self.kw, sw: self.sw, hp, row, oh, ow };
+            // SAFETY: `direct` convs are AVX-512 ones (the CPU was checked in `with_isa`) with stride 1,
+            // one output channel, `kw <= DIRECT_MAX_KW` and `pw < kw`; the sizes were checked above.
+            unsafe { super::zmm::conv_rows_direct(&g, h, w, self.ph, self.pw, input, &self.packed, &self.bias, out, act == Act::Relu) };
+            if act == Act::Sigmoid {
+                sigmoid_in_place(self.isa, out);
+            }
+            return;
+        }
         let (scratch, vbuf) = scratch[..self.c_in * self.phases() * hp * row + self.wino_len(row)].split_at_mut(self.c_in * self.phases() * hp * row);
         if self.phases() == 1 {
             // One pass: each row is its zero border around the input's row, or zeros.
@@ -475,13 +497,16 @@ impl Lowpass {
         let (even, odd) = scratch[..2 * row].split_at_mut(row);
         even.fill(0.0);
         odd.fill(0.0);
-        for (k, &v) in x.iter().enumerate() {
-            let q = k + self.pad;
-            if q.is_multiple_of(2) {
-                even[q / 2] = v;
-            } else {
-                odd[q / 2] = v;
-            }
+        // x[k] lands at q = k + pad: even k at q / 2 = k / 2 + pad / 2 in the phase of pad's parity,
+        // odd k at (k - 1) / 2 + (pad + 1) / 2 in the other. No branch per sample.
+        let (a, b) = if self.pad.is_multiple_of(2) { (&mut *even, &mut *odd) } else { (&mut *odd, &mut *even) };
+        let (a, b) = (&mut a[self.pad / 2..], &mut b[self.pad.div_ceil(2)..]);
+        for ((pair, ea), eb) in x.chunks_exact(2).zip(a.iter_mut()).zip(b.iter_mut()) {
+            *ea = pair[0];
+            *eb = pair[1];
+        }
+        if x.len() % 2 == 1 {
+            a[x.len() / 2] = x[x.len() - 1];
         }
         match self.isa {
             // SAFETY: `with_isa` checked that the CPU has the features.
@@ -720,6 +745,9 @@ mod tests {
             ([32, 1, 7, 7], (3, 2), 3),
             ([1, 32, 7, 3], (3, 1), 1),
             ([1, 33, 3, 3], (1, 1), 1),
+            // Not the network's: one output channel with a stride, a row wider than the padding.
+            ([1, 4, 3, 5], (1, 2), 2),
+            ([1, 2, 3, 20], (1, 1), 1),
         ]
         .into_iter()
         .enumerate()
@@ -744,8 +772,8 @@ mod tests {
     #[test]
     fn lowpass_matches_the_reference() {
         let taps = noise(256, 7);
-        for isa in Isa::available() {
-            let lp = Lowpass::with_isa(&taps, 127, isa);
+        for (isa, pad) in Isa::available().into_iter().flat_map(|isa| [(isa, 127), (isa, 128)]) {
+            let lp = Lowpass::with_isa(&taps, pad, isa);
             for n in [171, 1000, 43844] {
                 let x = noise(n, n as u64);
                 let mut scratch = vec![f32::NAN; lp.scratch_len(n)];

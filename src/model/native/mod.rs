@@ -135,17 +135,16 @@ impl NativeModel {
                 return Err(ModelError::Inference(format!("native engine: octave {octave} has {len} samples for {frames} frames")));
             }
             let sig = &b.signal[..len];
+            // Reflect padding: padded[REFLECT + j] = sig[j], mirrored about the first and last sample.
             let padded = &mut b.padded[..len + 2 * REFLECT];
-            for (i, p) in padded.iter_mut().enumerate() {
-                let j = i as isize - REFLECT as isize;
-                let j = if j < 0 {
-                    -j
-                } else if j >= len as isize {
-                    2 * (len as isize - 1) - j
-                } else {
-                    j
-                };
-                *p = sig[j as usize];
+            let (left, rest) = padded.split_at_mut(REFLECT);
+            let (mid, right) = rest.split_at_mut(len);
+            mid.copy_from_slice(sig);
+            for (i, p) in left.iter_mut().enumerate() {
+                *p = sig[REFLECT - i];
+            }
+            for (i, p) in right.iter_mut().enumerate() {
+                *p = sig[len - 2 - i];
             }
             let out = &mut b.cqt[octave * frames * 2 * BINS..][..frames * 2 * BINS];
             self.bank.run(padded, hop, frames, out);
@@ -167,15 +166,25 @@ impl NativeModel {
         let dropped = OCTAVES * BINS - n_bins;
         let spec = &mut b.spec[..frames * n_bins];
         for t in 0..frames {
-            for (f, s) in spec[t * n_bins..(t + 1) * n_bins].iter_mut().enumerate() {
-                // Bins run from the lowest octave (8) up; the lowest `dropped` are not kept.
-                let g = f + dropped;
-                let (octave, bin) = (OCTAVES - 1 - g / BINS, g % BINS);
+            let spec_t = &mut spec[t * n_bins..(t + 1) * n_bins];
+            // Bins run from the lowest octave (8) up; the lowest `dropped` are not kept. Each
+            // octave's kept bins are one contiguous run of its row (re 36, im 36).
+            for octave in (0..OCTAVES).rev() {
+                let g0 = (OCTAVES - 1 - octave) * BINS;
+                let first = dropped.saturating_sub(g0).min(BINS);
+                if first == BINS {
+                    continue;
+                }
+                let f0 = g0 + first - dropped;
                 let row = &b.cqt[(octave * frames + t) * 2 * BINS..][..2 * BINS];
-                let scale = self.bin_scale[f];
-                let (re, im) = (row[bin] * scale, -row[BINS + bin] * scale);
-                let mag = (re * re + im * im).sqrt();
-                *s = mag * mag + w.log_eps;
+                let (re_row, im_row) = (&row[first..BINS], &row[BINS + first..]);
+                let out = &mut spec_t[f0..f0 + BINS - first];
+                let scale = &self.bin_scale[f0..f0 + BINS - first];
+                for (((s, &re), &im), &scale) in out.iter_mut().zip(re_row).zip(im_row).zip(scale) {
+                    let (re, im) = (re * scale, -im * scale);
+                    let mag = (re * re + im * im).sqrt();
+                    *s = mag * mag + w.log_eps;
+                }
             }
         }
         let lo = kernels::scaled_ln_in_place(kernels::Isa::best(), spec, w.log10_e, w.log_ten);

@@ -590,3 +590,126 @@ unsafe fn wino_block<const NV: usize>(g: &Geom, v: *const f32, u: *const f32, bi
         }
     }
 }
+
+/// Longest kernel row [`conv_rows_direct`] takes (its edge masks live on the stack).
+pub(super) const DIRECT_MAX_KW: usize = 16;
+
+/// [`conv_rows`] (one output channel, stride 1) reading the unpadded input `[c_in][h][w]` itself:
+/// the zero border is masked-off lanes at the left and right edges and skipped rows at the top and
+/// bottom (adding the padding's zeros changes no sum), so no padded copy is made.
+///
+/// # Safety
+/// The CPU has AVX-512F and FMA; `g.sw == 1`, `g.kw <= DIRECT_MAX_KW`, `g.oh == h + 2 * ph + 1 - g.kh`,
+/// `g.ow == w + 2 * pw + 1 - g.kw`, `pw < g.kw`; `input.len() >= g.c_in * h * w`;
+/// `out.len() >= g.oh * g.ow`; `packed.len() >= g.c_in * g.kh * g.kw`; `bias.len() == 1`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn conv_rows_direct(
+    g: &Geom,
+    h: usize,
+    w: usize,
+    ph: usize,
+    pw: usize,
+    input: &[f32],
+    packed: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    relu: bool,
+) {
+    debug_assert!(g.sw == 1 && g.kw <= DIRECT_MAX_KW && bias.len() == 1 && input.len() >= g.c_in * h * w);
+    debug_assert!(out.len() >= g.oh * g.ow && packed.len() >= g.c_in * g.kh * g.kw);
+    const NV: usize = 4;
+    let wb = 16 * NV;
+    let b = *bias.get_unchecked(0);
+    let d = Direct { h, w, ph, pw, input: input.as_ptr(), wts: packed.as_ptr() };
+    let mut y = 0;
+    while y < g.oh {
+        let full = y + ROWS_RB <= g.oh;
+        let mut x0 = 0;
+        while x0 < g.ow {
+            let dst = out.as_mut_ptr().add(y * g.ow + x0);
+            let n = wb.min(g.ow - x0);
+            macro_rules! go {
+                ($rb:expr) => {
+                    match n.div_ceil(16) {
+                        1 => direct_block::<$rb, 1>(g, &d, y, x0, b, dst, n, relu),
+                        2 => direct_block::<$rb, 2>(g, &d, y, x0, b, dst, n, relu),
+                        3 => direct_block::<$rb, 3>(g, &d, y, x0, b, dst, n, relu),
+                        _ => direct_block::<$rb, 4>(g, &d, y, x0, b, dst, n, relu),
+                    }
+                };
+            }
+            if full {
+                go!(ROWS_RB)
+            } else {
+                go!(1)
+            }
+            x0 += wb;
+        }
+        y += if full { ROWS_RB } else { 1 };
+    }
+}
+
+struct Direct {
+    h: usize,
+    w: usize,
+    ph: usize,
+    pw: usize,
+    input: *const f32,
+    wts: *const f32,
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn direct_block<const RB: usize, const NV: usize>(g: &Geom, d: &Direct, y: usize, x0: usize, bias: f32, dst: *mut f32, n: usize, relu: bool) {
+    // Lanes of each load that fall inside the input row: input column x0 + off + 16 v + l - pw.
+    let mut masks = [[0 as __mmask16; NV]; DIRECT_MAX_KW];
+    for (off, m) in masks.iter_mut().enumerate().take(g.kw) {
+        for (v, mv) in m.iter_mut().enumerate() {
+            let start = (x0 + off + 16 * v) as isize - d.pw as isize;
+            let lo = (-start).clamp(0, 16) as u32;
+            let hi = (d.w as isize - start).clamp(0, 16) as u32;
+            let upto = if hi >= 16 { 0xffff } else { (1u32 << hi) - 1 };
+            *mv = (upto & !((1u32 << lo) - 1)) as __mmask16;
+        }
+    }
+    let mut acc = [[_mm512_set1_ps(bias); NV]; RB];
+    for c in 0..g.c_in {
+        for dd in 0..RB + g.kh - 1 {
+            // Input row y + dd - ph; outside the input it is the padding's zeros.
+            let yy = (y + dd) as isize - d.ph as isize;
+            if yy < 0 || yy >= d.h as isize {
+                continue;
+            }
+            let base = d.input.wrapping_add((c * d.h + yy as usize) * d.w + x0).wrapping_sub(d.pw);
+            for (off, m) in masks.iter().enumerate().take(g.kw) {
+                let mut x = [_mm512_setzero_ps(); NV];
+                for (v, xv) in x.iter_mut().enumerate() {
+                    *xv = _mm512_maskz_loadu_ps(m[v], base.wrapping_add(off + 16 * v));
+                }
+                for (r, a) in acc.iter_mut().enumerate() {
+                    // Output row r meets input row dd through kernel row dd - r.
+                    if dd >= r && dd - r < g.kh {
+                        let wv = _mm512_set1_ps(*d.wts.add((c * g.kh + dd - r) * g.kw + off));
+                        for v in 0..NV {
+                            a[v] = _mm512_fmadd_ps(wv, x[v], a[v]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let zero = _mm512_setzero_ps();
+    for (r, a) in acc.iter().enumerate() {
+        for (v, &x) in a.iter().enumerate() {
+            let x = if relu { _mm512_max_ps(x, zero) } else { x };
+            let o = dst.add(r * g.ow + 16 * v);
+            let left = n - 16 * v;
+            if left >= 16 {
+                _mm512_storeu_ps(o, x);
+            } else {
+                _mm512_mask_storeu_ps(o, ((1u32 << left) - 1) as __mmask16, x);
+            }
+        }
+    }
+}
