@@ -1,8 +1,11 @@
-//! The hot loops: direct 2-D convolution over `[channels][time][frequency]` planes, vectorised
-//! along frequency, and the CQT's 256-tap dot products. Written as loops over fixed-size `f32`
+//! The hot loops: direct 2-D convolution over `[channels][time][frequency]` planes, the CQT's
+//! filter bank and lowpass, the dB and sigmoid. The portable builds are loops over fixed-size `f32`
 //! arrays that the compiler turns into SIMD; on x86-64 the same code is compiled a second time with
-//! AVX2 + FMA and chosen at run time. The only `unsafe` is that call, made after the CPU was seen
-//! to have the features. Each kernel is tested against a plain scalar reference below.
+//! AVX2 + FMA and chosen at run time, and on AVX-512 the intrinsic kernels of `super::zmm` run
+//! instead (register-blocked convolutions, Winograd F(4,3) for the 3-row one, the CQT as a matrix
+//! product, vector `ln`/`exp`). The only `unsafe` is those calls, made after the CPU was seen to
+//! have the features and the sizes were checked. Each kernel is tested against a plain scalar
+//! reference below, on every build this CPU runs.
 
 use super::weights::ConvSpec;
 
@@ -73,6 +76,8 @@ impl Isa {
 pub(super) const MAX_SW: usize = 8;
 /// Products of one Winograd F(4,3) tile (4 output rows from 6 input rows).
 pub(super) const WINO_T: usize = 6;
+/// Output rows of one Winograd F(4,3) tile.
+const WINO_TILE: usize = 4;
 
 /// A convolution with stride 1 along time and `sw` along frequency, zero padded, its weights packed
 /// for the kernel. Input and output are dense `[channels][h][w]` planes.
@@ -145,6 +150,7 @@ impl Conv {
                 }
             }
         }
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut packed_u = vec![];
         #[cfg(target_arch = "x86_64")]
         if isa == Isa::Avx512 && kh == 3 && sw == 1 && c_out.is_multiple_of(8) {
@@ -216,7 +222,7 @@ impl Conv {
         if self.packed_u.is_empty() {
             0
         } else {
-            WINO_T * self.c_in * row
+            WINO_T * self.c_in * row + row
         }
     }
 
@@ -259,8 +265,10 @@ impl Conv {
         let (scratch, vbuf) = scratch[..self.c_in * self.phases() * hp * row + self.wino_len(row)].split_at_mut(self.c_in * self.phases() * hp * row);
         if self.phases() == 1 {
             // One pass: each row is its zero border around the input's row, or zeros.
+            // The Winograd kernel reads the input itself; the direct one finishes its last rows.
+            let first_row = if self.packed_u.is_empty() { 0 } else { oh - oh % WINO_TILE };
             for (c, plane) in scratch.chunks_exact_mut(hp * row).enumerate() {
-                for (yp, dst) in plane.chunks_exact_mut(row).enumerate() {
+                for (yp, dst) in plane.chunks_exact_mut(row).enumerate().skip(first_row) {
                     match yp.checked_sub(self.ph).filter(|&y| y < h) {
                         Some(y) => {
                             dst[..self.pw].fill(0.0);
@@ -297,8 +305,8 @@ impl Conv {
             (Isa::Avx512, _) if self.cv => unsafe { super::zmm::conv_cv(&g, scratch, p, b, out, act == Act::Relu) },
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, 8) if !self.packed_u.is_empty() => unsafe {
-                super::zmm::conv_wino(&g, scratch, vbuf, &self.packed_u, b, out, act == Act::Relu);
-                super::zmm::conv::<8, 3>(&g, scratch, p, b, out, oh - oh % 4, act == Act::Relu)
+                super::zmm::conv_wino(&g, h, w, self.ph, self.pw, input, vbuf, &self.packed_u, b, out, act == Act::Relu);
+                super::zmm::conv::<8, 3>(&g, scratch, p, b, out, oh - oh % WINO_TILE, act == Act::Relu)
             },
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, 8) => unsafe { super::zmm::conv::<8, 3>(&g, scratch, p, b, out, 0, act == Act::Relu) },

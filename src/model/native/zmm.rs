@@ -1,9 +1,11 @@
 //! AVX-512 builds of the hot kernels, written with intrinsics so that the accumulators are known to
-//! stay in the 32 zmm registers: `OB` output channels x `NV` vectors of 16 frequency positions, each
-//! tap one load per vector and one broadcast weight per channel. Every function here is `unsafe`
-//! for its `target_feature` alone: callers in [`super::kernels`] check the CPU (`Isa::supported`)
-//! and the slice sizes; the loops stay inside the lengths [`super::kernels::Conv::scratch_len`]
-//! promises. Summation order is the portable kernels' own (bias, then input channel, row, tap).
+//! stay in the 32 zmm registers: `OB` output channels x `NV` vectors of 16 frequency positions (or
+//! 32 channels x 11 positions for the strided layers), each tap one load per vector and one
+//! broadcast per channel or position. Every function here is `unsafe` for its `target_feature` and
+//! for raw-pointer loops whose bounds are the `# Safety` sizes: the safe callers in
+//! [`super::kernels`] check the CPU (`Isa::supported`) and the slice sizes (and the scratch lengths
+//! [`super::kernels::Conv::scratch_len`] promises). Summation order per output is the portable
+//! kernels' (bias, input channel, row, tap), but for the Winograd kernel and the CQT's tap-order sum.
 
 use super::kernels::{Geom, MAX_SW, WINO_T};
 use std::arch::x86_64::*;
@@ -456,37 +458,59 @@ unsafe fn sigmoid16(x: __m512) -> __m512 {
 
 /// The 3-row convolution (`kh == 3`, stride 1, 8k output channels) by Winograd's F(4,3) along
 /// time: each 4 output rows are 6 one-row products instead of 12, over the input rows transformed
-/// per 4 rows into `vbuf` (`[6][c_in][g.row]`) and the weights transformed at load (`packed_u`,
+/// per 4 rows from the unpadded input `[c_in][h][w]` into `vbuf` (`[6][c_in][g.row]`, then a row
+/// of zeros) and the weights transformed at load (`packed_u`,
 /// `[c_out / 8][6][c_in][kw][8]`, see `Conv::with_isa`). Rows past the last whole 4 are left to
 /// the caller. Each block of outputs is built up in `out` itself, the ReLU on the last product.
 ///
 /// # Safety
-/// As [`conv`] with `OB = 8`, `NV = 3`, `g.kh == 3`, `g.sw == 1`; `vbuf.len() >= 6 * c_in * g.row`.
+/// As [`conv`] with `OB = 8`, `NV = 3`, `g.kh == 3`, `g.sw == 1`, the input unpadded (`ph`, `pw`
+/// its padding); `vbuf.len() >= 6 * c_in * g.row + w`.
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub(super) unsafe fn conv_wino(g: &Geom, scratch: &[f32], vbuf: &mut [f32], packed_u: &[f32], bias: &[f32], out: &mut [f32], relu: bool) {
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn conv_wino(
+    g: &Geom,
+    h: usize,
+    w: usize,
+    ph: usize,
+    pw: usize,
+    input: &[f32],
+    vbuf: &mut [f32],
+    packed_u: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    relu: bool,
+) {
     const NV: usize = 3;
-    let (c_in, row, plane) = (g.c_in, g.row, g.hp * g.row);
-    debug_assert!(g.kh == 3 && g.sw == 1 && bias.len().is_multiple_of(8));
-    debug_assert!(scratch.len() >= c_in * plane && vbuf.len() >= WINO_T * c_in * row);
+    let (c_in, row) = (g.c_in, g.row);
+    debug_assert!(g.kh == 3 && g.sw == 1 && bias.len().is_multiple_of(8) && input.len() >= c_in * h * w);
+    debug_assert!(vbuf.len() >= WINO_T * c_in * row + w && row >= pw + w && g.oh + 2 == h + 2 * ph);
     debug_assert!(out.len() >= bias.len() * g.oh * g.ow && packed_u.len() >= bias.len() * WINO_T * c_in * g.kw);
     let ulen = WINO_T * c_in * g.kw * 8;
     let wb = 16 * NV;
     let vs = c_in * row;
+    // The transformed rows' borders (columns outside pw..pw + w) stay the padding's zeros; one
+    // more row of zeros stands for the input rows above and below the input.
+    let (vbuf, zero) = vbuf[..WINO_T * vs + w].split_at_mut(WINO_T * vs);
+    vbuf.fill(0.0);
+    zero.fill(0.0);
+    let zero: &[f32] = zero;
     for quad in 0..g.oh / 4 {
         let y = 4 * quad;
         for c in 0..c_in {
-            let r = &scratch[c * plane + y * row..][..6 * row];
-            let x: [&[f32]; 6] = std::array::from_fn(|i| &r[i * row..(i + 1) * row]);
-            let v = &mut vbuf[..WINO_T * vs];
-            let (v0, v) = v.split_at_mut(vs);
+            // Padded rows y..y + 6 are input rows y - ph..y + 6 - ph.
+            let x: [&[f32]; 6] = std::array::from_fn(|i| match (y + i).checked_sub(ph).filter(|&r| r < h) {
+                Some(r) => &input[(c * h + r) * w..][..w],
+                None => zero,
+            });
+            let (v0, v) = vbuf.split_at_mut(vs);
             let (v1, v) = v.split_at_mut(vs);
             let (v2, v) = v.split_at_mut(vs);
             let (v3, v) = v.split_at_mut(vs);
             let (v4, v5) = v.split_at_mut(vs);
-            let o = c * row;
-            let (v0, v1, v2, v3, v4, v5) =
-                (&mut v0[o..o + row], &mut v1[o..o + row], &mut v2[o..o + row], &mut v3[o..o + row], &mut v4[o..o + row], &mut v5[o..o + row]);
-            for i in 0..row {
+            let o = c * row + pw;
+            let (v0, v1, v2, v3, v4, v5) = (&mut v0[o..o + w], &mut v1[o..o + w], &mut v2[o..o + w], &mut v3[o..o + w], &mut v4[o..o + w], &mut v5[o..o + w]);
+            for i in 0..w {
                 let (x0, x1, x2, x3, x4, x5) = (x[0][i], x[1][i], x[2][i], x[3][i], x[4][i], x[5][i]);
                 v0[i] = 4.0 * x0 - 5.0 * x2 + x4;
                 v1[i] = -4.0 * x1 - 4.0 * x2 + x3 + x4;
