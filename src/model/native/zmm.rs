@@ -580,7 +580,7 @@ unsafe fn wino_block<const NV: usize>(g: &Geom, v: *const f32, u: *const f32, bi
     // Output row r of the tile takes product t times COEF[t][r] (A^T of F(4,3)).
     const COEF: [[f32; 4]; WINO_T] =
         [[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0], [1.0, 2.0, 4.0, 8.0], [1.0, -2.0, 4.0, -8.0], [0.0, 0.0, 0.0, 1.0]];
-    // Which row each product starts (bias + m), in the order the products are made.
+    // The order the products are made in: every row is started (bias + m) before it is added to.
     const ORDER: [usize; WINO_T] = [0, 5, 1, 2, 3, 4];
     let zero = _mm512_setzero_ps();
     for (step, &t) in ORDER.iter().enumerate() {
@@ -589,8 +589,7 @@ unsafe fn wino_block<const NV: usize>(g: &Geom, v: *const f32, u: *const f32, bi
         for (o, a) in m.iter().enumerate() {
             let b = _mm512_set1_ps(*bias.add(o));
             for (k, &mv) in a.iter().enumerate() {
-                for r in 0..4 {
-                    let coef = COEF[t][r];
+                for (r, &coef) in COEF[t].iter().enumerate() {
                     // Row r was started by the first product that reaches it: 0 by m0, 3 by m5, 1 and 2 by m1.
                     let starts = matches!((t, r), (0, 0) | (5, 3) | (1, 1) | (1, 2));
                     if coef == 0.0 {
