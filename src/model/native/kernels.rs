@@ -79,6 +79,17 @@ pub(super) const WINO_T: usize = 6;
 /// Output rows of one Winograd F(4,3) tile.
 const WINO_TILE: usize = 4;
 
+/// A weight as the kernels multiply by it: subnormal ones are 0. Their products (< 1.2e-38 x the
+/// input) are below the resolution of any sum they join, but each FMA reading a subnormal operand
+/// takes a microcode assist: with Basic Pitch's weights conv2d_1 took 6.5 ms a window instead of 2.5.
+fn flush_denormal(x: f32) -> f32 {
+    if x.abs() < f32::MIN_POSITIVE {
+        0.0
+    } else {
+        x
+    }
+}
+
 /// A convolution with stride 1 along time and `sw` along frequency, zero padded, its weights packed
 /// for the kernel. Input and output are dense `[channels][h][w]` planes.
 pub struct Conv {
@@ -129,7 +140,7 @@ impl Conv {
                     for i in 0..kh {
                         for j in 0..kw {
                             for o in blk * super::zmm::CV_OB..(blk + 1) * super::zmm::CV_OB {
-                                packed.push(spec.weight.data[((o * c_in + c) * kh + i) * kw + j]);
+                                packed.push(flush_denormal(spec.weight.data[((o * c_in + c) * kh + i) * kw + j]));
                             }
                         }
                     }
@@ -142,7 +153,7 @@ impl Conv {
                         for p in 0..sw {
                             for j in (p..kw).step_by(sw) {
                                 for o in blk * ob..(blk + 1) * ob {
-                                    packed.push(spec.weight.data[((o * c_in + c) * kh + i) * kw + j]);
+                                    packed.push(flush_denormal(spec.weight.data[((o * c_in + c) * kh + i) * kw + j]));
                                 }
                             }
                         }
@@ -162,14 +173,14 @@ impl Conv {
                             for o in blk * 8..(blk + 1) * 8 {
                                 // G of F(4,3).
                                 let (g0, g1, g2) = (g(o, c, 0, j), g(o, c, 1, j), g(o, c, 2, j));
-                                packed_u.push(match k {
+                                packed_u.push(flush_denormal(match k {
                                     0 => g0 / 4.0,
                                     1 => -(g0 + g1 + g2) / 6.0,
                                     2 => -(g0 - g1 + g2) / 6.0,
                                     3 => g0 / 24.0 + g1 / 12.0 + g2 / 6.0,
                                     4 => g0 / 24.0 - g1 / 12.0 + g2 / 6.0,
                                     _ => g2,
-                                } as f32);
+                                } as f32));
                             }
                         }
                     }
