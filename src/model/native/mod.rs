@@ -13,10 +13,12 @@
 
 pub mod kernels;
 pub mod weights;
+#[cfg(target_arch = "x86_64")]
+mod zmm;
 
 use super::{check_window, window_samples, ModelError, NoteModel, WindowFrames, FRAMES_PER_WINDOW};
 use crate::notes::{N_CONTOUR_BINS, N_KEYS};
-use kernels::{Act, Conv, Lowpass};
+use kernels::{Act, Conv, CqtBank, Lowpass};
 use weights::Weights;
 
 /// CQT bins per octave, octaves, taps of every CQT filter and of the lowpass.
@@ -31,7 +33,7 @@ const HARMONICS: usize = 8;
 
 pub struct NativeModel {
     /// Real filters `[36][256]` then imaginary `[36][256]`.
-    bank: Vec<f32>,
+    bank: CqtBank,
     /// The anti-aliasing lowpass: zero pad 127, stride 2.
     lowpass: Lowpass,
     bin_scale: Vec<f32>,
@@ -74,6 +76,7 @@ impl NativeModel {
         }
         let mut bank = w.cqt_real.data.clone();
         bank.extend_from_slice(&w.cqt_imag.data);
+        let bank = CqtBank::new(&bank);
         let lowpass = Lowpass::new(&w.lowpass, LOWPASS_PAD);
         let convs = [&w.onset_stack, &w.contour_hidden, &w.contour_out, &w.note_hidden, &w.note_out, &w.onset_out].map(Conv::new);
         let [onset_stack, contour_hidden, contour_out, note_hidden, note_out, onset_out] = convs;
@@ -132,23 +135,19 @@ impl NativeModel {
                 return Err(ModelError::Inference(format!("native engine: octave {octave} has {len} samples for {frames} frames")));
             }
             let sig = &b.signal[..len];
+            // Reflect padding: padded[REFLECT + j] = sig[j], mirrored about the first and last sample.
             let padded = &mut b.padded[..len + 2 * REFLECT];
-            for (i, p) in padded.iter_mut().enumerate() {
-                let j = i as isize - REFLECT as isize;
-                let j = if j < 0 {
-                    -j
-                } else if j >= len as isize {
-                    2 * (len as isize - 1) - j
-                } else {
-                    j
-                };
-                *p = sig[j as usize];
+            let (left, rest) = padded.split_at_mut(REFLECT);
+            let (mid, right) = rest.split_at_mut(len);
+            mid.copy_from_slice(sig);
+            for (i, p) in left.iter_mut().enumerate() {
+                *p = sig[REFLECT - i];
+            }
+            for (i, p) in right.iter_mut().enumerate() {
+                *p = sig[len - 2 - i];
             }
             let out = &mut b.cqt[octave * frames * 2 * BINS..][..frames * 2 * BINS];
-            for (t, row) in out.chunks_exact_mut(2 * BINS).enumerate() {
-                let x: &[f32; TAPS] = padded[t * hop..t * hop + TAPS].try_into().unwrap();
-                kernels::dots256(&self.bank, x, row);
-            }
+            self.bank.run(padded, hop, frames, out);
             if octave + 1 < OCTAVES {
                 let down = self.lowpass.out_len(len);
                 self.lowpass.run(sig, &mut b.scratch, &mut b.next[..down]);
@@ -166,21 +165,30 @@ impl NativeModel {
         let n_bins = self.bin_scale.len();
         let dropped = OCTAVES * BINS - n_bins;
         let spec = &mut b.spec[..frames * n_bins];
-        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
         for t in 0..frames {
-            for (f, s) in spec[t * n_bins..(t + 1) * n_bins].iter_mut().enumerate() {
-                // Bins run from the lowest octave (8) up; the lowest `dropped` are not kept.
-                let g = f + dropped;
-                let (octave, bin) = (OCTAVES - 1 - g / BINS, g % BINS);
+            let spec_t = &mut spec[t * n_bins..(t + 1) * n_bins];
+            // Bins run from the lowest octave (8) up; the lowest `dropped` are not kept. Each
+            // octave's kept bins are one contiguous run of its row (re 36, im 36).
+            for octave in (0..OCTAVES).rev() {
+                let g0 = (OCTAVES - 1 - octave) * BINS;
+                let first = dropped.saturating_sub(g0).min(BINS);
+                if first == BINS {
+                    continue;
+                }
+                let f0 = g0 + first - dropped;
                 let row = &b.cqt[(octave * frames + t) * 2 * BINS..][..2 * BINS];
-                let scale = self.bin_scale[f];
-                let (re, im) = (row[bin] * scale, -row[BINS + bin] * scale);
-                let mag = (re * re + im * im).sqrt();
-                let db = ((mag * mag + w.log_eps).ln() * w.log10_e) * w.log_ten;
-                lo = lo.min(db);
-                *s = db;
+                let (re_row, im_row) = (&row[first..BINS], &row[BINS + first..]);
+                let out = &mut spec_t[f0..f0 + BINS - first];
+                let scale = &self.bin_scale[f0..f0 + BINS - first];
+                for (((s, &re), &im), &scale) in out.iter_mut().zip(re_row).zip(im_row).zip(scale) {
+                    let (re, im) = (re * scale, -im * scale);
+                    let mag = (re * re + im * im).sqrt();
+                    *s = mag * mag + w.log_eps;
+                }
             }
         }
+        let lo = kernels::scaled_ln_in_place(kernels::Isa::best(), spec, w.log10_e, w.log_ten);
+        let mut hi = f32::NEG_INFINITY;
         for s in spec.iter_mut() {
             *s -= lo;
             hi = hi.max(*s);
