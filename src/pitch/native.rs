@@ -190,7 +190,14 @@ struct Conv {
     weight: Vec<f32>,
     bias: Vec<f32>,
     packed: Vec<f32>,
+    /// For the Winograd kernel (3 time taps, output channels in blocks of [`WB3`]): per block,
+    /// input channel and frequency tap, the four transformed time taps
+    /// `[g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2]` of each output channel.
+    wino: Vec<f32>,
 }
+
+/// Output channels computed together by the Winograd kernel.
+const WB3: usize = 3;
 
 /// Output channels computed together (every convolution run by the kernel has a multiple).
 const OB: usize = 4;
@@ -211,7 +218,27 @@ impl Conv {
                 }
             }
         }
-        Conv { c_out, c_in, kh, kw, ph, pw, dil, weight, bias, packed }
+        let mut wino = Vec::new();
+        if kw == 3 && c_out.is_multiple_of(WB3) {
+            for blk in 0..c_out / WB3 {
+                for c in 0..c_in {
+                    for i in 0..kh {
+                        let g = |o: usize, j: usize| weight[((o * c_in + c) * kh + i) * kw + j];
+                        for k in 0..4 {
+                            for o in blk * WB3..(blk + 1) * WB3 {
+                                wino.push(match k {
+                                    0 => g(o, 0),
+                                    1 => (g(o, 0) + g(o, 1) + g(o, 2)) * 0.5,
+                                    2 => (g(o, 0) - g(o, 1) + g(o, 2)) * 0.5,
+                                    _ => g(o, 2),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Conv { c_out, c_in, kh, kw, ph, pw, dil, weight, bias, packed, wino }
     }
 }
 
@@ -224,7 +251,7 @@ enum Epilogue {
     AddRelu,
 }
 
-/// The geometry of one run over planes of `cap` rows (`n` frames and two zero rows used).
+/// The geometry of one run over planes of `cap` rows (a zero row, `n` frames, two zero rows).
 #[derive(Clone, Copy)]
 struct Geom {
     n: usize,
@@ -233,32 +260,215 @@ struct Geom {
     oh: usize,
 }
 
-/// Runs `conv` over the planes `input` into `out` with the best build of the kernel.
-fn conv_run(conv: &Conv, isa: Isa, g: Geom, input: &[f32], out: &mut [f32], ep: Epilogue) {
+/// Runs `conv` over the planes `input` into `out` with the given build of the kernel.
+/// `scratch` holds [`scratch_len`] floats (the Winograd kernel's transformed input rows).
+fn conv_run(conv: &Conv, isa: Isa, g: Geom, input: &[f32], out: &mut [f32], ep: Epilogue, scratch: &mut [f32]) {
     assert!(conv.c_out.is_multiple_of(OB), "the kernel runs blocks of {OB} output channels");
-    assert!(input.len() >= conv.c_in * g.plane && out.len() >= conv.c_out * g.plane, "plane sizes");
-    assert!(conv.ph <= PADF && g.oh <= BANDS && conv.pw <= 1 && conv.kw <= 3);
+    assert!(conv.packed.len() == conv.c_out * conv.c_in * conv.kh * conv.kw && conv.bias.len() == conv.c_out, "packed weights");
+    assert!(input.len() >= conv.c_in * g.plane && out.len() >= conv.c_out * g.plane && g.plane >= (g.n + 3) * ROW, "plane sizes");
+    // Every tap of every output block (blocks of 16 or 64 bands, dividing 128) reads inside its
+    // row's zero padding, and the time taps inside the zero rows around the frames.
+    assert!(conv.ph <= PADF && (conv.kh - 1) * conv.dil <= PADF + conv.ph && g.oh <= BANDS, "frequency taps within the row padding");
+    assert!(conv.kw == 2 * conv.pw + 1 && conv.pw <= 1, "time taps within the zero rows");
     match isa {
         // SAFETY: `Isa::Avx2`/`Avx512` are chosen only where the CPU has the features
-        // (`NativeSwiftF0::with_isa` checks `Isa::supported`).
+        // (`NativeSwiftF0::with_isa` checks `Isa::supported`); the kernels load and store only
+        // inside slices they took (checked) of `input`, `out` and the packed weights.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { conv_avx512(conv, g, input, out, ep) },
+        Isa::Avx512 if !conv.wino.is_empty() && g.oh == BANDS => unsafe { x86::winograd_avx512::<WB3, 2>(conv, g, input, out, ep, scratch) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { conv_avx2(conv, g, input, out, ep) },
+        Isa::Avx512 => unsafe { x86::conv_avx512::<OB, 4>(conv, g, input, out, ep) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { x86::conv_avx2::<OB, 2>(conv, g, input, out, ep) },
         _ => conv_planes::<16, { cfg!(target_arch = "aarch64") }>(conv, g, input, out, ep),
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn conv_avx2(conv: &Conv, g: Geom, input: &[f32], out: &mut [f32], ep: Epilogue) {
-    conv_planes::<16, true>(conv, g, input, out, ep)
+/// Scratch floats [`conv_run`] needs for convolutions of up to `c_in` input channels.
+fn scratch_len(c_in: usize) -> usize {
+    c_in * 4 * ROW
 }
 
+/// The kernel with explicit AVX2 / AVX-512 vectors: `OB x NV` vector accumulators held in
+/// registers (the portable loop's accumulator array stays in registers only up to 128 floats,
+/// too few for AVX-512's 32 registers).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn conv_avx512(conv: &Conv, g: Geom, input: &[f32], out: &mut [f32], ep: Epilogue) {
-    conv_planes::<64, true>(conv, g, input, out, ep)
+mod x86 {
+    use super::{Conv, Epilogue, Geom, PADF, ROW};
+    use std::arch::x86_64::*;
+
+    macro_rules! kernel {
+        ($name:ident, $feat:literal, $v:ty, $lanes:expr, $set1:ident, $load:ident, $store:ident, $fmadd:ident, $max:ident, $add:ident) => {
+            /// # Safety
+            /// The CPU has the features; `conv_run`'s checks hold.
+            #[target_feature(enable = $feat)]
+            pub unsafe fn $name<const OB: usize, const NV: usize>(conv: &Conv, g: Geom, input: &[f32], out: &mut [f32], ep: Epilogue) {
+                const L: usize = $lanes;
+                let wb = NV * L;
+                let taps = conv.c_in * conv.kh * conv.kw;
+                let span = (conv.kh - 1) * conv.dil + wb;
+                // Frames outermost: the rows a frame reads stay in cache for every block.
+                for t in 0..g.n {
+                    for blk in 0..conv.c_out / OB {
+                        let wblk = &conv.packed[blk * taps * OB..][..taps * OB];
+                        let mut x0 = 0;
+                        while x0 < g.oh {
+                            let mut acc = [[$set1(0.0); NV]; OB];
+                            for o in 0..OB {
+                                acc[o] = [$set1(conv.bias[blk * OB + o]); NV];
+                            }
+                            let mut wp = wblk.as_ptr();
+                            for c in 0..conv.c_in {
+                                for j in 0..conv.kw {
+                                    let base = c * g.plane + (t + 1 + j - conv.pw) * ROW + PADF + x0 - conv.ph;
+                                    let win = &input[base..base + span];
+                                    let mut p = win.as_ptr();
+                                    for _ in 0..conv.kh {
+                                        let mut src = [$set1(0.0); NV];
+                                        for v in 0..NV {
+                                            src[v] = $load(p.add(v * L));
+                                        }
+                                        for o in 0..OB {
+                                            let w = $set1(*wp.add(o));
+                                            for v in 0..NV {
+                                                acc[o][v] = $fmadd(w, src[v], acc[o][v]);
+                                            }
+                                        }
+                                        wp = wp.add(OB);
+                                        p = p.add(conv.dil);
+                                    }
+                                }
+                            }
+                            let valid = wb.min(g.oh - x0);
+                            for o in 0..OB {
+                                let dst = &mut out[(blk * OB + o) * g.plane + (t + 1) * ROW + PADF + x0..][..valid];
+                                for v in 0..NV {
+                                    let mut a = acc[o][v];
+                                    let n = L.min(valid.saturating_sub(v * L));
+                                    if n == 0 {
+                                        break;
+                                    }
+                                    let d = dst[v * L..v * L + n].as_mut_ptr();
+                                    if n == L {
+                                        match ep {
+                                            Epilogue::Linear => {}
+                                            Epilogue::Relu => a = $max(a, $set1(0.0)),
+                                            Epilogue::AddRelu => a = $max($add(a, $load(d)), $set1(0.0)),
+                                        }
+                                        $store(d, a);
+                                    } else {
+                                        let mut lanes = [0.0f32; L];
+                                        $store(lanes.as_mut_ptr(), a);
+                                        for (k, &x) in lanes[..n].iter().enumerate() {
+                                            let y = &mut *d.add(k);
+                                            *y = match ep {
+                                                Epilogue::Linear => x,
+                                                Epilogue::Relu => x.max(0.0),
+                                                Epilogue::AddRelu => (*y + x).max(0.0),
+                                            };
+                                        }
+                                    }
+                                }
+                            }
+                            x0 += wb;
+                        }
+                    }
+                }
+            }
+        };
+    }
+
+    /// Two frames at a time with Winograd's F(2, 3) along time: for input rows `d0..d3`
+    /// (frames `t - 1 .. t + 2`) the transformed rows `d0 - d2, d1 + d2, d2 - d1, d1 - d3` times
+    /// the transformed taps give the frames `t` and `t + 1` with 4 products where the direct
+    /// sum takes 6 (3 time taps are 2/3 of the trunk's work). The CPU does at most 16 lanes of
+    /// multiply-add a cycle here with AVX2 or AVX-512 alike, so fewer products is what counts.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `conv_run`'s checks hold; `conv.wino` is packed for `OB`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn winograd_avx512<const OB: usize, const NV: usize>(conv: &Conv, g: Geom, input: &[f32], out: &mut [f32], ep: Epilogue, u: &mut [f32]) {
+        const L: usize = 16;
+        let wb = NV * L;
+        assert!(conv.kw == 3 && conv.pw == 1 && g.oh.is_multiple_of(wb) && conv.wino.len() == conv.c_out * conv.c_in * conv.kh * 4);
+        let (ci, kh, dil) = (conv.c_in, conv.kh, conv.dil);
+        let taps = ci * kh * 4;
+        let u = &mut u[..ci * 4 * ROW];
+        let span = 3 * ROW + (kh - 1) * dil + wb;
+        let mut t = 0;
+        while t < g.n {
+            for c in 0..ci {
+                let rows = &input[c * g.plane + t * ROW..][..4 * ROW];
+                let (d0, rest) = rows.split_at(ROW);
+                let (d1, rest) = rest.split_at(ROW);
+                let (d2, d3) = rest.split_at(ROW);
+                let (u0, rest) = u[c * 4 * ROW..][..4 * ROW].split_at_mut(ROW);
+                let (u1, rest) = rest.split_at_mut(ROW);
+                let (u2, u3) = rest.split_at_mut(ROW);
+                for x in 0..ROW {
+                    u0[x] = d0[x] - d2[x];
+                    u1[x] = d1[x] + d2[x];
+                    u2[x] = d2[x] - d1[x];
+                    u3[x] = d1[x] - d3[x];
+                }
+            }
+            let second = t + 1 < g.n;
+            for blk in 0..conv.c_out / OB {
+                let wblk = &conv.wino[blk * taps * OB..][..taps * OB];
+                let mut x0 = 0;
+                while x0 < g.oh {
+                    let mut m = [[[_mm512_setzero_ps(); NV]; OB]; 4];
+                    let mut wp = wblk.as_ptr();
+                    for c in 0..ci {
+                        let base = c * 4 * ROW + PADF + x0 - conv.ph;
+                        let win = &u[base..base + span];
+                        let mut p = win.as_ptr();
+                        for _ in 0..kh {
+                            for (k, mk) in m.iter_mut().enumerate() {
+                                let mut src = [_mm512_setzero_ps(); NV];
+                                for (v, s) in src.iter_mut().enumerate() {
+                                    *s = _mm512_loadu_ps(p.add(k * ROW + v * L));
+                                }
+                                for (o, mo) in mk.iter_mut().enumerate() {
+                                    let w = _mm512_set1_ps(*wp.add(k * OB + o));
+                                    for v in 0..NV {
+                                        mo[v] = _mm512_fmadd_ps(w, src[v], mo[v]);
+                                    }
+                                }
+                            }
+                            wp = wp.add(4 * OB);
+                            p = p.add(dil);
+                        }
+                    }
+                    for o in 0..OB {
+                        let b = _mm512_set1_ps(conv.bias[blk * OB + o]);
+                        let row = (blk * OB + o) * g.plane + PADF + x0;
+                        for v in 0..NV {
+                            let y0 = _mm512_add_ps(b, _mm512_add_ps(m[0][o][v], _mm512_add_ps(m[1][o][v], m[2][o][v])));
+                            let y1 = _mm512_add_ps(b, _mm512_sub_ps(_mm512_sub_ps(m[1][o][v], m[2][o][v]), m[3][o][v]));
+                            for (r, y) in [(t + 1, y0), (t + 2, y1)] {
+                                if r == t + 2 && !second {
+                                    break;
+                                }
+                                let d = out[row + r * ROW + v * L..][..L].as_mut_ptr();
+                                let y = match ep {
+                                    Epilogue::Linear => y,
+                                    Epilogue::Relu => _mm512_max_ps(y, _mm512_setzero_ps()),
+                                    Epilogue::AddRelu => _mm512_max_ps(_mm512_add_ps(y, _mm512_loadu_ps(d)), _mm512_setzero_ps()),
+                                };
+                                _mm512_storeu_ps(d, y);
+                            }
+                        }
+                    }
+                    x0 += wb;
+                }
+            }
+            t += 2;
+        }
+    }
+
+    kernel!(conv_avx512, "avx512f,avx2,fma", __m512, 16, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_max_ps, _mm512_add_ps);
+    kernel!(conv_avx2, "avx2,fma", __m256, 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_max_ps, _mm256_add_ps);
 }
 
 #[inline(always)]
@@ -293,9 +503,12 @@ fn conv_planes<const WB: usize, const FMA: bool>(conv: &Conv, g: Geom, input: &[
                         let win = &input[base..base + (conv.kh - 1) * conv.dil + WB];
                         let wts = &wblk[wpos..wpos + conv.kh * OB];
                         wpos += conv.kh * OB;
-                        for (i, w) in wts.chunks_exact(OB).enumerate() {
-                            let w: &[f32; OB] = w.try_into().unwrap();
-                            let src: &[f32; WB] = win[i * conv.dil..i * conv.dil + WB].try_into().unwrap();
+                        for i in 0..conv.kh {
+                            // SAFETY: `win` holds `(kh - 1) * dil + WB` floats and `wts` `kh * OB`
+                            // (both sliced, so checked, above), and `i < kh`. Unchecked, the loop
+                            // has no exit, so the accumulators stay in registers.
+                            let (src, w) =
+                                unsafe { (&*(win.as_ptr().add(i * conv.dil) as *const [f32; WB]), &*(wts.as_ptr().add(i * OB) as *const [f32; OB])) };
                             for o in 0..OB {
                                 for l in 0..WB {
                                     acc[o][l] = madd::<FMA>(w[o], src[l], acc[o][l]);
@@ -416,6 +629,7 @@ pub struct NativeSwiftF0 {
     b: Vec<f32>,
     h1: Vec<f32>,
     h2: Vec<f32>,
+    scratch: Vec<f32>,
     /// Per frame: the image mean, the 4 maxima, the confidence head's hidden 16, the logits.
     mean: Vec<f32>,
     maxima: Vec<f32>,
@@ -565,6 +779,7 @@ impl NativeSwiftF0 {
             b: Vec::new(),
             h1: Vec::new(),
             h2: Vec::new(),
+            scratch: vec![0.0; scratch_len(CH)],
             mean: Vec::new(),
             maxima: Vec::new(),
             hidden: Vec::new(),
@@ -576,10 +791,10 @@ impl NativeSwiftF0 {
 
     /// Planes for `n` frames (kept: a longer run grows them, a shorter one uses a part).
     fn reserve(&mut self, n: usize) {
-        if n + 2 <= self.cap {
+        if n + 3 <= self.cap {
             return;
         }
-        self.cap = n + 2;
+        self.cap = n + 3;
         let plane = self.cap * ROW;
         self.image = vec![0.0; 3 * plane];
         self.a = vec![0.0; CH * plane];
@@ -598,10 +813,10 @@ impl NativeSwiftF0 {
         let n = (audio.len() / HOP).max(1);
         self.reserve(n);
         let plane = self.cap * ROW;
-        // The zero row after the frames (a longer run may have written it).
+        // The zero rows after the frames (a longer run may have written them).
         for buf in [&mut self.image, &mut self.a, &mut self.b, &mut self.h1, &mut self.h2] {
             for c in 0..buf.len() / plane {
-                buf[c * plane + (n + 1) * ROW..][..ROW].fill(0.0);
+                buf[c * plane + (n + 1) * ROW..][..2 * ROW].fill(0.0);
             }
         }
 
@@ -621,16 +836,16 @@ impl NativeSwiftF0 {
 
         // The trunk: a convolution, then six residual blocks joined in place.
         let full = Geom { n, plane, oh: BANDS };
-        conv_run(&self.convs[0], self.isa, full, &self.image, &mut self.a, Epilogue::Relu);
+        conv_run(&self.convs[0], self.isa, full, &self.image, &mut self.a, Epilogue::Relu, &mut self.scratch);
         for k in 0..6 {
-            conv_run(&self.convs[1 + 2 * k], self.isa, full, &self.a, &mut self.b, Epilogue::Relu);
-            conv_run(&self.convs[2 + 2 * k], self.isa, full, &self.b, &mut self.a, Epilogue::AddRelu);
+            conv_run(&self.convs[1 + 2 * k], self.isa, full, &self.a, &mut self.b, Epilogue::Relu, &mut self.scratch);
+            conv_run(&self.convs[2 + 2 * k], self.isa, full, &self.b, &mut self.a, Epilogue::AddRelu, &mut self.scratch);
         }
 
         // The pitch head on the lowest bands: 95 outputs (its frequency padding is [1, 0]).
         let head = Geom { n, plane, oh: self.head_bands - 1 };
-        conv_run(&self.convs[13], self.isa, head, &self.a, &mut self.h1, Epilogue::Relu);
-        conv_run(&self.convs[14], self.isa, head, &self.h1, &mut self.h2, Epilogue::Linear);
+        conv_run(&self.convs[13], self.isa, head, &self.a, &mut self.h1, Epilogue::Relu, &mut self.scratch);
+        conv_run(&self.convs[14], self.isa, head, &self.h1, &mut self.h2, Epilogue::Linear, &mut self.scratch);
         let (c16, row) = (&self.convs[15], |c: usize, t: usize| c * plane + (t + 1) * ROW + PADF);
         for t in 0..n {
             let logits = &mut self.logits[t * BINS..][..BINS];
@@ -708,6 +923,29 @@ impl NativeSwiftF0 {
 mod tests {
     use super::*;
 
+    /// What a frame costs with each build of the kernel, in windows of 26 and of 271 frames:
+    /// `cargo test --release --lib pitch::native::tests::profile -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn profile() {
+        let audio: Vec<f32> = (0..16000 * 20).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
+        for isa in Isa::available() {
+            let mut e = NativeSwiftF0::with_isa(super::super::SWIFT_F0_ONNX, isa).unwrap();
+            let (mut p, mut c) = (vec![], vec![]);
+            for frames in [26, 271] {
+                e.run(&audio[..frames * HOP], 46.0, 2100.0, &mut p, &mut c);
+                let runs = 2600 / frames;
+                let t = std::time::Instant::now();
+                for k in 0..runs {
+                    p.clear();
+                    c.clear();
+                    e.run(&audio[k * 1000..k * 1000 + frames * HOP], 46.0, 2100.0, &mut p, &mut c);
+                }
+                eprintln!("{isa:?}, windows of {frames} frames: {:.1} us a frame", t.elapsed().as_secs_f64() * 1e6 / (runs * frames) as f64);
+            }
+        }
+    }
+
     /// The definition, for tests: a `[c][n][128]` input, zero outside, into `[c_out][n][oh]`.
     fn reference(conv: &Conv, input: &[f32], n: usize, oh: usize) -> Vec<f32> {
         let mut out = vec![0.0; conv.c_out * n * oh];
@@ -749,7 +987,7 @@ mod tests {
                 let input: Vec<f32> = (0..ci * n * BANDS).map(|_| rand()).collect();
                 let want = reference(&conv, &input, n, oh);
                 for isa in Isa::available() {
-                    let plane = (n + 2) * ROW;
+                    let plane = (n + 3) * ROW;
                     let mut planes = vec![0.0; ci * plane];
                     for c in 0..ci {
                         for t in 0..n {
@@ -757,7 +995,7 @@ mod tests {
                         }
                     }
                     let mut out = vec![0.0; co * plane];
-                    conv_run(&conv, isa, Geom { n, plane, oh }, &planes, &mut out, Epilogue::Linear);
+                    conv_run(&conv, isa, Geom { n, plane, oh }, &planes, &mut out, Epilogue::Linear, &mut vec![0.0; scratch_len(ci)]);
                     for o in 0..co {
                         for t in 0..n {
                             for y in 0..oh {
