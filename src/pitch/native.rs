@@ -172,6 +172,9 @@ impl Graph {
     }
 }
 
+/// A Conv node's (weight dims, weight, bias, pads, dilations).
+type ConvNode = (Vec<usize>, Vec<f32>, Vec<f32>, Vec<i64>, Vec<i64>);
+
 fn attr_ints(node: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
     node.attribute.iter().find(|a| a.name == name).map(|a| if a.ints.is_empty() { vec![a.i] } else { a.ints.clone() })
 }
@@ -203,7 +206,9 @@ const WB3: usize = 3;
 const OB: usize = 4;
 
 impl Conv {
-    fn new(c_out: usize, c_in: usize, kh: usize, kw: usize, ph: usize, pw: usize, dil: usize, weight: Vec<f32>, bias: Vec<f32>) -> Self {
+    /// `dims` the graph's `[c_out, c_in, kh, kw]`, `pad` (frequency, time) at the start.
+    fn new(dims: [usize; 4], pad: (usize, usize), dil: usize, weight: Vec<f32>, bias: Vec<f32>) -> Self {
+        let ([c_out, c_in, kh, kw], (ph, pw)) = (dims, pad);
         let mut packed = Vec::with_capacity(weight.len());
         if c_out.is_multiple_of(OB) {
             for blk in 0..c_out / OB {
@@ -387,6 +392,7 @@ mod x86 {
     /// # Safety
     /// The CPU has AVX-512F; `conv_run`'s checks hold; `conv.wino` is packed for `OB`.
     #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::needless_range_loop)] // `o` and `v` index the four products alike
     pub unsafe fn winograd_avx512<const OB: usize, const NV: usize>(conv: &Conv, g: Geom, input: &[f32], out: &mut [f32], ep: Epilogue, u: &mut [f32]) {
         const L: usize = 16;
         let wb = NV * L;
@@ -692,7 +698,7 @@ impl NativeSwiftF0 {
         if conv_nodes.len() != CONV2D.len() + 2 {
             return Err(bad(format!("{} convolutions where SwiftF0 has {}", conv_nodes.len(), CONV2D.len() + 2)));
         }
-        let conv_of = |node: &pb::NodeProto, i: usize| -> Result<(Vec<usize>, Vec<f32>, Vec<f32>, Vec<i64>, Vec<i64>), ModelError> {
+        let conv_of = |node: &pb::NodeProto, i: usize| -> Result<ConvNode, ModelError> {
             if node.input.len() != 3 {
                 return Err(bad(format!("convolution {i} has no bias")));
             }
@@ -723,15 +729,15 @@ impl NativeSwiftF0 {
             }
             // Asymmetric frequency padding (the pitch head's [1, 0]) only trims outputs, which
             // the head leaves out (95 of 96).
-            convs.push(Conv::new(co, ci, kh, kw, pads[0], pads[1], dh, w, b));
+            convs.push(Conv::new([co, ci, kh, kw], (pads[0], pads[1]), dh, w, b));
         }
         let (c1dims, c1w, c1b, c1p, c1d) = conv_of(conv_nodes[16], 16)?;
         let (c2dims, c2w, c2b, c2p, c2d) = conv_of(conv_nodes[17], 17)?;
         if c1dims != [16, 5, 3] || c1p != [1, 1] || c1d != [1] || c2dims != [1, 16, 1] || c2p != [0, 0] || c2d != [1] {
             return Err(bad(format!("the confidence head is {c1dims:?} pads {c1p:?} and {c2dims:?} pads {c2p:?}, not [16, 5, 3] and [1, 16, 1]")));
         }
-        let conf1 = Conv::new(16, 5, 1, 3, 0, 1, 1, c1w, c1b);
-        let conf2 = Conv::new(1, 16, 1, 1, 0, 0, 1, c2w, c2b);
+        let conf1 = Conv::new([16, 5, 1, 3], (0, 1), 1, c1w, c1b);
+        let conf2 = Conv::new([1, 16, 1, 1], (0, 0), 1, c2w, c2b);
 
         // The pitch head reads the lowest bands: the Slice feeding its convolution.
         let slice = g.producer(&conv_nodes[13].input[0]).filter(|n| n.op_type == "Slice").ok_or_else(|| bad("the pitch head does not read a slice"))?;
@@ -1017,7 +1023,7 @@ mod tests {
         for &(co, ci, kh, kw, pads, dil) in &CONV2D[..15] {
             let weight: Vec<f32> = (0..co * ci * kh * kw).map(|_| rand()).collect();
             let bias: Vec<f32> = (0..co).map(|_| rand()).collect();
-            let conv = Conv::new(co, ci, kh, kw, pads[0], pads[1], dil, weight, bias);
+            let conv = Conv::new([co, ci, kh, kw], (pads[0], pads[1]), dil, weight, bias);
             for n in [1, 3, 26] {
                 let oh = if pads[2] == 0 { BANDS - 1 - 32 } else { BANDS };
                 let input: Vec<f32> = (0..ci * n * BANDS).map(|_| rand()).collect();
