@@ -15,7 +15,8 @@ mod common;
 #[path = "common/voice.rs"]
 mod voice;
 
-use pianola::pitch::{PitchFrames, PitchTracker, VOICED};
+use pianola::pitch::native::{Isa, NativeSwiftF0};
+use pianola::pitch::{PitchFrames, PitchTracker, FMAX, FMIN, SILENCE_PEAK, SWIFT_F0_ONNX, VOICED};
 use std::path::Path;
 
 fn reference(audio: &[f32], dir: &Path, name: &str) -> PitchFrames {
@@ -147,4 +148,23 @@ fn the_native_engine_matches_tract() {
         assert!(conf <= 1e-4, "{name}: confidence {conf:.6} from tract");
     }
     eprintln!("native vs tract, all signals: pitch max {worst_cents:.4} cents on frames both voice, confidence max diff {worst_conf:.6}");
+
+    // Every build of the kernels this CPU has (the default runs the best), on sung windows, the
+    // tracker's silence gate applied to the engine's confidence.
+    for isa in Isa::available() {
+        let mut engine = NativeSwiftF0::with_isa(SWIFT_F0_ONNX, isa).unwrap();
+        for (start, frames) in [(16000, 26), (16000 * 3, 271)] {
+            let audio = &sung[start..start + frames * 256];
+            let b = tract.detect(audio).unwrap();
+            let mut a = PitchFrames { loudness_db: b.loudness_db.clone(), ..Default::default() };
+            engine.run(audio, FMIN, FMAX, &mut a.pitch_hz, &mut a.confidence);
+            for (k, c) in a.confidence.iter_mut().enumerate() {
+                if audio[k * 256..(k + 1) * 256].iter().fold(0.0f32, |m, x| m.max(x.abs())) < SILENCE_PEAK {
+                    *c = 0.0;
+                }
+            }
+            let (agree, max, _p99, conf) = compare(&a, &b, &format!("native {isa:?} vs tract, {frames} frames at {start}"));
+            assert!(agree == 1.0 && max <= 0.05 && conf <= 1e-4, "{isa:?}: {:.2}% voicing agreement, {max:.4} cents, confidence {conf:.6}", 100.0 * agree);
+        }
+    }
 }

@@ -19,11 +19,13 @@
 //!   frequencies; the confidence is zero where the best bin overall lies outside the range.
 //!
 //! The convolutions work on `[channel][time row][frequency]` planes whose rows carry zero padding
-//! on both sides of the 128 bands and whose planes carry a zero row before and after the frames,
-//! so every tap of a block of outputs is one contiguous load. The kernel is a loop over fixed-size
-//! arrays that the compiler vectorises; on x86-64 it is compiled again for AVX2 + FMA and for
-//! AVX-512 and chosen at run time (the only `unsafe`, after the CPU was seen to have the
-//! features); each build is tested against a scalar reference below.
+//! on both sides of the 128 bands and whose planes carry zero rows before and after the frames,
+//! so every tap of a block of outputs is one contiguous load. The portable kernel is a loop over
+//! fixed-size arrays that the compiler vectorises (aarch64 and x86-64 without AVX2); on x86-64
+//! explicit AVX2 and AVX-512 kernels are chosen at run time (the only `unsafe`, after the CPU was
+//! seen to have the features), and with AVX-512 the 3-tap-in-time convolutions (2/3 of the work)
+//! run as Winograd F(2, 3): two frames from four products instead of six. Each build is tested
+//! against a scalar reference below; tests/pitch_parity.rs bounds the whole against tract.
 
 use crate::model::ModelError;
 use prost::Message;
@@ -196,6 +198,7 @@ struct Conv {
     /// For the Winograd kernel (3 time taps, output channels in blocks of [`WB3`]): per block,
     /// input channel and frequency tap, the four transformed time taps
     /// `[g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2]` of each output channel.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     wino: Vec<f32>,
 }
 
@@ -267,6 +270,7 @@ struct Geom {
 
 /// Runs `conv` over the planes `input` into `out` with the given build of the kernel.
 /// `scratch` holds [`scratch_len`] floats (the Winograd kernel's transformed input rows).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn conv_run(conv: &Conv, isa: Isa, g: Geom, input: &[f32], out: &mut [f32], ep: Epilogue, scratch: &mut [f32]) {
     assert!(conv.c_out.is_multiple_of(OB), "the kernel runs blocks of {OB} output channels");
     assert!(conv.packed.len() == conv.c_out * conv.c_in * conv.kh * conv.kw && conv.bias.len() == conv.c_out, "packed weights");
