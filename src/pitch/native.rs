@@ -23,7 +23,7 @@
 //! so every tap of a block of outputs is one contiguous load. The portable kernel is a loop over
 //! fixed-size arrays that the compiler vectorises (aarch64 and x86-64 without AVX2); on x86-64
 //! explicit AVX2 and AVX-512 kernels are chosen at run time (the only `unsafe`, after the CPU was
-//! seen to have the features), and with AVX-512 the 3-tap-in-time convolutions (2/3 of the work)
+//! seen to have the features), and there the 3-tap-in-time convolutions (2/3 of the work)
 //! run as Winograd F(2, 3): two frames from four products instead of six. Each build is tested
 //! against a scalar reference below; tests/pitch_parity.rs bounds the whole against tract.
 
@@ -288,6 +288,8 @@ fn conv_run(conv: &Conv, isa: Isa, g: Geom, input: &[f32], out: &mut [f32], ep: 
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { x86::conv_avx512::<OB, 4>(conv, g, input, out, ep) },
         #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if !conv.wino.is_empty() && g.oh == BANDS => unsafe { x86::winograd_avx2::<WB3, 1>(conv, g, input, out, ep, scratch) },
+        #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { x86::conv_avx2::<OB, 2>(conv, g, input, out, ep) },
         _ => conv_planes::<16, { cfg!(target_arch = "aarch64") }>(conv, g, input, out, ep),
     }
@@ -387,95 +389,113 @@ mod x86 {
         };
     }
 
-    /// Two frames at a time with Winograd's F(2, 3) along time: for input rows `d0..d3`
-    /// (frames `t - 1 .. t + 2`) the transformed rows `d0 - d2, d1 + d2, d2 - d1, d1 - d3` times
-    /// the transformed taps give the frames `t` and `t + 1` with 4 products where the direct
-    /// sum takes 6 (3 time taps are 2/3 of the trunk's work). The CPU does at most 16 lanes of
-    /// multiply-add a cycle here with AVX2 or AVX-512 alike, so fewer products is what counts.
-    ///
-    /// # Safety
-    /// The CPU has AVX-512F; `conv_run`'s checks hold; `conv.wino` is packed for `OB`.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    #[allow(clippy::needless_range_loop)] // `o` and `v` index the four products alike
-    pub unsafe fn winograd_avx512<const OB: usize, const NV: usize>(conv: &Conv, g: Geom, input: &[f32], out: &mut [f32], ep: Epilogue, u: &mut [f32]) {
-        const L: usize = 16;
-        let wb = NV * L;
-        assert!(conv.kw == 3 && conv.pw == 1 && g.oh.is_multiple_of(wb) && conv.wino.len() == conv.c_out * conv.c_in * conv.kh * 4);
-        let (ci, kh, dil) = (conv.c_in, conv.kh, conv.dil);
-        let taps = ci * kh * 4;
-        let u = &mut u[..ci * 4 * ROW];
-        let span = 3 * ROW + (kh - 1) * dil + wb;
-        let mut t = 0;
-        while t < g.n {
-            for c in 0..ci {
-                let rows = &input[c * g.plane + t * ROW..][..4 * ROW];
-                let (d0, rest) = rows.split_at(ROW);
-                let (d1, rest) = rest.split_at(ROW);
-                let (d2, d3) = rest.split_at(ROW);
-                let (u0, rest) = u[c * 4 * ROW..][..4 * ROW].split_at_mut(ROW);
-                let (u1, rest) = rest.split_at_mut(ROW);
-                let (u2, u3) = rest.split_at_mut(ROW);
-                for x in 0..ROW {
-                    u0[x] = d0[x] - d2[x];
-                    u1[x] = d1[x] + d2[x];
-                    u2[x] = d2[x] - d1[x];
-                    u3[x] = d1[x] - d3[x];
-                }
-            }
-            let second = t + 1 < g.n;
-            for blk in 0..conv.c_out / OB {
-                let wblk = &conv.wino[blk * taps * OB..][..taps * OB];
-                let mut x0 = 0;
-                while x0 < g.oh {
-                    let mut m = [[[_mm512_setzero_ps(); NV]; OB]; 4];
-                    let mut wp = wblk.as_ptr();
+    macro_rules! winograd {
+        ($name:ident, $feat:literal, $lanes:expr, $set1:ident, $load:ident, $store:ident, $fmadd:ident, $max:ident, $add:ident, $sub:ident) => {
+            /// Two frames at a time with Winograd's F(2, 3) along time: for input rows `d0..d3`
+            /// (frames `t - 1 .. t + 2`) the transformed rows `d0 - d2, d1 + d2, d2 - d1, d1 - d3` times
+            /// the transformed taps give the frames `t` and `t + 1` with 4 products where the direct
+            /// sum takes 6 (3 time taps are 2/3 of the trunk's work). The CPU does at most 16 lanes of
+            /// multiply-add a cycle here with AVX2 or AVX-512 alike, so fewer products is what counts.
+            ///
+            /// # Safety
+            /// The CPU has the features; `conv_run`'s checks hold; `conv.wino` is packed for `OB`.
+            #[target_feature(enable = $feat)]
+            #[allow(clippy::needless_range_loop)] // `o` and `v` index the four products alike
+            pub unsafe fn $name<const OB: usize, const NV: usize>(conv: &Conv, g: Geom, input: &[f32], out: &mut [f32], ep: Epilogue, u: &mut [f32]) {
+                const L: usize = $lanes;
+                let wb = NV * L;
+                assert!(conv.kw == 3 && conv.pw == 1 && g.oh.is_multiple_of(wb) && conv.wino.len() == conv.c_out * conv.c_in * conv.kh * 4);
+                let (ci, kh, dil) = (conv.c_in, conv.kh, conv.dil);
+                let taps = ci * kh * 4;
+                let u = &mut u[..ci * 4 * ROW];
+                let span = 3 * ROW + (kh - 1) * dil + wb;
+                let mut t = 0;
+                while t < g.n {
                     for c in 0..ci {
-                        let base = c * 4 * ROW + PADF + x0 - conv.ph;
-                        let win = &u[base..base + span];
-                        let mut p = win.as_ptr();
-                        for _ in 0..kh {
-                            for (k, mk) in m.iter_mut().enumerate() {
-                                let mut src = [_mm512_setzero_ps(); NV];
-                                for (v, s) in src.iter_mut().enumerate() {
-                                    *s = _mm512_loadu_ps(p.add(k * ROW + v * L));
+                        let rows = &input[c * g.plane + t * ROW..][..4 * ROW];
+                        let (d0, rest) = rows.split_at(ROW);
+                        let (d1, rest) = rest.split_at(ROW);
+                        let (d2, d3) = rest.split_at(ROW);
+                        let (u0, rest) = u[c * 4 * ROW..][..4 * ROW].split_at_mut(ROW);
+                        let (u1, rest) = rest.split_at_mut(ROW);
+                        let (u2, u3) = rest.split_at_mut(ROW);
+                        for x in 0..ROW {
+                            u0[x] = d0[x] - d2[x];
+                            u1[x] = d1[x] + d2[x];
+                            u2[x] = d2[x] - d1[x];
+                            u3[x] = d1[x] - d3[x];
+                        }
+                    }
+                    let second = t + 1 < g.n;
+                    for blk in 0..conv.c_out / OB {
+                        let wblk = &conv.wino[blk * taps * OB..][..taps * OB];
+                        let mut x0 = 0;
+                        while x0 < g.oh {
+                            let mut m = [[[$set1(0.0); NV]; OB]; 4];
+                            let mut wp = wblk.as_ptr();
+                            for c in 0..ci {
+                                let base = c * 4 * ROW + PADF + x0 - conv.ph;
+                                let win = &u[base..base + span];
+                                let mut p = win.as_ptr();
+                                for _ in 0..kh {
+                                    for (k, mk) in m.iter_mut().enumerate() {
+                                        let mut src = [$set1(0.0); NV];
+                                        for (v, s) in src.iter_mut().enumerate() {
+                                            *s = $load(p.add(k * ROW + v * L));
+                                        }
+                                        for (o, mo) in mk.iter_mut().enumerate() {
+                                            let w = $set1(*wp.add(k * OB + o));
+                                            for v in 0..NV {
+                                                mo[v] = $fmadd(w, src[v], mo[v]);
+                                            }
+                                        }
+                                    }
+                                    wp = wp.add(4 * OB);
+                                    p = p.add(dil);
                                 }
-                                for (o, mo) in mk.iter_mut().enumerate() {
-                                    let w = _mm512_set1_ps(*wp.add(k * OB + o));
-                                    for v in 0..NV {
-                                        mo[v] = _mm512_fmadd_ps(w, src[v], mo[v]);
+                            }
+                            for o in 0..OB {
+                                let b = $set1(conv.bias[blk * OB + o]);
+                                let row = (blk * OB + o) * g.plane + PADF + x0;
+                                for v in 0..NV {
+                                    let y0 = $add(b, $add(m[0][o][v], $add(m[1][o][v], m[2][o][v])));
+                                    let y1 = $add(b, $sub($sub(m[1][o][v], m[2][o][v]), m[3][o][v]));
+                                    for (r, y) in [(t + 1, y0), (t + 2, y1)] {
+                                        if r == t + 2 && !second {
+                                            break;
+                                        }
+                                        let d = out[row + r * ROW + v * L..][..L].as_mut_ptr();
+                                        let y = match ep {
+                                            Epilogue::Linear => y,
+                                            Epilogue::Relu => $max(y, $set1(0.0)),
+                                            Epilogue::AddRelu => $max($add(y, $load(d)), $set1(0.0)),
+                                        };
+                                        $store(d, y);
                                     }
                                 }
                             }
-                            wp = wp.add(4 * OB);
-                            p = p.add(dil);
+                            x0 += wb;
                         }
                     }
-                    for o in 0..OB {
-                        let b = _mm512_set1_ps(conv.bias[blk * OB + o]);
-                        let row = (blk * OB + o) * g.plane + PADF + x0;
-                        for v in 0..NV {
-                            let y0 = _mm512_add_ps(b, _mm512_add_ps(m[0][o][v], _mm512_add_ps(m[1][o][v], m[2][o][v])));
-                            let y1 = _mm512_add_ps(b, _mm512_sub_ps(_mm512_sub_ps(m[1][o][v], m[2][o][v]), m[3][o][v]));
-                            for (r, y) in [(t + 1, y0), (t + 2, y1)] {
-                                if r == t + 2 && !second {
-                                    break;
-                                }
-                                let d = out[row + r * ROW + v * L..][..L].as_mut_ptr();
-                                let y = match ep {
-                                    Epilogue::Linear => y,
-                                    Epilogue::Relu => _mm512_max_ps(y, _mm512_setzero_ps()),
-                                    Epilogue::AddRelu => _mm512_max_ps(_mm512_add_ps(y, _mm512_loadu_ps(d)), _mm512_setzero_ps()),
-                                };
-                                _mm512_storeu_ps(d, y);
-                            }
-                        }
-                    }
-                    x0 += wb;
+                    t += 2;
                 }
             }
-            t += 2;
-        }
+        };
     }
+
+    winograd!(
+        winograd_avx512,
+        "avx512f,avx2,fma",
+        16,
+        _mm512_set1_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_fmadd_ps,
+        _mm512_max_ps,
+        _mm512_add_ps,
+        _mm512_sub_ps
+    );
+    winograd!(winograd_avx2, "avx2,fma", 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_max_ps, _mm256_add_ps, _mm256_sub_ps);
 
     kernel!(conv_avx512, "avx512f,avx2,fma", __m512, 16, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_max_ps, _mm512_add_ps);
     kernel!(conv_avx2, "avx2,fma", __m256, 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_max_ps, _mm256_add_ps);
