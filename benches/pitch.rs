@@ -1,7 +1,9 @@
-//! What the voice tracker costs: `pitch::PitchTracker::detect` (SwiftF0 on tract, one core) on 60 s
-//! of the synthetic singer the tests use, as a realtime factor, against the package it comes from
-//! measured in the same run on the same audio: Python swift-f0 0.3.0 on ONNX Runtime, one thread
-//! (skipped with a word when Python or the package is missing). Also the notes from the curve.
+//! What the voice tracker costs: `pitch::PitchTracker::detect` (SwiftF0, one core) on 60 s of the
+//! synthetic singer the tests use, as a realtime factor, on the native engine (the default) and on
+//! tract (the reference), against the package it comes from measured in the same run on the same
+//! audio: Python swift-f0 0.3.0 on ONNX Runtime, one thread (skipped with a word when Python or the
+//! package is missing). Also the streaming tracker's load (windows of 26 frames every 5 frames,
+//! each one model run) on both engines, and the notes from the curve.
 //!
 //!     cargo bench --bench pitch
 
@@ -32,24 +34,46 @@ fn python_seconds(audio: &[f32]) -> Result<f64, String> {
     String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().map_err(|e| e.to_string())
 }
 
-fn main() {
-    let notes = voice::melody(57, 22);
-    let audio = voice::sing(&notes, SAMPLE_RATE, SECONDS);
-    let mut tracker = PitchTracker::load().expect("the pitch model loads");
+/// (first run, best of RUNS) seconds of `f` .
+fn time(mut f: impl FnMut()) -> (f64, f64) {
     let t = Instant::now();
-    let frames = tracker.detect(&audio).expect("detect");
+    f();
     let first = t.elapsed().as_secs_f64();
     let mut best = f64::INFINITY;
     for _ in 0..RUNS {
         let t = Instant::now();
-        std::hint::black_box(tracker.detect(&audio).expect("detect"));
+        f();
         best = best.min(t.elapsed().as_secs_f64());
     }
+    (first, best)
+}
+
+/// The streaming tracker's model runs over `audio`: 26-frame windows (6656 samples) every 5 frames.
+fn stream(tracker: &mut PitchTracker, audio: &[f32]) {
+    let mut start = 0;
+    while start + 6656 <= audio.len() {
+        std::hint::black_box(tracker.detect(&audio[start..start + 6656]).expect("detect"));
+        start += 5 * 256;
+    }
+}
+
+fn main() {
+    let notes = voice::melody(57, 22);
+    let audio = voice::sing(&notes, SAMPLE_RATE, SECONDS);
+    let mut native = PitchTracker::load().expect("the pitch model loads");
+    let mut tract = PitchTracker::tract().expect("the pitch model loads in tract");
+    let frames = native.detect(&audio).expect("detect");
+    let (first, best) = time(|| {
+        std::hint::black_box(native.detect(&audio).expect("detect"));
+    });
+    let (tract_first, tract_best) = time(|| {
+        std::hint::black_box(tract.detect(&audio).expect("detect"));
+    });
     let t = Instant::now();
     let sung = notes_from_pitch(&frames, 0.0);
     let fold = t.elapsed().as_secs_f64();
     println!(
-        "pitch tracker (tract, one core): {SECONDS:.0} s of audio in {:.1} ms (best of {RUNS}) = {:.0}x realtime; first run with planning {:.1} ms; notes from the curve {:.2} ms ({} notes for {} sung)",
+        "pitch tracker (native, one core): {SECONDS:.0} s of audio in {:.1} ms (best of {RUNS}) = {:.0}x realtime; first run {:.1} ms; notes from the curve {:.2} ms ({} notes for {} sung)",
         best * 1e3,
         SECONDS / best,
         first * 1e3,
@@ -57,12 +81,31 @@ fn main() {
         sung.len(),
         notes.len()
     );
+    println!(
+        "pitch tracker (tract, one core): {SECONDS:.0} s of audio in {:.1} ms (best of {RUNS}) = {:.0}x realtime; first run with planning {:.1} ms; native / tract speed: {:.2}x",
+        tract_best * 1e3,
+        SECONDS / tract_best,
+        tract_first * 1e3,
+        tract_best / best
+    );
+    let (_, s_native) = time(|| stream(&mut native, &audio));
+    let (_, s_tract) = time(|| stream(&mut tract, &audio));
+    println!(
+        "streaming windows (26 frames every 5, {} runs): native {:.1} ms = {:.0}x realtime, tract {:.1} ms = {:.0}x realtime; native / tract speed: {:.2}x",
+        (audio.len() - 6656) / 1280 + 1,
+        s_native * 1e3,
+        SECONDS / s_native,
+        s_tract * 1e3,
+        SECONDS / s_tract,
+        s_tract / s_native
+    );
     match python_seconds(&audio) {
         Ok(py) => println!(
-            "reference, Python swift-f0 0.3.0 on ONNX Runtime (one thread), same audio: {:.1} ms = {:.0}x realtime; tract / reference speed: {:.2}x",
+            "reference, Python swift-f0 0.3.0 on ONNX Runtime (one thread), same audio: {:.1} ms = {:.0}x realtime; native / reference speed: {:.2}x; tract / reference speed: {:.2}x",
             py * 1e3,
             SECONDS / py,
-            py / best
+            py / best,
+            py / tract_best
         ),
         Err(e) => println!("reference not measured (Python swift-f0 not available here: {e})"),
     }

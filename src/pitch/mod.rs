@@ -10,6 +10,7 @@
 //! `value` attribute (ONNX's default is a float32 zero) and tract's type inference then meets an
 //! f64 where it expected f32; [`graph_for_tract`] writes the default in.
 
+pub mod native;
 pub mod notes;
 pub mod stream;
 
@@ -96,10 +97,13 @@ pub fn graph_for_tract(onnx: &[u8]) -> Result<Vec<u8>, ModelError> {
 /// Plans kept at once: a signal needs at most three lengths (first, middle and last window).
 const MAX_PLANS: usize = 3;
 
-/// SwiftF0 on tract. tract cannot plan the graph for a symbolic length (its padding depends on the
-/// length modulo a hop), so each signal length gets its own plan, made on first use (a few ms for
-/// this 14k-parameter model) and kept for the next signal of that length.
+/// SwiftF0: the native engine ([`native`]) by default; tract, the reference, with
+/// [`PitchTracker::tract`]. tract cannot plan the graph for a symbolic length (its padding
+/// depends on the length modulo a hop), so there each signal length gets its own plan, made on
+/// first use (a few ms for this 14k-parameter model) and kept for the next signal of that length.
 pub struct PitchTracker {
+    /// The native engine, or `None` for tract.
+    native: Option<Box<native::NativeSwiftF0>>,
     graph: Vec<u8>,
     /// (samples, state): tract keeps its scratch buffers in the state.
     plans: Vec<(usize, TypedSimpleState)>,
@@ -111,11 +115,22 @@ impl PitchTracker {
         Self::from_bytes(SWIFT_F0_ONNX)
     }
 
-    /// Loads a SwiftF0 graph and plans it once for one hop, so a corrupt model fails here.
+    /// Loads a SwiftF0 graph into the native engine, which refuses a graph of another shape.
     pub fn from_bytes(onnx: &[u8]) -> Result<Self, ModelError> {
-        let mut tracker = Self { graph: graph_for_tract(onnx)?, plans: Vec::new() };
+        Ok(Self { native: Some(Box::new(native::NativeSwiftF0::from_bytes(onnx)?)), graph: Vec::new(), plans: Vec::new() })
+    }
+
+    /// The embedded model on tract (the reference the native engine is tested against), planned
+    /// once for one hop so a corrupt model fails here.
+    pub fn tract() -> Result<Self, ModelError> {
+        let mut tracker = Self { native: None, graph: graph_for_tract(SWIFT_F0_ONNX)?, plans: Vec::new() };
         tracker.plan(HOP)?;
         Ok(tracker)
+    }
+
+    /// Whether this tracker runs the native engine (not tract).
+    pub fn is_native(&self) -> bool {
+        self.native.is_some()
     }
 
     fn plan(&mut self, samples: usize) -> Result<&mut TypedSimpleState, ModelError> {
@@ -145,9 +160,8 @@ impl PitchTracker {
         Ok(&mut self.plans.last_mut().expect("just pushed").1)
     }
 
-    /// One model run on `audio` (16 kHz): pitch, confidence and loudness for its
-    /// `max(1, len / HOP)` frames, with the package's silence gate.
-    pub(crate) fn run(&mut self, audio: &[f32], fmin: f32, fmax: f32) -> Result<PitchFrames, ModelError> {
+    /// The graph's outputs (pitch, confidence) on tract.
+    fn run_tract(&mut self, audio: &[f32], fmin: f32, fmax: f32) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
         let failed = |e: TractError| ModelError::Inference(format!("the pitch model: {e:#}"));
         let input = tract_ndarray::Array2::from_shape_vec((1, audio.len()), audio.to_vec()).map_err(|e| ModelError::Inference(e.to_string()))?;
         let out = self.plan(audio.len())?.run(tvec!(input.into_tensor().into(), tensor0(fmin).into(), tensor0(fmax).into())).map_err(failed)?;
@@ -156,7 +170,21 @@ impl PitchTracker {
             let view = t.try_as_plain_ram().map_err(failed)?;
             Ok(view.as_slice::<f32>().map_err(failed)?.to_vec())
         };
-        let (pitch, mut confidence) = (as_f32(&out[0])?, as_f32(&out[1])?);
+        Ok((as_f32(&out[0])?, as_f32(&out[1])?))
+    }
+
+    /// One model run on `audio` (16 kHz): pitch, confidence and loudness for its
+    /// `max(1, len / HOP)` frames, with the package's silence gate.
+    pub(crate) fn run(&mut self, audio: &[f32], fmin: f32, fmax: f32) -> Result<PitchFrames, ModelError> {
+        let (pitch, mut confidence) = match self.native.as_mut() {
+            Some(engine) => {
+                let n = (audio.len() / HOP).max(1);
+                let (mut pitch, mut confidence) = (Vec::with_capacity(n), Vec::with_capacity(n));
+                engine.run(audio, fmin, fmax, &mut pitch, &mut confidence);
+                (pitch, confidence)
+            }
+            None => self.run_tract(audio, fmin, fmax)?,
+        };
         let n = confidence.len();
         // The package's hop view: whole hops, or the short signal as one hop.
         let hop_of = |k: usize| -> &[f32] {
