@@ -1,5 +1,5 @@
 //! The voice's pitch: SwiftF0 (PyPI `swift-f0==0.3.0`, MIT), a small pitch tracker made for
-//! voices, run with tract on 16 kHz audio: a pitch and a voicing confidence every 256 samples
+//! voices, run natively ([`native`], the default; tract is the reference) on 16 kHz audio: a pitch and a voicing confidence every 256 samples
 //! (16 ms), 46.875..2093.75 Hz. [`PitchTracker::detect`] follows the package's `SwiftF0.detect`
 //! (`swift_f0/core.py`): windows of frames with 11 frames of left context and 10 of lookahead
 //! (the model's receptive field), confidence 0 for hops whose audio peaks below 1e-3 (the model
