@@ -12,7 +12,7 @@ ${PIANOLA_DEVSET:-target/devset}/*/audio.wav), audio file in, MIDI file out, wit
                   its default threads (intra-op = cores), so it uses every core. Model loaded beforehand;
                   interpreter start-up, imports and the load are outside the time (load printed once).
   python-ort-1t   the same with SessionOptions(intra_op_num_threads=1): one core.
-  ort-jN / tract-jN / tract-exact-jN
+  native-jN / ort-jN / tract-jN / tract-exact-jN
                   ONE `pianola transcribe FILES... --out-dir D --backend B --jobs N` process for all files:
                   N threads, each loading its model once, files side by side (N = cores, and N = 1 for the
                   one-core comparison). The time is the whole process: start-up and model loads INCLUDED
@@ -184,9 +184,10 @@ def main():
         ("python-ort", f"ORT intra-op {py_threads or cores} (default)", "no: loaded once before", lambda: run_python(model_default, "py")),
         ("python-ort-1t", "ORT intra-op 1", "no: loaded once before", lambda: run_python(model_1t, "py1t")),
     ]
-    backends = ["ort", "tract"] + ([] if args.skip_exact else ["tract-exact"])
+    backends = ["native", "ort", "tract"] + ([] if args.skip_exact else ["tract-exact"])
     for b in backends:
         systems.append((f"{b}-j{cores}", f"{cores} workers x 1", "yes: 1 process, 1 load/worker", lambda b=b: run_cli_batch(b, cores)))
+    systems.append(("native-j1", "1 worker x 1", "yes: 1 process, 1 load", lambda: run_cli_batch("native", 1)))
     systems.append(("ort-j1", "1 worker x 1", "yes: 1 process, 1 load", lambda: run_cli_batch("ort", 1)))
     if args.per_file:
         systems.append(("ort-per-file", f"{cores} (windows split)", "yes: process + load per file", lambda: run_cli_per_file("ort")))
