@@ -293,10 +293,11 @@ pub fn lone_voice(model_notes: &[crate::notes::Note], frames: &PitchFrames) -> (
     let voiced = audible.iter().filter(|&&k| frames.confidence[k] >= VOICED).count() as f64 / audible.len().max(1) as f64;
     let voice = lone && voiced >= LONE_VOICE_VOICED_SHARE;
     let why = format!(
-        "{}: {:.1} notes sounding at once, thirds held {:.0}% of the time, {:.0}% of the audible audio voiced",
+        // held_thirds sums the pairs' time over the sounding time: the thirds held at once, on average.
+        "{}: {:.1} notes sounding at once, {:.2} thirds or sixths held at once, {:.0}% of the audible audio voiced",
         if voice { "a lone voice" } else { "a mix" },
         poly,
-        100.0 * thirds,
+        thirds,
         100.0 * voiced
     );
     (voice, why)
