@@ -49,6 +49,8 @@ pub struct Status {
     pub song_grid: Mutex<Option<String>>,
     /// When Capture lowered the decoder's thresholds for a quiet or sparse song: how, in words.
     pub quiet_song: Mutex<Option<String>>,
+    /// The captured recording's tuning, cents from A440 (the newest segment that could tell).
+    pub tuning_cents: Mutex<Option<f64>>,
 }
 
 /// The host's transport and the plugin's latency as of the last processed block, written by the audio

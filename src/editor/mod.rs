@@ -109,6 +109,7 @@ impl PianolaEditor {
             melody: self.status.melody.lock().ok().and_then(|m| m.clone()),
             song_grid: self.status.song_grid.lock().ok().and_then(|m| m.clone()),
             quiet_song: self.status.quiet_song.lock().ok().and_then(|m| m.clone()),
+            tuning_cents: self.status.tuning_cents.lock().ok().and_then(|m| *m),
         }
     }
 

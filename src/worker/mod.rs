@@ -447,6 +447,10 @@ impl Worker {
         if let Ok(mut q) = self.status.quiet_song.lock() {
             *q = words;
         }
+        let cents = self.finished.iter().rev().find_map(|f| f.tuning.map(|t| t.cents));
+        if let Ok(mut t) = self.status.tuning_cents.lock() {
+            *t = cents;
+        }
     }
 
     fn store_capture(&mut self) {

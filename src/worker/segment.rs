@@ -269,23 +269,37 @@ impl Segment {
         self.resampler.finish(&mut self.scratch)?;
         self.stream.push(model, &self.scratch)?;
         let frames = self.stream.finish(model)?;
-        let (sung, why) = match voice {
+        let (sung, why, tuning) = match voice {
             Some((tracker, mode)) if mode != VoiceMode::Mix && self.voice.is_some() => {
                 let (mut resampler, mut audio) = self.voice.take().expect("checked");
                 resampler.finish(&mut audio)?;
+                // The recording's reference pitch, from the audio kept for the tracker (the
+                // spectrum's peaks up to 2 kHz, well inside its 8 kHz band).
+                let tuning = crate::tuning::estimate(&audio, crate::pitch::SAMPLE_RATE);
                 let curve = tracker.detect(&audio)?;
                 let heard = decode::notes_from_frames(&frames, &DecodeParams::default());
                 let melody = crate::pitch::choose_melody(mode, &curve, &heard);
-                (melody.sung, Some(melody.why))
+                (melody.sung, Some(melody.why), tuning)
             }
-            _ => (None, None),
+            _ => (None, None, None),
         };
         let range = [self.track.start_beat, self.track.end_beat];
         let loudness = self.track.loudness.loudness();
         let audible_s = self.audible.seconds();
-        let finished =
-            FinishedSegment { raw: None, frames: None, map: self.track.map, range, joins: self.joins, notes: vec![], sung, loudness, audible_s, level: None }
-                .decoded_from(frames);
+        let finished = FinishedSegment {
+            raw: None,
+            frames: None,
+            map: self.track.map,
+            range,
+            joins: self.joins,
+            notes: vec![],
+            sung,
+            loudness,
+            audible_s,
+            level: None,
+            tuning,
+        }
+        .decoded_from(frames);
         Ok((finished, why))
     }
 }
@@ -310,6 +324,8 @@ pub(super) struct FinishedSegment {
     audible_s: f64,
     /// The last decode's thresholds in words, when they were lowered for a quiet song.
     pub level: Option<String>,
+    /// The recording's tuning, when the segment kept audio for the voice tracker to read it from.
+    pub tuning: Option<crate::tuning::Tuning>,
 }
 
 /// Where a segment resumed after a cut meets the one before it.
@@ -406,6 +422,7 @@ mod tests {
             loudness: BeatLoudness::default(),
             audible_s,
             level: None,
+            tuning: None,
         }
         .decoded_from(frames)
     }
