@@ -80,37 +80,9 @@ fn bad(why: impl std::fmt::Display) -> ModelError {
     ModelError::Load(format!("the pitch model (native engine): {why}"))
 }
 
-/// Which build of the convolution kernel runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isa {
-    Baseline,
-    Avx2,
-    Avx512,
-}
-
-impl Isa {
-    pub fn supported(self) -> bool {
-        match self {
-            Isa::Baseline => true,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Isa::Avx2.supported() && is_x86_feature_detected!("avx512f"),
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
-        }
-    }
-
-    /// Every build this CPU runs, best last.
-    pub fn available() -> Vec<Isa> {
-        [Isa::Baseline, Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.supported()).collect()
-    }
-
-    pub fn best() -> Isa {
-        static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-        *BEST.get_or_init(|| *Isa::available().last().expect("the baseline is always there"))
-    }
-}
+/// Which build of the kernels runs: the note model's own dispatch (one CPU detection for both
+/// engines).
+pub use crate::model::native::kernels::Isa;
 
 /// The initializers and nodes of a graph, looked up by name.
 struct Graph {

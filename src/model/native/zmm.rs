@@ -352,19 +352,7 @@ unsafe fn rows_block<const RB: usize, const NV: usize>(
             }
         }
     }
-    let zero = _mm512_setzero_ps();
-    for (r, a) in acc.iter().enumerate() {
-        for (v, &x) in a.iter().enumerate() {
-            let x = if relu { _mm512_max_ps(x, zero) } else { x };
-            let d = dst.add(r * g.ow + 16 * v);
-            let left = n - 16 * v;
-            if left >= 16 {
-                _mm512_storeu_ps(d, x);
-            } else {
-                _mm512_mask_storeu_ps(d, ((1u32 << left) - 1) as __mmask16, x);
-            }
-        }
-    }
+    store_rows(&acc, dst, g.ow, n, relu);
 }
 
 /// `ln(x)` of 16 positive normal floats (Cephes' `logf`: mantissa in [sqrt(1/2), sqrt(2)), a
@@ -722,11 +710,19 @@ unsafe fn direct_block<const RB: usize, const NV: usize>(g: &Geom, d: &Direct, y
             }
         }
     }
+    store_rows(&acc, dst, g.ow, n, relu);
+}
+
+/// Stores `RB` rows of `n` outputs (row `r` at `dst + r * ow`), ReLU'd when asked; the last
+/// vector of a row is masked to the lanes that are outputs. The caller guarantees `n <= 16 * NV`
+/// and that the rows lie inside its output.
+#[inline(always)]
+unsafe fn store_rows<const RB: usize, const NV: usize>(acc: &[[__m512; NV]; RB], dst: *mut f32, ow: usize, n: usize, relu: bool) {
     let zero = _mm512_setzero_ps();
     for (r, a) in acc.iter().enumerate() {
         for (v, &x) in a.iter().enumerate() {
             let x = if relu { _mm512_max_ps(x, zero) } else { x };
-            let o = dst.add(r * g.ow + 16 * v);
+            let o = dst.add(r * ow + 16 * v);
             let left = n - 16 * v;
             if left >= 16 {
                 _mm512_storeu_ps(o, x);
