@@ -337,7 +337,7 @@ impl Worker {
                 // The voice tracker streams too when "Melody from" is Voice (a change takes effect
                 // from the next pass). Auto keeps the note model's notes in Live: on the dev set's
                 // sung lines the streamed voice's notes are known later than Live's latency
-                // allows (26% of the melody moved late against 7%; melody_f1 0.814 against 0.871,
+                // allows (28% of the melody moved late against 8%; melody_f1 0.808 against 0.870,
                 // `cargo bench --bench live`), while Capture's whole-segment voice is not.
                 let voice = (self.tracker.is_some() && self.params.melody.value() == crate::params::MelodyParam::Voice).then_some(VoiceMode::Voice);
                 LiveRun::new(stamp, config, &self.decode, voice).map(|r| Take::Live(Box::new(r))).map_err(TakeError::from)
