@@ -80,6 +80,7 @@ fn bad(why: impl std::fmt::Display) -> ModelError {
     ModelError::Load(format!("the pitch model (native engine): {why}"))
 }
 
+use crate::model::native::kernels::madd;
 /// Which build of the kernels runs: the note model's own dispatch (one CPU detection for both
 /// engines).
 pub use crate::model::native::kernels::Isa;
@@ -471,15 +472,6 @@ mod x86 {
 
     kernel!(conv_avx512, "avx512f,avx2,fma", __m512, 16, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_max_ps, _mm512_add_ps);
     kernel!(conv_avx2, "avx2,fma", __m256, 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_max_ps, _mm256_add_ps);
-}
-
-#[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
 }
 
 /// The convolution proper: for each block of `OB` output channels, frame and run of `WB`

@@ -45,11 +45,6 @@ impl PitchStream {
         self.origin
     }
 
-    /// Frames known, final and provisional, from frame 0 of the stream.
-    pub fn frames_known(&self) -> usize {
-        self.origin + self.fin.len() + self.provisional.len()
-    }
-
     /// Adds 16 kHz audio and runs the tracker on every window now complete. Returns the number of
     /// runs (0: the curve did not change).
     pub fn push(&mut self, tracker: &mut PitchTracker, audio: &[f32]) -> Result<usize, ModelError> {

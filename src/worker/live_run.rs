@@ -4,9 +4,10 @@
 //! a Live pass, and the Live benchmark (`benches/live.rs`) drives the same type with a simulated
 //! clock, so the published latency and scores describe the worker's own code.
 //!
-//! A lone voice (Melody from: Auto or Voice, with the voice tracker loaded) also streams through
-//! the pitch tracker (`pitch::stream`); each cover then takes the recent sung line as its notes,
-//! timed by the note model's onsets, exactly as Capture does for a finished segment.
+//! With a voice mode (the worker passes one for Melody from: Voice, with the voice tracker loaded;
+//! the Live bench also tries Auto), the pass also streams through the pitch tracker
+//! (`pitch::stream`); each cover then takes the recent sung line as its notes, timed by the note
+//! model's onsets, as Capture does for a finished segment.
 
 use super::segment::{to_beats, Track};
 use super::TakeError;
@@ -68,20 +69,14 @@ impl LiveVoice {
         let from = ((recent_s - CURVE_LEAD_SECONDS).max(0.0) / pitch::FRAME_SECONDS) as usize;
         self.stream.forget_before(from);
         let (curve, first) = self.stream.curve_since(from);
-        let (voice, why) = match self.mode {
-            VoiceMode::Voice => (true, "a voice, as asked".to_string()),
-            VoiceMode::Mix => (false, "mix, as asked".to_string()),
-            VoiceMode::Auto => pitch::lone_voice(&heard, &curve),
-        };
+        // Decided as Capture decides a finished segment, in its words.
+        let melody = pitch::choose_melody(self.mode, &curve, &heard);
+        let voice = melody.sung.is_some();
         if self.chosen.as_ref().is_none_or(|(v, _)| *v != voice) {
-            // In the words Capture uses (the panel reads "voice tracker" as the voice's melody).
-            let words = if voice { format!("{why}; melody from the voice tracker (Live)") } else { format!("{why} (Live)") };
-            self.chosen = Some((voice, words));
+            self.chosen = Some((voice, format!("{} (Live)", melody.why)));
         }
-        if !voice {
-            return heard;
-        }
-        let mut sung = pitch::notes::SungLine::from_curve(&curve, pitch::tuning_cents(&curve)).shifted(first as f64 * pitch::FRAME_SECONDS);
+        let Some(sung) = melody.sung else { return heard };
+        let mut sung = sung.shifted(first as f64 * pitch::FRAME_SECONDS);
         let curve_end = (first + curve.len()) as f64 * pitch::FRAME_SECONDS;
         for n in &mut sung.notes {
             if curve_end - n.end_s < 1.5 * pitch::FRAME_SECONDS {

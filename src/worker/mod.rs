@@ -197,7 +197,7 @@ impl Worker {
             for f in &mut self.finished {
                 f.decode(&decode, follows_level(&decode));
             }
-            self.report_level();
+            self.report_findings();
             self.store_capture();
             self.publish_current();
             busy = true;
@@ -393,7 +393,7 @@ impl Worker {
                     self.restored.seconds_per_beat = meter.seconds_per_beat;
                 }
                 self.finished.push(f);
-                self.report_level();
+                self.report_findings();
                 self.limit_redecode_frames();
                 self.store_capture();
                 if self.mode == Mode::Capture {
@@ -440,9 +440,9 @@ impl Worker {
         song
     }
 
-    /// Tells the panel whether a captured stretch was decoded more closely for a quiet song (the
-    /// latest such stretch's words), or nothing.
-    fn report_level(&mut self) {
+    /// Tells the panel what the finished segments found: whether one was decoded more closely for
+    /// a quiet song (the latest such one's words), and the recording's tuning (the latest reading).
+    fn report_findings(&mut self) {
         let words = self.finished.iter().rev().find_map(|f| f.level.clone());
         if let Ok(mut q) = self.status.quiet_song.lock() {
             *q = words;

@@ -17,8 +17,9 @@ pub enum Act {
     Sigmoid,
 }
 
+/// `a * b + c`, fused where the build has FMA (the portable loops of both native engines).
 #[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+pub(crate) fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA {
         a.mul_add(b, c)
     } else {

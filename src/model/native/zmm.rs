@@ -106,19 +106,8 @@ unsafe fn block<const OB: usize, const NV: usize>(
             }
         }
     }
-    let zero = _mm512_setzero_ps();
-    for (o, a) in acc.iter().enumerate() {
-        for (v, &r) in a.iter().enumerate() {
-            let r = if relu { _mm512_max_ps(r, zero) } else { r };
-            let d = dst.add(o * ostride + 16 * v);
-            let left = n - 16 * v;
-            if left >= 16 {
-                _mm512_storeu_ps(d, r);
-            } else {
-                _mm512_mask_storeu_ps(d, ((1u32 << left) - 1) as __mmask16, r);
-            }
-        }
-    }
+    // One output channel per row, `ostride` apart.
+    store_rows(&acc, dst, ostride, n, relu);
 }
 
 /// Filters the CQT bank holds, padded to whole vectors: 72 -> 80.
@@ -713,7 +702,8 @@ unsafe fn direct_block<const RB: usize, const NV: usize>(g: &Geom, d: &Direct, y
     store_rows(&acc, dst, g.ow, n, relu);
 }
 
-/// Stores `RB` rows of `n` outputs (row `r` at `dst + r * ow`), ReLU'd when asked; the last
+/// Stores `RB` rows of `n` outputs (row `r` at `dst + r * ow`: output rows, or output channels),
+/// ReLU'd when asked; the last
 /// vector of a row is masked to the lanes that are outputs. The caller guarantees `n <= 16 * NV`
 /// and that the rows lie inside its output.
 #[inline(always)]
