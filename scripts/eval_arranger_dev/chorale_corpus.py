@@ -43,18 +43,20 @@ for p in corpus.getComposer('bach'):
     pickup = float(m1[0].barDuration.quarterLength - m1[0].paddingLeft) if m1 and m1[0].paddingLeft else 0.0
     beats = []
     for b in range(int(np.ceil(max(n[1] for n in notes)))):
-        pcs, sop = np.zeros(12), []
+        pcs, low, sop = np.zeros(12), np.zeros(12), []
         for o, e, pm, pi in notes:
             ov = min(e, b + 1) - max(o, b)
             if ov > 0:
                 pcs[pm % 12] += ov
+                if pi != 0:
+                    low[pm % 12] += ov
                 if pi == 0:
                     sop.append((pm % 12, ov, o >= b - 1e-9, abs(o - b) < 1e-9))
         if pcs.sum() == 0:
             beats.append(None)
             continue
         chord = max(TRIADS, key=lambda t: pcs @ t[1])[0]
-        beats.append(dict(chord=chord, sop=sop, pos=int(round(b - pickup)) % bpb))
+        beats.append(dict(chord=chord, low=low, sop=sop, pos=int(round(b - pickup)) % bpb))
     out.append(dict(id=p.stem, tonic=key.tonic.pitchClass, minor=key.mode == 'minor', bpb=bpb, beats=beats))
     print(p.stem, key, len(beats), flush=True)
 pickle.dump(out, open(sys.argv[1] if len(sys.argv) > 1 else '/tmp/chorales.pkl', 'wb'))

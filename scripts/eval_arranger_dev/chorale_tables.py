@@ -8,7 +8,9 @@ Per piece the key (music21 Krumhansl-Schmuckler), per beat the best triad of the
 chord, as scale degree + quality) and the soprano's notes. Counted: chord shares, chord-to-chord
 transitions (beat to beat, staying included) and the soprano's pitch classes (in the key's frame)
 under each chord, onsets on the beat counted 1.5 times. The LABELS most common chords per mode are
-kept; add-0.1 smoothing; natural logs.
+kept; add-0.1 smoothing; natural logs. Also, per chord, the mean of the lower voices' (alto, tenor,
+bass) pitch-class vectors, each normalised to length 1: what the accompaniment under the melody
+sounds like when the chord is that label (the harmoniser picks the voicing closest to it).
 """
 import pickle, sys, numpy as np
 LABELS = 16
@@ -29,6 +31,7 @@ for minor in (False, True):
     li = {l: i for i, l in enumerate(labs)}
     a = 0.1
     T = np.full((LABELS, LABELS), a); E = np.full((LABELS, 12), a); Pr = np.full(LABELS, a)
+    Low = np.zeros((LABELS, 12)); Nlow = np.zeros(LABELS)
     for d in P:
         prev = None
         for b in d['beats']:
@@ -38,6 +41,8 @@ for minor in (False, True):
             if l is None:
                 prev = None; continue
             Pr[l] += 1
+            if b['low'].sum() > 0:
+                Low[l] += np.roll(b['low'] / np.linalg.norm(b['low']), -d['tonic']); Nlow[l] += 1
             for pc, ov, on, onb in b['sop']:
                 E[l, (pc - d['tonic']) % 12] += ov * (1.5 if onb else 1.0)
             if prev is not None:
@@ -57,6 +62,11 @@ for minor in (False, True):
     out.append(f"/// ln P(melody pitch class, semitones above the tonic | chord), rows: label.")
     out.append(f"pub const MELODY_{M}: [[f32; 12]; N_LABELS] = [")
     out += ["    [" + ", ".join(map(f, r)) + "]," for r in E]
+    out.append("];")
+    Low /= np.maximum(Nlow, 1)[:, None]
+    out.append(f"/// Mean unit pitch-class vector of the lower voices under each chord (semitones above the tonic).")
+    out.append(f"pub const LOWER_VOICES_{M}: [[f32; 12]; N_LABELS] = [")
+    out += ["    [" + ", ".join(f"{v:.3f}" for v in r) + "]," for r in Low]
     out.append("];")
     out.append("")
 open(sys.argv[2], 'w').write("\n".join(out))
