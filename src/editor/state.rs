@@ -183,8 +183,9 @@ pub fn backlog_seconds(s: &Snapshot) -> f64 {
 /// Worker lag above which the editor warns: the ring holds a few seconds; past this the cover
 /// arrives late and a full ring drops audio.
 pub const LAG_WARN_SECONDS: f64 = 2.0;
-/// A capture tuned this far from A440 is pointed out: the note model loses onsets quickly off
-/// tune (a dev-set song 20 cents off kept 0.52-0.77 of its onsets, `tests/tuning.rs`).
+/// A capture tuned this far from A440 is pointed out, with what Pianola does about it: the note
+/// model loses onsets quickly off tune (a dev-set song 20 cents off kept 0.52-0.77 of its onsets,
+/// `tests/tuning.rs`), so each captured stretch is heard again in tune.
 pub const TUNING_WARN_CENTS: f64 = 10.0;
 
 /// A worker or model error in words a producer understands (the raw text goes in the detail).
@@ -290,9 +291,9 @@ pub fn facts(s: &Snapshot) -> Vec<StatusItem> {
     }
     if let Some(cents) = s.tuning_cents.filter(|c| c.abs() >= TUNING_WARN_CENTS && s.mode == Mode::Capture) {
         out.push(item(
-            Level::Warn,
+            Level::Idle,
             format!("Tuned {:.0} cents {} of A440", cents.abs(), if cents > 0.0 { "sharp" } else { "flat" }),
-            "The recording sits between the piano's keys, so notes can be heard a semitone off. The cover keeps the notes as heard; `pianola cover` on the file hears it in tune.",
+            "The recording sits between the piano's keys. Pianola hears it in tune (each captured stretch again, shifted by that much), so the cover's notes are the song's, on the piano's keys.",
         ));
     }
     if s.mode == Mode::Capture && s.resting_on_silence {

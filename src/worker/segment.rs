@@ -10,7 +10,7 @@ use crate::arrange::{ArrangeInput, BeatNote};
 use crate::compact::CompactFrames;
 use crate::decode::{self, DecodeParams};
 use crate::engine::FrameStream;
-use crate::model::NoteModel;
+use crate::model::{NoteModel, MODEL_SAMPLE_RATE};
 use crate::notes::{BeatGrid, FrameOutputs, Note, N_CONTOUR_BINS, N_KEYS};
 use crate::params::CapturedSong;
 use crate::pitch::{PitchTracker, VoiceMode};
@@ -52,9 +52,15 @@ impl BeatMap {
 /// Notes (seconds from the segment start) -> beats through `map`, with the contour salience the
 /// arranger wants from `frames` (row `r` is frame `frames_origin + r`).
 pub(super) fn to_beats(notes: &[Note], frames: &FrameOutputs, frames_origin: usize, map: &BeatMap) -> Vec<BeatNote> {
+    to_beats_scaled(notes, frames, frames_origin, map, 1.0)
+}
+
+/// [`to_beats`] for frames `time_scale` times as long as the notes' seconds (a segment heard in
+/// tune, [`retuned`]).
+fn to_beats_scaled(notes: &[Note], frames: &FrameOutputs, frames_origin: usize, map: &BeatMap, time_scale: f64) -> Vec<BeatNote> {
     // Seconds stay seconds through this grid (60 bpm from 0 s); the map then does the tempo.
     let identity = BeatGrid { bpm: 60.0, beats_per_bar: 4, first_beat_s: 0.0, first_downbeat_beat: 0.0 };
-    let frame_time = |r: usize| (frames_origin + r) as f64 * crate::live::FRAME_SECONDS;
+    let frame_time = |r: usize| (frames_origin + r) as f64 * crate::live::FRAME_SECONDS * time_scale;
     let mut input = ArrangeInput::from_transcription_with(notes, Some(frames), &identity, frame_time);
     for (b, n) in input.notes.iter_mut().zip(notes) {
         b.start_beat = map.beat_at(n.start_s);
@@ -150,6 +156,10 @@ pub(super) struct Segment {
     voice: Option<(StreamResampler, Vec<f32>)>,
     stream: FrameStream,
     scratch: Vec<f32>,
+    /// The segment's audio at the model's rate (at most ~10.6 MB for a [`MAX_SEGMENT_SECONDS`]
+    /// segment): its tuning is read from it when it ends, and a detuned segment is heard again
+    /// from it in tune ([`retuned`]).
+    heard: Vec<f32>,
     /// Input samples after which the segment is cut (see [`MAX_SEGMENT_SECONDS`]).
     cut_at: Option<u64>,
     /// The input audio of the last [`CUT_OVERLAP_SECONDS`] before the cut, for the next segment.
@@ -186,6 +196,7 @@ impl Segment {
             voice: if for_voice { Some((StreamResampler::to_rate(s.sample_rate.round() as u32, crate::pitch::SAMPLE_RATE)?, Vec::new())) } else { None },
             stream: FrameStream::new(),
             scratch: Vec::with_capacity(8192),
+            heard: Vec::new(),
             cut_at: None,
             tail: vec![],
             joins: None,
@@ -214,6 +225,7 @@ impl Segment {
             resampler.push(&c.tail, audio)?;
         }
         seg.stream.push(model, &seg.scratch)?;
+        seg.heard.extend_from_slice(&seg.scratch);
         Ok(seg)
     }
 
@@ -252,6 +264,7 @@ impl Segment {
         if let Some((resampler, audio)) = self.voice.as_mut() {
             resampler.push(samples, audio)?;
         }
+        self.heard.extend_from_slice(&self.scratch);
         Ok(self.stream.push(model, &self.scratch)?)
     }
 
@@ -268,20 +281,26 @@ impl Segment {
         self.scratch.clear();
         self.resampler.finish(&mut self.scratch)?;
         self.stream.push(model, &self.scratch)?;
+        self.heard.extend_from_slice(&self.scratch);
         let frames = self.stream.finish(model)?;
-        let (sung, why, tuning) = match voice {
+        // The recording's reference pitch (the spectrum's peaks up to 2 kHz); a detuned segment is
+        // heard again in tune, as `pianola cover` hears a file.
+        let tuning = crate::tuning::estimate(&self.heard, MODEL_SAMPLE_RATE);
+        let (frames, time_scale) = match tuning.filter(|t| t.cents.abs() >= crate::tuning::CORRECT_CENTS) {
+            Some(t) => retuned(&self.heard, t.cents, model)?,
+            None => (frames, 1.0),
+        };
+        self.heard = Vec::new();
+        let (sung, why) = match voice {
             Some((tracker, mode)) if mode != VoiceMode::Mix && self.voice.is_some() => {
                 let (mut resampler, mut audio) = self.voice.take().expect("checked");
                 resampler.finish(&mut audio)?;
-                // The recording's reference pitch, from the audio kept for the tracker (the
-                // spectrum's peaks up to 2 kHz, well inside its 8 kHz band).
-                let tuning = crate::tuning::estimate(&audio, crate::pitch::SAMPLE_RATE);
                 let curve = tracker.detect(&audio)?;
-                let heard = decode::notes_from_frames(&frames, &DecodeParams::default());
+                let heard = scaled(decode::notes_from_frames(&frames, &DecodeParams::default()), time_scale);
                 let melody = crate::pitch::choose_melody(mode, &curve, &heard);
-                (melody.sung, Some(melody.why), tuning)
+                (melody.sung, Some(melody.why))
             }
-            _ => (None, None, None),
+            _ => (None, None),
         };
         let range = [self.track.start_beat, self.track.end_beat];
         let loudness = self.track.loudness.loudness();
@@ -298,6 +317,7 @@ impl Segment {
             audible_s,
             level: None,
             tuning,
+            time_scale,
         }
         .decoded_from(frames);
         Ok((finished, why))
@@ -324,8 +344,37 @@ pub(super) struct FinishedSegment {
     audible_s: f64,
     /// The last decode's thresholds in words, when they were lowered for a quiet song.
     pub level: Option<String>,
-    /// The recording's tuning, when the segment kept audio for the voice tracker to read it from.
+    /// The recording's tuning (None with too little pitched sound to tell).
     pub tuning: Option<crate::tuning::Tuning>,
+    /// Seconds of the segment per second of its frames: not 1 when it was heard in tune
+    /// ([`retuned`]).
+    time_scale: f64,
+}
+
+/// A segment's frames heard in tune: its model-rate audio `heard`, `cents` sharp of A440, played
+/// slower by that interval (its rate relabelled, then resampled back to the model's rate), as
+/// `tuning::transcribe_in_tune` does for a file; with the segment seconds per frame second.
+fn retuned(heard: &[f32], cents: f64, model: &mut dyn NoteModel) -> Result<(FrameOutputs, f64), TakeError> {
+    let r = 2f64.powf(cents / 1200.0);
+    let relabelled = (MODEL_SAMPLE_RATE as f64 / r).round() as u32;
+    let mut resampler = StreamResampler::to_rate(relabelled, MODEL_SAMPLE_RATE)?;
+    let mut audio = Vec::with_capacity((heard.len() as f64 * r) as usize + 4096);
+    resampler.push(heard, &mut audio)?;
+    resampler.finish(&mut audio)?;
+    let mut stream = FrameStream::new();
+    stream.push(model, &audio)?;
+    Ok((stream.finish(model)?, relabelled as f64 / MODEL_SAMPLE_RATE as f64))
+}
+
+/// Notes with their times multiplied by `scale`.
+fn scaled(mut notes: Vec<Note>, scale: f64) -> Vec<Note> {
+    if scale != 1.0 {
+        for n in &mut notes {
+            n.start_s *= scale;
+            n.end_s *= scale;
+        }
+    }
+    notes
 }
 
 /// Where a segment resumed after a cut meets the one before it.
@@ -381,11 +430,12 @@ impl FinishedSegment {
             self.level = None;
             decode::notes_from_frames(&frames, params)
         };
+        let heard = scaled(heard, self.time_scale);
         let notes = match &self.sung {
             Some(sung) => crate::pitch::notes::with_model_onsets(sung, &heard),
             None => heard,
         };
-        self.notes = to_beats(&notes, &frames, 0, &self.map);
+        self.notes = to_beats_scaled(&notes, &frames, 0, &self.map, self.time_scale);
     }
 
     pub fn redecode_bytes(&self) -> usize {
@@ -423,6 +473,7 @@ mod tests {
             audible_s,
             level: None,
             tuning: None,
+            time_scale: 1.0,
         }
         .decoded_from(frames)
     }

@@ -17,6 +17,7 @@
 //!   tempo changes at 44.1..96 kHz and blocks of 1..4096 against the in-process cover, offline bounce,
 //!   state restore, Live mode behind its reported latency
 //! - `voice_capture`: a synthetic singer captured with "Melody from" on Auto and on Mix
+//! - `capture_tuning`: a dev-set song captured 40 cents flat and 25 sharp is heard in tune
 //!
 //! In-process rows drive [`rig::Rig`] (the plugin's own `AudioCore`: the block `process()` runs, the
 //! worker, the latency) with the [`rig::Clicks`] stand-in model; bundle rows use [`host`] (clack-host).
@@ -26,6 +27,7 @@ mod host;
 mod rig;
 
 mod audio;
+mod capture_tuning;
 mod editor;
 mod files;
 mod install;
