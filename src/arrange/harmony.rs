@@ -3,8 +3,9 @@
 //! A band's chords come from what is heard ([`heard`]): per beat the chord (triads, sevenths,
 //! sus4, open fifths, with the bass the music puts under it) whose tones best match the notes
 //! sounding, held by a Viterbi search until the music changes, the local key only breaking ties.
-//! A lone melody's harmony is not heard: it is invented with an HMM counted in Bach chorales
-//! ([`harmonise_melody`]).
+//! A lone melody's harmony is not heard: it is invented with an HMM counted in Bach chorales, in
+//! each of the melody's likely keys, and voiced as a chorale's lower voices are expected to sound
+//! ([`harmonise_melody`], [`closest_voicing`]).
 
 use super::melody::MelNote;
 use super::{BeatNote, Meter};
