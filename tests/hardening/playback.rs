@@ -416,36 +416,49 @@ fn live_mode_lands_on_the_beat_behind_a_reported_latency() {
     assert!(matched * 10 >= ons.len() * 6, "only {matched} of {} live notes are near the cover's", ons.len());
 }
 
-/// A song that starts half a beat off the project's grid (an imported file dropped off the bar
-/// line), through the bundle in a CLAP host: captured, then played back, its block chords sound on
-/// the song's own beats (where the audio's beats are), not on the grid's.
+/// A song that does not follow the project's grid, through the bundle in a CLAP host (issue #14):
+/// an imported file dropped half a beat or 0.37 s off the bar line, and one played to a host tempo
+/// 7% faster than its own. Captured, then played back: its block chords sound on the song's own
+/// beats (where the audio's beats are), not on the grid's, and the words the panel shows for the
+/// saved capture (`CapturedSong::song_grid`, what the worker publishes) say it does not follow
+/// the grid.
 #[test]
 fn a_song_off_the_grid_plays_its_chords_on_its_own_beats_through_clap() {
     let song = load_song();
-    let mut plugin = Instance::new();
-    let mut state = host::state_json(&plugin.save_state());
-    // Block chords: the left hand strikes together on the beat, so chord instants show the beats.
-    state["params"]["style"] = serde_json::json!({ "string": "block" });
-    assert!(plugin.load_state(&host::state_bytes(&state)), "state load failed");
     let sr = song.sample_rate as f64;
-    let spb = sr * 60.0 / song.bpm;
-    let delay = (0.5 * spb).round() as usize;
-    let late: [Vec<f32>; 2] = [0, 1].map(|c| std::iter::repeat_n(0.0, delay).chain(song.stereo[c].iter().copied()).collect());
-    let beats = late[0].len() as f64 / spb;
-    plugin.set_offline(true);
-    plugin.activate(sr, 4096);
-    let runs = [Run { from: 0.0, to: beats, tempo: song.bpm }];
-    play(&mut plugin, &runs, 512, Some(&late));
-    let pass = play(&mut plugin, &runs, 512, None);
-    check_balanced(&pass.events, "off-grid playback");
-    // Chord instants: three or more note-ons on one sample.
-    let mut by_sample: BTreeMap<u64, usize> = BTreeMap::new();
-    for e in pass.events.iter().filter(|e| e.on) {
-        *by_sample.entry(e.sample).or_default() += 1;
+    let song_spb = sr * 60.0 / song.bpm;
+    for (delay_s, host_tempo, what) in
+        [(0.5 * 60.0 / song.bpm, song.bpm, "half a beat late"), (0.37, song.bpm, "0.37 s late"), (0.0, song.bpm * 1.07, "a host 7% faster")]
+    {
+        let mut plugin = Instance::new();
+        let mut state = host::state_json(&plugin.save_state());
+        // Block chords: the left hand strikes together on the beat, so chord instants show the beats.
+        state["params"]["style"] = serde_json::json!({ "string": "block" });
+        assert!(plugin.load_state(&host::state_bytes(&state)), "state load failed");
+        let delay = (delay_s * sr).round() as usize;
+        let late: [Vec<f32>; 2] = [0, 1].map(|c| std::iter::repeat_n(0.0, delay).chain(song.stereo[c].iter().copied()).collect());
+        let beats = late[0].len() as f64 / (sr * 60.0 / host_tempo);
+        plugin.set_offline(true);
+        plugin.activate(sr, 4096);
+        let runs = [Run { from: 0.0, to: beats, tempo: host_tempo }];
+        play(&mut plugin, &runs, 512, Some(&late));
+        let pass = play(&mut plugin, &runs, 512, None);
+        check_balanced(&pass.events, "off-grid playback");
+        // Chord instants: three or more note-ons on one sample, in the song's beats.
+        let mut by_sample: BTreeMap<u64, usize> = BTreeMap::new();
+        for e in pass.events.iter().filter(|e| e.on) {
+            *by_sample.entry(e.sample).or_default() += 1;
+        }
+        let chords: Vec<f64> = by_sample.iter().filter(|(_, &n)| n >= 3).map(|(&s, _)| (s as f64 - delay as f64) / song_spb).collect();
+        assert!(chords.len() > 20, "{what}: only {} chords played", chords.len());
+        let on_song_beats = chords.iter().filter(|b| (*b - b.round()).abs() <= 0.08).count() as f64 / chords.len() as f64;
+        // What the panel says, from the capture the project saved.
+        let saved = host::state_json(&plugin.save_state());
+        let capture: pianola::params::CapturedSong = serde_json::from_str(saved["fields"]["capture"].as_str().expect("the state has a capture")).unwrap();
+        let words = capture.song_grid().map(|g| g.describe(capture.seconds_per_beat));
+        eprintln!("{what}: {on_song_beats:.3} of {} chords on the song's beats; the panel: {words:?}", chords.len());
+        assert!(on_song_beats >= 0.9, "{what}: only {on_song_beats:.3} of the chords on the song's beats (the grid's, not followed?)");
+        let words = words.unwrap_or_else(|| panic!("{what}: the panel does not say the song is off the grid"));
+        assert!(words.contains("does not follow the project's grid"), "{what}: {words}");
     }
-    let chords: Vec<f64> = by_sample.iter().filter(|(_, &n)| n >= 3).map(|(&s, _)| s as f64 / spb - 0.5).collect();
-    assert!(chords.len() > 20, "only {} chords played", chords.len());
-    let on_song_beats = chords.iter().filter(|b| (*b - b.round()).abs() <= 0.08).count() as f64 / chords.len() as f64;
-    eprintln!("off the grid by half a beat: {on_song_beats:.3} of {} chords on the song's beats", chords.len());
-    assert!(on_song_beats >= 0.9, "only {on_song_beats:.3} of the chords on the song's beats (the grid's half beats: not followed)");
 }
