@@ -8,7 +8,11 @@
 //! Besides criterion's report, the end prints each size's mean time per block and its share of the
 //! block's real-time duration, and the same for a reference measured in the same run: a plain
 //! stereo copy of the block (the least any pass-through plugin does), so the ratio is comparable
-//! across machines.
+//! across machines. Last, denormal input against white noise (clap-validator's
+//! `process-audio-denormals` warns above 2x): blocks of each, the input made beforehand from bit
+//! patterns, so no arithmetic on denormals happens outside `process()`. (The validator draws its
+//! denormals with arithmetic inside its timed loop, which on this CPU costs far more than our
+//! `process()` itself: that is where its 4-15x comes from.)
 
 use criterion::{BenchmarkId, Criterion};
 use pianola::audio_thread::core::{AudioCore, ModelFactory};
@@ -141,6 +145,7 @@ fn main() {
         group.finish();
     }
     c.final_summary();
+    let (noise, denormal) = denormal_against_noise(512);
     for (len, per_block, share, reference, _) in shares {
         println!(
             "block {len:>4} samples @ 48 kHz: {:>8.3} us per block = {:.4} % of the block's {:.3} ms; {:.1}x a stereo copy of the block ({:.3} us)",
@@ -151,4 +156,42 @@ fn main() {
             reference * 1e6
         );
     }
+    println!(
+        "block  512 samples, input white noise: {:.3} us per block; denormal input: {:.3} us per block = {:.2}x (clap-validator warns above 2x)",
+        noise * 1e6,
+        denormal * 1e6,
+        denormal / noise.max(1e-12)
+    );
+}
+
+/// Mean time per block of `len` samples with white-noise input and with denormal input, timed in
+/// alternating rounds on one instance (the input copied in before each block, in both).
+fn denormal_against_noise(len: usize) -> (f64, f64) {
+    let mut instance = Instance::new();
+    let mut state = 0x9E37_79B9u32;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state
+    };
+    const BLOCKS: usize = 64;
+    // White noise in -1..1, and denormals (exponent bits zero, a random mantissa and sign).
+    let noise: Vec<f32> = (0..2 * len * BLOCKS).map(|_| (next() >> 8) as f32 / (1u32 << 23) as f32 - 1.0).collect();
+    let denormal: Vec<f32> = (0..2 * len * BLOCKS).map(|_| f32::from_bits((next() & 0x8000_0000) | (next() & 0x007F_FFFF).max(1))).collect();
+    assert!(denormal.iter().all(|x| x.is_subnormal()));
+    let mut totals = [0.0f64; 2];
+    for _round in 0..200 {
+        for (k, input) in [&noise, &denormal].into_iter().enumerate() {
+            let t = Instant::now();
+            for b in 0..BLOCKS {
+                let at = 2 * len * b;
+                instance.left[..len].copy_from_slice(&input[at..at + len]);
+                instance.right[..len].copy_from_slice(&input[at + len..at + 2 * len]);
+                instance.block(len);
+            }
+            totals[k] += t.elapsed().as_secs_f64();
+        }
+    }
+    (totals[0] / (200 * BLOCKS) as f64, totals[1] / (200 * BLOCKS) as f64)
 }
