@@ -23,6 +23,16 @@ use crate::model::NoteModel;
 /// estimate needs no model pass, so correcting costs nothing; and the note model is sensitive: a
 /// dev-set song heard 6 cents away from where it was heard before keeps only ~0.87 of its onsets).
 pub const CORRECT_CENTS: f64 = 1.0;
+/// A Capture segment this far from A440 or further is heard again in tune (`worker::segment`): a
+/// second model pass over the segment, so only where it matters (the note model keeps 0.52-0.77 of
+/// a song's onsets 20 cents off, `tests/tuning.rs`), and the panel says so from the same point. The
+/// CLI corrects from [`CORRECT_CENTS`], where its estimate is free; a plugin that re-heard a song
+/// 4 cents off would only make its cover differ from the one heard as it is.
+pub const CAPTURE_CORRECT_CENTS: f64 = 10.0;
+/// A Capture segment's tuning counts only when its spectral peaks agree at least this much
+/// ([`Tuning::agreement`]): pitched music reads 0.58-0.71 (dev-set songs), a synthetic singer
+/// 0.23-0.24, a click track 0.17 (it read 37 cents flat, and was heard again for nothing).
+pub const CAPTURE_MIN_AGREEMENT: f64 = 0.2;
 /// Frame length and hop, in samples at the clip's rate (about 0.19 s and 0.74 s at 44.1 kHz).
 const FRAME: usize = 8192;
 const HOP: usize = 32768;

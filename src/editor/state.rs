@@ -186,7 +186,7 @@ pub const LAG_WARN_SECONDS: f64 = 2.0;
 /// A capture tuned this far from A440 is pointed out, with what Pianola does about it: the note
 /// model loses onsets quickly off tune (a dev-set song 20 cents off kept 0.52-0.77 of its onsets,
 /// `tests/tuning.rs`), so each captured stretch is heard again in tune.
-pub const TUNING_WARN_CENTS: f64 = 10.0;
+pub const TUNING_WARN_CENTS: f64 = crate::tuning::CAPTURE_CORRECT_CENTS;
 
 /// A worker or model error in words a producer understands (the raw text goes in the detail).
 pub fn explain_error(raw: &str) -> String {

@@ -283,10 +283,10 @@ impl Segment {
         self.stream.push(model, &self.scratch)?;
         self.heard.extend_from_slice(&self.scratch);
         let frames = self.stream.finish(model)?;
-        // The recording's reference pitch (the spectrum's peaks up to 2 kHz); a detuned segment is
-        // heard again in tune, as `pianola cover` hears a file.
-        let tuning = crate::tuning::estimate(&self.heard, MODEL_SAMPLE_RATE);
-        let (frames, time_scale) = match tuning.filter(|t| t.cents.abs() >= crate::tuning::CORRECT_CENTS) {
+        // The recording's reference pitch (the spectrum's peaks up to 2 kHz); a segment off by
+        // CAPTURE_CORRECT_CENTS or more is heard again in tune, as `pianola cover` hears a file.
+        let tuning = crate::tuning::estimate(&self.heard, MODEL_SAMPLE_RATE).filter(|t| t.agreement >= crate::tuning::CAPTURE_MIN_AGREEMENT);
+        let (frames, time_scale) = match tuning.filter(|t| t.cents.abs() >= crate::tuning::CAPTURE_CORRECT_CENTS) {
             Some(t) => retuned(&self.heard, t.cents, model)?,
             None => (frames, 1.0),
         };
@@ -344,7 +344,8 @@ pub(super) struct FinishedSegment {
     audible_s: f64,
     /// The last decode's thresholds in words, when they were lowered for a quiet song.
     pub level: Option<String>,
-    /// The recording's tuning (None with too little pitched sound to tell).
+    /// The recording's tuning (None with too little pitched sound to tell, or peaks that agree
+    /// less than `tuning::CAPTURE_MIN_AGREEMENT`).
     pub tuning: Option<crate::tuning::Tuning>,
     /// Seconds of the segment per second of its frames: not 1 when it was heard in tune
     /// ([`retuned`]).
