@@ -336,7 +336,7 @@ fn main() {
     )];
     for &(hop, right) in &streams {
         for &window_frames in &windows {
-            let config = LiveConfig { hop_frames: hop, right_context_frames: right, lookahead_frames: 0, melodia: false, window_frames }.sanitized();
+            let config = LiveConfig { hop_frames: hop, right_context_frames: right, lookahead_frames: 0, melodia: false, window_frames, ..LiveConfig::default() }.sanitized();
             model.prepare_window(config.window_frames).expect("the model runs this window");
             // Known latency and event latency per lookahead.
             let mut per_lane: Vec<Tally> = vec![Tally::default(); lookaheads.len()];

@@ -22,7 +22,7 @@
 
 use crate::arrange::{self, ArrangeInput, ArrangeSettings};
 use crate::decode::DecodeParams;
-use crate::model::{window_samples, ModelError, NoteModel, WindowFrames, FFT_HOP, FRAMES_PER_WINDOW, MIN_WINDOW_FRAMES, MODEL_SAMPLE_RATE, WINDOW_SAMPLES};
+use crate::model::{window_samples, FrameStreamer, ModelError, NoteModel, StreamSettings, WindowFrames, FFT_HOP, FRAMES_PER_WINDOW, MIN_WINDOW_FRAMES, MODEL_SAMPLE_RATE, WINDOW_SAMPLES};
 use crate::notes::{Cover, CoverNote, FrameOutputs, Note, PedalSpan, LOWEST_KEY, N_KEYS};
 
 /// Seconds per model frame.
@@ -46,11 +46,29 @@ pub struct LiveConfig {
     /// Frames of the model's window ([`MIN_WINDOW_FRAMES`]..=[`FRAMES_PER_WINDOW`]): every hop runs
     /// one whole window, so a shorter one costs less per hop (1.5 s instead of 2 s: ~22% less).
     pub window_frames: usize,
+    /// Streaming inference where the backend has it (the native engine, [`NoteModel::streamer`]):
+    /// each hop computes only what the new audio changed, instead of a whole window.
+    pub streaming: bool,
+    /// Streaming: model input columns recomputed at the window's end each hop besides the new
+    /// ones (older ones keep their values).
+    pub refresh_frames: usize,
+    /// Streaming: columns of the running min and max that normalise the log-CQT (the windowed
+    /// path's window).
+    pub norm_frames: usize,
 }
 
 impl Default for LiveConfig {
     fn default() -> Self {
-        Self { hop_frames: 8, right_context_frames: 4, lookahead_frames: 4, melodia: false, window_frames: MIN_WINDOW_FRAMES }
+        Self {
+            hop_frames: 8,
+            right_context_frames: 4,
+            lookahead_frames: 4,
+            melodia: false,
+            window_frames: MIN_WINDOW_FRAMES,
+            streaming: true,
+            refresh_frames: STREAM_REFRESH_FRAMES,
+            norm_frames: MIN_WINDOW_FRAMES,
+        }
     }
 }
 
@@ -63,7 +81,16 @@ impl LiveConfig {
             lookahead_frames: self.lookahead_frames.min(64),
             melodia: self.melodia,
             window_frames,
+            streaming: self.streaming,
+            refresh_frames: self.refresh_frames.min(crate::model::native::stream::MAX_REFRESH_FRAMES),
+            norm_frames: self.norm_frames.clamp(1, 4096),
         }
+    }
+
+    /// What a streaming engine needs to know.
+    pub fn stream_settings(&self) -> StreamSettings {
+        let c = self.sanitized();
+        StreamSettings { hop_frames: c.hop_frames, right_context_frames: c.right_context_frames, refresh_frames: c.refresh_frames, norm_frames: c.norm_frames }
     }
 
     /// Worst case from an onset in the audio to its note being known, in model-rate audio: the
@@ -101,6 +128,10 @@ pub struct LiveStream {
     origin: usize,
     window: Vec<f32>,
     scratch: WindowFrames,
+    /// The backend's streaming engine once the first window asked for it (None: whole windows).
+    streamer: Option<Box<dyn FrameStreamer>>,
+    /// Whether to ask (the config's `streaming`), until the first window asked.
+    ask_streamer: Option<StreamSettings>,
 }
 
 impl LiveStream {
@@ -119,7 +150,14 @@ impl LiveStream {
             origin: 0,
             window: vec![0.0; window_len],
             scratch: WindowFrames::with_frames(c.window_frames),
+            streamer: None,
+            ask_streamer: c.streaming.then(|| c.stream_settings()),
         }
+    }
+
+    /// Whether the model streams (known once the first window ran).
+    pub fn is_streaming(&self) -> bool {
+        self.streamer.is_some()
     }
 
     /// Absolute model-rate sample just past window `m` (its start is on the frame grid, maybe < 0).
@@ -171,8 +209,7 @@ impl LiveStream {
 
     /// Adds model-rate audio and runs every window now complete. Returns the frames committed.
     pub fn push(&mut self, model: &mut dyn NoteModel, audio: &[f32]) -> Result<usize, ModelError> {
-        self.buffer.extend_from_slice(audio);
-        self.received += audio.len() as u64;
+        self.push_audio(audio);
         let before = self.frames.n_frames();
         while self.window_end(self.next_window) <= self.received as i64 {
             self.run_next_window(model)?;
@@ -182,7 +219,10 @@ impl LiveStream {
 
     /// Adds model-rate audio without running the model (then [`Self::run_ready`] per window).
     pub fn push_audio(&mut self, audio: &[f32]) {
-        self.buffer.extend_from_slice(audio);
+        match self.streamer.as_mut() {
+            Some(streamer) => streamer.push_audio(audio),
+            None => self.buffer.extend_from_slice(audio),
+        }
         self.received += audio.len() as u64;
     }
 
@@ -209,6 +249,23 @@ impl LiveStream {
 
     fn run_next_window(&mut self, model: &mut dyn NoteModel) -> Result<(), ModelError> {
         let m = self.next_window;
+        if let Some(settings) = self.ask_streamer.take() {
+            if let Some(mut streamer) = model.streamer(&settings) {
+                // No window ran yet: the buffer is the take from its first sample.
+                debug_assert_eq!(self.buffer_start, 0);
+                streamer.push_audio(&self.buffer);
+                self.buffer = Vec::new();
+                self.streamer = Some(streamer);
+            }
+        }
+        if let Some(streamer) = self.streamer.as_mut() {
+            let hop = self.hop as u64;
+            let last = ((m + 1) * hop - 1 + self.right as u64) as usize;
+            streamer.run(last, (m * hop) as usize..((m + 1) * hop) as usize, &mut self.scratch)?;
+            self.scratch.append_to(0..self.hop, &mut self.frames);
+            self.next_window += 1;
+            return Ok(());
+        }
         let start = self.window_end(m) - self.window_len as i64;
         let have_from = self.buffer_start as i64;
         let have_to = self.received as i64;
@@ -651,6 +708,10 @@ pub fn compute_allowance_s(backend: &str) -> f64 {
     }
 }
 
+/// Streaming: model input columns recomputed each hop besides the new ones (measured, see
+/// [`config_for`]).
+pub const STREAM_REFRESH_FRAMES: usize = 8;
+
 /// The host's block (512 samples at 44.1 kHz) plus the resampler's input chunk (1024 samples).
 pub const IO_ALLOWANCE_S: f64 = (512.0 + 1024.0) / 44100.0;
 
@@ -788,7 +849,7 @@ mod tests {
     #[test]
     fn frames_are_committed_on_the_grid_with_their_right_context() {
         for window_frames in [FRAMES_PER_WINDOW, MIN_WINDOW_FRAMES] {
-            commits_on_the_grid(LiveConfig { hop_frames: 8, right_context_frames: 5, lookahead_frames: 0, melodia: false, window_frames });
+            commits_on_the_grid(LiveConfig { hop_frames: 8, right_context_frames: 5, lookahead_frames: 0, melodia: false, window_frames, ..LiveConfig::default() });
         }
     }
 
@@ -825,7 +886,7 @@ mod tests {
     /// A long take keeps only the frames not yet forgotten, and they stay on the absolute grid.
     #[test]
     fn a_long_take_forgets_decoded_frames() {
-        let config = LiveConfig { hop_frames: 8, right_context_frames: 4, lookahead_frames: 0, melodia: false, window_frames: MIN_WINDOW_FRAMES };
+        let config = LiveConfig { hop_frames: 8, right_context_frames: 4, lookahead_frames: 0, melodia: false, window_frames: MIN_WINDOW_FRAMES, ..LiveConfig::default() };
         let mut stream = LiveStream::new(&config);
         let mut probe = Probe { starts: vec![] };
         let minutes = 2;
