@@ -22,7 +22,10 @@
 
 use crate::arrange::{self, ArrangeInput, ArrangeSettings};
 use crate::decode::DecodeParams;
-use crate::model::{window_samples, FrameStreamer, ModelError, NoteModel, StreamSettings, WindowFrames, FFT_HOP, FRAMES_PER_WINDOW, MIN_WINDOW_FRAMES, MODEL_SAMPLE_RATE, WINDOW_SAMPLES};
+use crate::model::{
+    window_samples, FrameStreamer, ModelError, NoteModel, StreamSettings, WindowFrames, FFT_HOP, FRAMES_PER_WINDOW, MIN_WINDOW_FRAMES, MODEL_SAMPLE_RATE,
+    WINDOW_SAMPLES,
+};
 use crate::notes::{Cover, CoverNote, FrameOutputs, Note, PedalSpan, LOWEST_KEY, N_KEYS};
 
 /// Seconds per model frame.
@@ -809,6 +812,11 @@ impl LiveTake {
         self.arranger.late_melody
     }
 
+    /// Whether the model streams ([`LiveStream::is_streaming`]).
+    pub fn is_streaming(&self) -> bool {
+        self.stream.is_streaming()
+    }
+
     /// [`LiveArranger::update`].
     pub fn arrange(&mut self, input: &ArrangeInput, settings: &ArrangeSettings, playhead_beat: f64, max_late_beats: f64) -> Cover {
         self.arranger.update(input, settings, playhead_beat, max_late_beats)
@@ -849,7 +857,14 @@ mod tests {
     #[test]
     fn frames_are_committed_on_the_grid_with_their_right_context() {
         for window_frames in [FRAMES_PER_WINDOW, MIN_WINDOW_FRAMES] {
-            commits_on_the_grid(LiveConfig { hop_frames: 8, right_context_frames: 5, lookahead_frames: 0, melodia: false, window_frames, ..LiveConfig::default() });
+            commits_on_the_grid(LiveConfig {
+                hop_frames: 8,
+                right_context_frames: 5,
+                lookahead_frames: 0,
+                melodia: false,
+                window_frames,
+                ..LiveConfig::default()
+            });
         }
     }
 
@@ -886,7 +901,14 @@ mod tests {
     /// A long take keeps only the frames not yet forgotten, and they stay on the absolute grid.
     #[test]
     fn a_long_take_forgets_decoded_frames() {
-        let config = LiveConfig { hop_frames: 8, right_context_frames: 4, lookahead_frames: 0, melodia: false, window_frames: MIN_WINDOW_FRAMES, ..LiveConfig::default() };
+        let config = LiveConfig {
+            hop_frames: 8,
+            right_context_frames: 4,
+            lookahead_frames: 0,
+            melodia: false,
+            window_frames: MIN_WINDOW_FRAMES,
+            ..LiveConfig::default()
+        };
         let mut stream = LiveStream::new(&config);
         let mut probe = Probe { starts: vec![] };
         let minutes = 2;

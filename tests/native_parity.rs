@@ -318,9 +318,9 @@ fn streaming_frames_against_offline() {
                 offline_notes.len()
             );
             let t = &mut totals[k];
-            for i in 0..3 {
-                t.0[i] += d[i][1] / songs.len() as f64;
-                t.1[i] = t.1[i].max(d[i][0]);
+            for (i, [max, mean]) in d.iter().enumerate() {
+                t.0[i] += mean / songs.len() as f64;
+                t.1[i] = t.1[i].max(*max);
             }
             t.2 += hits;
             t.3 += notes.len();

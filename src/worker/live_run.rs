@@ -159,6 +159,12 @@ impl LiveRun {
         self.take.notes_since(f64::NEG_INFINITY)
     }
 
+    /// Whether the note model streams (the native engine's streaming inference; known once the
+    /// first hop ran).
+    pub fn is_streaming(&self) -> bool {
+        self.take.is_streaming()
+    }
+
     /// Melody notes the arranger moved to the playhead because they were known too late.
     pub fn late_melody(&self) -> usize {
         self.take.late_melody()

@@ -173,11 +173,18 @@ impl NativeStream {
             .map(|(c, w)| c.c_in() * w)
             .max()
             .unwrap();
-        let c_out_max = [(&net.onset_stack, N_CONTOUR_BINS), (&net.contour_hidden, N_CONTOUR_BINS), (&net.contour_out, N_CONTOUR_BINS), (&net.note_hidden, N_CONTOUR_BINS), (&net.note_out, N_KEYS), (&net.onset_out, N_KEYS)]
-            .iter()
-            .map(|(c, w)| c.c_out() * c.out_w(*w))
-            .max()
-            .unwrap();
+        let c_out_max = [
+            (&net.onset_stack, N_CONTOUR_BINS),
+            (&net.contour_hidden, N_CONTOUR_BINS),
+            (&net.contour_out, N_CONTOUR_BINS),
+            (&net.note_hidden, N_CONTOUR_BINS),
+            (&net.note_out, N_KEYS),
+            (&net.onset_out, N_KEYS),
+        ]
+        .iter()
+        .map(|(c, w)| c.c_out() * c.out_w(*w))
+        .max()
+        .unwrap();
         let conv_scratch = [
             net.onset_stack.scratch_len(max_rows, N_CONTOUR_BINS),
             net.contour_hidden.scratch_len(max_rows, N_CONTOUR_BINS),
@@ -337,7 +344,15 @@ impl NativeStream {
         let (tin, tout, scratch) = (&mut self.tin, &mut self.tout, &mut self.conv_scratch);
         // Output frames `from..=f` of `conv` on `input`: rows from `from - ph` gathered (real left
         // context; zeros after `f`, the windowed path's padding at a window's end).
-        let layer = |conv: &Conv, ph: usize, inputs: &[&Ring], output: &mut Ring, from: usize, act: Act, tin: &mut Vec<f32>, tout: &mut Vec<f32>, scratch: &mut Vec<f32>| {
+        let layer = |conv: &Conv,
+                     ph: usize,
+                     inputs: &[&Ring],
+                     output: &mut Ring,
+                     from: usize,
+                     act: Act,
+                     tin: &mut Vec<f32>,
+                     tout: &mut Vec<f32>,
+                     scratch: &mut Vec<f32>| {
             let first = from - ph;
             let rows = f + 1 - first;
             let w_in = inputs[0].w;
