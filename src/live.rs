@@ -730,7 +730,8 @@ pub const IO_ALLOWANCE_S: f64 = (512.0 + 1024.0) / 44100.0;
 pub fn config_for(backend: &str) -> LiveConfig {
     let base = LiveConfig { right_context_frames: 4, lookahead_frames: 2, window_frames: MIN_WINDOW_FRAMES, ..LiveConfig::default() };
     match backend {
-        "native" | "ort" => LiveConfig { hop_frames: 7, ..base },
+        "native" => LiveConfig { hop_frames: 2, right_context_frames: 6, ..base },
+        "ort" => LiveConfig { hop_frames: 7, ..base },
         _ => LiveConfig { hop_frames: 10, ..base },
     }
 }
