@@ -1,11 +1,15 @@
 //! Live mode: notes while the song plays, a few hundred milliseconds behind the audio.
 //!
 //! Three stages, each incremental:
-//! - [`LiveStream`]: the model on a sliding window. Every `hop_frames` frames of new audio the
-//!   model runs on the newest 2 s window (one full inference: the network has no state to carry
-//!   over) and *commits* the `hop_frames` frames that now have `right_context_frames` frames of audio
-//!   to their right. Frames sit on the exact 256-sample grid from the first sample (frame `j` is at
-//!   `j * 256 / 22050` s), unlike the reference windowing of [`crate::engine::FrameStream`].
+//! - [`LiveStream`]: the model on a sliding window. Every `hop_frames` frames of new audio it
+//!   *commits* the `hop_frames` frames that now have `right_context_frames` frames of audio to
+//!   their right. With the native engine the model streams ([`NoteModel::streamer`],
+//!   `model::native::stream`): each hop computes only what the new audio changed (the CQT's
+//!   octave signals, the input columns near the window's end, the layers' outputs whose receptive
+//!   field changed), with the frames a whole window ending there gives. Other backends run one
+//!   full inference on the newest 1.5 s window per hop. Frames sit on the exact 256-sample grid
+//!   from the first sample (frame `j` is at `j * 256 / 22050` s), unlike the reference windowing
+//!   of [`crate::engine::FrameStream`].
 //! - [`LiveDecoder`]: basic-pitch's note decoder made causal. A note starts at an onset peak (the
 //!   peak needs one frame after it), is confirmed `lookahead_frames` later if the note posterior
 //!   still holds, and ends when the posterior has stayed under the frame threshold for the
@@ -701,18 +705,25 @@ fn merge_pedal(published: &[PedalSpan], fresh: &[PedalSpan], freeze: f64) -> Vec
 /// with a little headroom.
 pub fn compute_allowance_s(backend: &str) -> f64 {
     match backend {
-        // The native engine: 130-frame windows in 4.8 ms p50 / 6.9 ms p95 over the dev set's Live
-        // passes (benches/live.rs, hop 5), a fifth of ONNX Runtime's time. It keeps ONNX
-        // Runtime's 60 ms all the same: the latency is also the time the arranger has before
-        // the playhead to settle the melody, and 20 ms (reporting 186 ms instead of 226) moved
-        // 308 of 1077 melody notes late instead of 199 and cost cover_score 0.674 -> 0.647.
+        // The native engine streams: ~0.6 ms per 2-frame hop (benches/live.rs, p50), a whole
+        // 130-frame window 4.8 ms p50 / 6.9 ms p95. It keeps ONNX Runtime's 60 ms all the same:
+        // the latency is also the time the arranger has before the playhead to settle the
+        // melody. Measured with streaming at hop 2, right context 6 (benches/live.rs,
+        // LIVE_BENCH_ALLOWANCE_MS): 40 ms reports 194 ms instead of 214 and moves 231 of 1073
+        // melody notes late instead of 194, cover_score 0.670 against 0.680; earlier, windowed at
+        // hop 5, 20 ms moved 308 of 1077 instead of 199 and cost 0.674 -> 0.647.
         "native" | "ort" => 0.060,
         _ => 0.100,
     }
 }
 
-/// Streaming: model input columns recomputed each hop besides the new ones (measured, see
-/// [`config_for`]).
+/// Streaming: model input columns recomputed each hop besides the new ones. Measured over the dev
+/// set (`tests/native_parity.rs`, `streaming_frames_against_offline`, hop 7, right context 4):
+/// with 0 (each column frozen when first computed, reflect-padded at its own frame) the onset F1
+/// of the decoded notes against offline falls to 0.41 on 3 items; 4 gives 0.851, 8 0.854 (the
+/// windowed path 0.855), 12, 14 and 24 the same as 8. The running normalisation over 130 columns
+/// (the windowed path's window) is the closest to offline: 172, 344 and 1000 columns gave onset
+/// F1 0.818, 0.806, 0.793 against 0.819 (19 items).
 pub const STREAM_REFRESH_FRAMES: usize = 8;
 
 /// The host's block (512 samples at 44.1 kHz) plus the resampler's input chunk (1024 samples).
@@ -933,6 +944,49 @@ mod tests {
         assert!(most <= 500 + 1024 + 64, "kept {most} frames at most");
         stream.finish(&mut probe).unwrap();
         assert_eq!(stream.frames_committed(), crate::engine::frames_for_samples(sample as usize));
+    }
+
+    /// The native engine streams in Live mode, committing the frames on the same grid as whole
+    /// windows and close to theirs (the windows' left edge and their one normalisation are what
+    /// differ), and the windowed path stays available.
+    #[test]
+    fn native_live_streams_close_to_whole_windows() {
+        let mut model = crate::model::load(crate::model::Backend::Native).unwrap();
+        // Three tones entering one after another, then a chord.
+        let audio: Vec<f32> = (0..22050 * 6)
+            .map(|i| {
+                let t = i as f32 / 22050.0;
+                let tone = |f: f32, from: f32| if t >= from { (std::f32::consts::TAU * f * t).sin() * 0.2 } else { 0.0 };
+                tone(261.6, 0.5) + tone(329.6, 1.7) + tone(392.0, 3.1) + tone(523.3, 4.4)
+            })
+            .collect();
+        let run = |model: &mut dyn NoteModel, streaming: bool| {
+            let config = LiveConfig { streaming, ..config_for("native") };
+            let mut stream = LiveStream::new(&config);
+            for piece in audio.chunks(333) {
+                stream.push(model, piece).unwrap();
+            }
+            stream.finish(model).unwrap();
+            assert_eq!(stream.is_streaming(), streaming);
+            stream.frames().clone()
+        };
+        let (streamed, windowed) = (run(model.as_mut(), true), run(model.as_mut(), false));
+        assert_eq!(streamed.n_frames(), windowed.n_frames());
+        let diff = |a: &[f32], b: &[f32]| {
+            let max = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+            (max, a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32)
+        };
+        let (note, onset) = (diff(&streamed.note, &windowed.note), diff(&streamed.onset, &windowed.onset));
+        eprintln!("streamed vs windowed: note max {:.4} mean {:.5}, onset max {:.4} mean {:.5}", note.0, note.1, onset.0, onset.1);
+        assert!(note.1 < 0.005 && onset.1 < 0.005, "note {note:?} onset {onset:?}");
+        // The same notes.
+        let p = DecodeParams::default();
+        let notes = |f: &FrameOutputs| notes_from_frames(f, &p).iter().map(|n| (n.pitch, (n.start_s / FRAME_SECONDS).round() as i64)).collect::<Vec<_>>();
+        let (a, b) = (notes(&streamed), notes(&windowed));
+        assert!(!a.is_empty());
+        for n in &b {
+            assert!(a.iter().any(|m| m.0 == n.0 && (m.1 - n.1).abs() <= 1), "windowed note {n:?} not streamed: {a:?}");
+        }
     }
 
     fn empty(n: usize) -> FrameOutputs {

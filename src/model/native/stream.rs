@@ -448,3 +448,50 @@ impl FrameStreamer for NativeStream {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::native::NativeModel;
+    use crate::model::BASIC_PITCH_ONNX;
+
+    fn signal(n: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i as f32 * 0.031).sin() + 0.5 * (i as f32 * 0.0071).sin() * (i as f32 * 0.00013).cos()) * 0.3).collect()
+    }
+
+    /// The octaves' final samples are the whole take's downsampling chain, bit for bit: what a run
+    /// keeps is never an approximation, only the provisional end is recomputed.
+    #[test]
+    fn kept_octave_samples_equal_the_whole_chain() {
+        let model = NativeModel::from_bytes(BASIC_PITCH_ONNX).unwrap();
+        let settings = StreamSettings { hop_frames: 2, right_context_frames: 6, refresh_frames: 8, norm_frames: 130 };
+        let mut stream = NativeStream::new(Arc::clone(&model.net), &settings).unwrap();
+        let audio = signal(22050 * 4);
+        let mut out = WindowFrames::with_frames(2);
+        let mut m = 0;
+        for piece in audio.chunks(300) {
+            stream.push_audio(piece);
+            while ((m + 1) * 2 - 1 + 6) * FFT_HOP + TAIL <= stream.pushed - PRE_FRAMES * FFT_HOP {
+                stream.run((m + 1) * 2 - 1 + 6, m * 2..(m + 1) * 2, &mut out).unwrap();
+                m += 1;
+            }
+        }
+        // The whole chain over the prefixed take through the last run's window.
+        let e0 = stream.last.unwrap() * FFT_HOP + TAIL;
+        let mut x: Vec<f32> = vec![0.0; PRE_FRAMES * FFT_HOP];
+        x.extend_from_slice(&audio);
+        x.truncate(e0);
+        for k in 1..OCTAVES {
+            let mut scratch = vec![0.0; model.net.lowpass.scratch_len(x.len())];
+            let mut y = vec![0.0; model.net.lowpass.out_len(x.len())];
+            model.net.lowpass.run(&x, &mut scratch, &mut y);
+            let lv = &stream.levels[k];
+            assert_eq!(lv.end(), y.len(), "octave {k} ends where the window's does");
+            assert!(lv.done > lv.base && lv.done < lv.end(), "octave {k}: final {} of {}..{}", lv.done, lv.base, lv.end());
+            for i in lv.base..lv.done {
+                assert_eq!(lv.buf[i - lv.base], y[i], "octave {k} sample {i}");
+            }
+            x = y;
+        }
+    }
+}
