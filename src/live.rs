@@ -729,15 +729,27 @@ pub const STREAM_REFRESH_FRAMES: usize = 8;
 /// The host's block (512 samples at 44.1 kHz) plus the resampler's input chunk (1024 samples).
 pub const IO_ALLOWANCE_S: f64 = (512.0 + 1024.0) / 44100.0;
 
-/// The live settings for a backend: one inference per hop on the 130-frame window, the hop long
-/// enough that the model needs about two thirds of a core (ONNX Runtime: 55 ms per 81 ms hop, 68%;
-/// tract: 84 ms per 116 ms hop, 73%), and a lookahead of 2 frames. Measured over the dev set
-/// (`cargo bench --bench live`): ort event latency p95 286 ms, onset_f1 0.639 (offline 0.604);
-/// tract p95 361 ms, onset_f1 0.632.
-/// The native engine hops 7 frames like ONNX Runtime: 6.5% of a core for the whole Live take
-/// (model and arranger). Hop 5 (9.3%, 23 ms less latency, the same scores on the dev set) moved
-/// the first click after the first window of `tests/hardening/latency.rs` to the playhead, 0.11
-/// beat late; not taken before that is understood.
+/// The live settings for a backend. ONNX Runtime and tract: one inference per hop on the 130-frame
+/// window, the hop long enough that the model needs about two thirds of a core (ONNX Runtime: 55
+/// ms per 81 ms hop, 68%; tract: 84 ms per 116 ms hop, 73%), 4 frames of right context and a
+/// lookahead of 2 frames. Measured over the dev set (`cargo bench --bench live`): ort event
+/// latency p95 286 ms, onset_f1 0.639 (offline 0.604); tract p95 361 ms, onset_f1 0.632.
+///
+/// The native engine streams (see [`LiveStream`]), so a small hop costs little: hop 2 frames with
+/// 6 of right context. Measured over the dev set (19 items, 635 s; `LIVE_BENCH_BACKEND=native
+/// LIVE_BENCH_LOOKAHEADS=2`, CPU from the worker thread's scheduler time; offline onset_f1 0.604,
+/// cover_score 0.774): it reports 214 ms, event latency p50/p95 227/252 ms, 3.6% of a core,
+/// onset_f1 0.679, cover_score 0.680, against whole windows at hop 7 with 4 of right context (the
+/// setting before): 249 ms, 261/286, 6.9%, 0.639, 0.675 (streaming at that setting: onset_f1
+/// 0.639, cover_score 0.677 at 1.4%). Every frame is committed with at least `right_context_frames` of audio after
+/// it and on average `hop_frames / 2` more, so at equal reported latency a shorter hop with more
+/// right context scores better: with 4 of right context hops 4, 3, 2, 1 report 214, 202, 191,
+/// 179 ms at cover_score 0.670, 0.648, 0.651, 0.589 (onset_f1 0.646, 0.628, 0.652, 0.596); hop 2
+/// with 5 of right context reports 202 ms at 0.652, with 7 226 ms at 0.673; hop 1 with 6 or 7
+/// reports 202 or 214 ms at 0.662 or 0.668 and 6.7% or 6.2% of a core. Hops of 5 frames and less
+/// used to move the first click of `tests/hardening/latency.rs` to the playhead (0.10-0.11 beat
+/// late): its host blocks of up to 8192 samples were arranged once, with the playhead at the
+/// block's end; `worker::LiveRun::push` now arranges long blocks piece by piece.
 pub fn config_for(backend: &str) -> LiveConfig {
     let base = LiveConfig { right_context_frames: 4, lookahead_frames: 2, window_frames: MIN_WINDOW_FRAMES, ..LiveConfig::default() };
     match backend {
