@@ -705,18 +705,17 @@ fn merge_pedal(published: &[PedalSpan], fresh: &[PedalSpan], freeze: f64) -> Vec
 /// with a little headroom.
 pub fn compute_allowance_s(backend: &str) -> f64 {
     match backend {
-        // The native engine streams: ~0.6 ms per 2-frame hop (benches/live.rs, p50), a whole
+        // The native engine streams: ~1 ms per 7-frame hop (benches/live.rs, p50), a whole
         // 130-frame window 4.8 ms p50 / 6.9 ms p95. The allowance is not compute but the time
-        // the arranger has before the playhead to settle the melody, and above all the voice
-        // tracker's ("Melody from: Voice": its 10 frames of lookahead): the reported latency is
-        // one number whatever the melody's source. Measured with streaming at hop 2, right
-        // context 6 (benches/live.rs, LIVE_BENCH_ALLOWANCE_MS): 60 ms (214 ms reported) moved
-        // 271 of 460 sung melody notes late (LIVE_BENCH_VOICE=voice LIVE_BENCH_KIND=vocal),
-        // melody_f1 0.762, and tests/voice_melody.rs fell to F1 0.781 with 10 notes late; 95 ms
-        // (249 ms, what hop 7 reported before) 126 of 467, 0.814 (hop 7 with 60 ms: 130, 0.808).
-        // Without the voice, 95 ms gives cover_score 0.695, 60 ms 0.680, 40 ms 0.670.
-        "native" => 0.095,
-        "ort" => 0.060,
+        // the arranger has before the playhead to settle the melody, and the voice tracker's
+        // ("Melody from: Voice": its 10 frames of lookahead): the reported latency is one
+        // number whatever the melody's source. Measured with streaming at hop 2, right context
+        // 6 (benches/live.rs, LIVE_BENCH_ALLOWANCE_MS): 60 ms (214 ms reported) moved 271 of
+        // 460 sung melody notes late (LIVE_BENCH_VOICE=voice LIVE_BENCH_KIND=vocal), melody_f1
+        // 0.762; 95 ms (249 ms) 126 of 467, 0.814 (hop 7 with 60 ms: 130, 0.808). Without the
+        // voice, 95 ms gave cover_score 0.695, 60 ms 0.680, 40 ms 0.670; earlier, windowed at
+        // hop 5, 20 ms moved 308 of 1077 melody notes late instead of 199 (0.674 -> 0.647).
+        "native" | "ort" => 0.060,
         _ => 0.100,
     }
 }
@@ -739,28 +738,27 @@ pub const IO_ALLOWANCE_S: f64 = (512.0 + 1024.0) / 44100.0;
 /// lookahead of 2 frames. Measured over the dev set (`cargo bench --bench live`): ort event
 /// latency p95 286 ms, onset_f1 0.639 (offline 0.604); tract p95 361 ms, onset_f1 0.632.
 ///
-/// The native engine streams (see [`LiveStream`]), so a small hop costs little: hop 2 frames with
-/// 6 of right context, and the 95 ms allowance of [`compute_allowance_s`] the voice tracker needs.
-/// Measured over the dev set (19 items, 635 s; `LIVE_BENCH_BACKEND=native LIVE_BENCH_LOOKAHEADS=2`,
-/// CPU from the worker thread's scheduler time; offline onset_f1 0.604, cover_score 0.774): it
-/// reports 249 ms, event latency p50/p95 262/287 ms, 3.7% of a core, onset_f1 0.679, cover_score
-/// 0.695, against whole windows at hop 7 with 4 of right context and 60 ms (the setting before):
-/// 249 ms, 261/286, 6.9%, 0.639, 0.675 (streaming at that setting: onset_f1 0.639, cover_score
-/// 0.677 at 1.4%). With a 60 ms allowance it would report 214 ms (event 227/252, cover_score
-/// 0.680), but the sung melody of "Melody from: Voice" comes late (see [`compute_allowance_s`]). Every frame is committed with at least `right_context_frames` of audio after
-/// it and on average `hop_frames / 2` more, so at equal reported latency a shorter hop with more
-/// right context scores better: with 4 of right context hops 4, 3, 2, 1 report 214, 202, 191,
-/// 179 ms at cover_score 0.670, 0.648, 0.651, 0.589 (onset_f1 0.646, 0.628, 0.652, 0.596); hop 2
-/// with 5 of right context reports 202 ms at 0.652, with 7 226 ms at 0.673; hop 1 with 6 or 7
-/// reports 202 or 214 ms at 0.662 or 0.668 and 6.7% or 6.2% of a core. Hops of 5 frames and less
-/// used to move the first click of `tests/hardening/latency.rs` to the playhead (0.10-0.11 beat
-/// late): its host blocks of up to 8192 samples were arranged once, with the playhead at the
-/// block's end; `worker::LiveRun::push` now arranges long blocks piece by piece.
+/// The native engine streams (see [`LiveStream`]) at the same hop, 7 frames with 4 of right
+/// context: 1.4% of a core instead of 6.9% for whole windows, the same notes (onset_f1 0.639,
+/// cover_score 0.677 against 0.675; reported 249 ms, event latency p50/p95 261/286 ms). Measured
+/// over the dev set (19 items, 635 s; `LIVE_BENCH_BACKEND=native LIVE_BENCH_LOOKAHEADS=2`, CPU
+/// from the worker thread's scheduler time; offline onset_f1 0.604, cover_score 0.774). Shorter
+/// hops cost little now but were not taken: every frame is committed with at least
+/// `right_context_frames` of audio after it and on average `hop_frames / 2` more, so a shorter
+/// hop wants more right context; hop 2 with 6 of right context reports 214 ms (event 227/252,
+/// 3.6%, onset_f1 0.679, cover_score 0.680), but at 214 ms the voice tracker's sung melody comes
+/// late (see [`compute_allowance_s`]), and with the allowance raised to 95 ms (249 ms again:
+/// cover_score 0.695) `tests/voice_melody.rs`'s synthetic singer still fell from melody F1
+/// 0.892 to 0.781 (25 of 32 sung notes), not understood yet. With 4 of right context hops 4,
+/// 3, 2, 1 report 214, 202, 191, 179 ms at cover_score 0.670, 0.648, 0.651, 0.589 (onset_f1
+/// 0.646, 0.628, 0.652, 0.596). Hops of 5 frames and less used to move the first click of
+/// `tests/hardening/latency.rs` to the playhead (0.10-0.11 beat late): its host blocks of up
+/// to 8192 samples were arranged once, with the playhead at the block's end;
+/// `worker::LiveRun::push` now arranges long blocks piece by piece (hop 2 then passed).
 pub fn config_for(backend: &str) -> LiveConfig {
     let base = LiveConfig { right_context_frames: 4, lookahead_frames: 2, window_frames: MIN_WINDOW_FRAMES, ..LiveConfig::default() };
     match backend {
-        "native" => LiveConfig { hop_frames: 2, right_context_frames: 6, ..base },
-        "ort" => LiveConfig { hop_frames: 7, ..base },
+        "native" | "ort" => LiveConfig { hop_frames: 7, ..base },
         _ => LiveConfig { hop_frames: 10, ..base },
     }
 }
