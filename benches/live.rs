@@ -18,7 +18,11 @@
 //!     env: LIVE_BENCH_BACKEND=ort|tract (ort), LIVE_BENCH_STREAMS="8:4,8:8" (hop:right frames),
 //!          LIVE_BENCH_LOOKAHEADS="0,2,4,6,8,11", LIVE_BENCH_ITEMS=N (first N items),
 //!          LIVE_BENCH_KIND=mix|vocal (those items only), LIVE_BENCH_SECONDS=S (first S seconds of each item), LIVE_BENCH_WINDOWS="130,172" (model
-//!          window in frames), LIVE_BENCH_VOICE=auto|voice|mix (mix: no voice tracker, what the
+//!          window in frames), LIVE_BENCH_ENGINES="stream,window" (the native engine's streaming
+//!          inference, whole windows every hop; other backends always run whole windows),
+//!          LIVE_BENCH_REFRESH=N (streaming: input columns refreshed per hop),
+//!          LIVE_BENCH_ALLOWANCE_MS=MS (the reported latency's allowance instead of
+//!          `live::compute_allowance_s`), LIVE_BENCH_VOICE=auto|voice|mix (mix: no voice tracker, what the
 //!          plugin's Live mode does with "Melody from" Auto or Mix; voice: with Voice; auto: the
 //!          streamed tracker told a lone voice from the audio), PIANOLA_DEVSET, LIVE_BENCH_OUT,
 //!          SCORER (score_dir.py)
@@ -142,6 +146,9 @@ struct Tally {
     late: usize,
     matched: usize,
     compute: f64,
+    /// The worker thread's CPU time (the scheduler's, not the wall clock's: other processes on
+    /// the machine do not count).
+    cpu: f64,
     max_lag: f64,
     late_melody: usize,
     melody: usize,
@@ -153,6 +160,7 @@ struct LaneResult {
     known_s: Vec<f64>,
     cover: Cover,
     compute: f64,
+    cpu: f64,
     max_lag: f64,
     late_melody: usize,
 }
@@ -171,10 +179,11 @@ fn run_item(
     lookaheads: &[usize],
     latency: &dyn Fn(usize) -> f64,
     settings: &ArrangeSettings,
-) -> (Vec<LaneResult>, Vec<f64>) {
+) -> (Vec<LaneResult>, Vec<f64>, bool) {
     let params = DecodeParams::default();
     let mut model_times = vec![];
     let mut results = vec![];
+    let mut streamed = false;
     let tempo = item.grid.bpm;
     let bpb = item.grid.beats_per_bar;
     for &lookahead in lookaheads {
@@ -196,6 +205,7 @@ fn run_item(
         let voice = tracker.as_ref().map(|(_, mode)| *mode);
         let mut run = LiveRun::new(&stamp(0, BLOCK), config, &params, voice).expect("a live run");
         let (mut clock, mut compute, mut max_lag) = (0.0f64, 0.0f64, 0.0f64);
+        let cpu0 = thread_cpu_s();
         let mut known_s: Vec<f64> = vec![];
         let mut cover = Cover::default();
         for (k, block) in item.audio.chunks(BLOCK).enumerate() {
@@ -219,13 +229,23 @@ fn run_item(
             }
             max_lag = max_lag.max(clock - exists);
         }
+        streamed = run.is_streaming();
         let notes = run.decoded_notes();
         let end_s = item.audio.len() as f64 / item.rate as f64;
         // Notes decoded only at the end of the take (never published in time) count as known late.
         known_s.resize(notes.len(), end_s + 1.0);
-        results.push(LaneResult { lookahead, notes, known_s, cover, compute, max_lag, late_melody: run.late_melody() });
+        let cpu = thread_cpu_s() - cpu0;
+        results.push(LaneResult { lookahead, notes, known_s, cover, compute, cpu, max_lag, late_melody: run.late_melody() });
     }
-    (results, model_times)
+    (results, model_times, streamed)
+}
+
+/// Seconds this thread has run on a CPU (Linux's scheduler statistics; NaN elsewhere).
+fn thread_cpu_s() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|ns| ns.parse::<f64>().ok()))
+        .map_or(f64::NAN, |ns| ns / 1e9)
 }
 
 fn write(path: &Path, bytes: std::io::Result<Vec<u8>>) {
@@ -296,6 +316,8 @@ fn main() {
         .collect();
     let lookaheads: Vec<usize> = env_list("LIVE_BENCH_LOOKAHEADS", "0,2,4,6,8,11").iter().map(|s| s.parse().unwrap()).collect();
     let windows: Vec<usize> = env_list("LIVE_BENCH_WINDOWS", &pianola::model::MIN_WINDOW_FRAMES.to_string()).iter().map(|s| s.parse().unwrap()).collect();
+    let engines: Vec<bool> = env_list("LIVE_BENCH_ENGINES", "stream").iter().map(|s| s == "stream").collect();
+    let refresh: usize = std::env::var("LIVE_BENCH_REFRESH").ok().and_then(|s| s.parse().ok()).unwrap_or(pianola::live::config_for("native").refresh_frames);
     let settings = ArrangeSettings::default();
     let voice: VoiceMode = std::env::var("LIVE_BENCH_VOICE").unwrap_or_else(|_| "mix".into()).parse().expect("voice mode");
     let mut tracker = (voice != VoiceMode::Mix).then(|| PitchTracker::load().expect("the voice tracker"));
@@ -328,15 +350,26 @@ fn main() {
     let off = score(&scorer, &devset, &out_dir.join("offline-cover"));
 
     let mut rows = vec![format!(
-        "| offline | 172 | - | - | - | - | - | - | - | {:.1}% | - | {off_f1:.3} | {:.3} | {:.3} / {:.3} |",
+        "| offline | - | 172 | - | - | - | - | - | - | - | {:.1}% | - | {off_f1:.3} | {:.3} | {:.3} / {:.3} |",
         100.0 * offline_s / audio_s,
         off.cover_score,
         off.melody_mix,
         off.melody_vocal
     )];
     for &(hop, right) in &streams {
-        for &window_frames in &windows {
-            let config = LiveConfig { hop_frames: hop, right_context_frames: right, lookahead_frames: 0, melodia: false, window_frames }.sanitized();
+        for (&window_frames, &streaming) in windows.iter().flat_map(|w| engines.iter().map(move |e| (w, e))) {
+            let config = LiveConfig {
+                hop_frames: hop,
+                right_context_frames: right,
+                lookahead_frames: 0,
+                melodia: false,
+                window_frames,
+                streaming,
+                refresh_frames: refresh,
+                ..LiveConfig::default()
+            }
+            .sanitized();
+            let mut streamed = false;
             model.prepare_window(config.window_frames).expect("the model runs this window");
             // Known latency and event latency per lookahead.
             let mut per_lane: Vec<Tally> = vec![Tally::default(); lookaheads.len()];
@@ -344,11 +377,15 @@ fn main() {
             let mut results_all = vec![];
             // The latency the plugin reports: its allowance for one window of this backend (the
             // model's measured time per window is printed below, to check the allowance holds).
-            let compute_guess = pianola::live::compute_allowance_s(model.backend());
+            let compute_guess = std::env::var("LIVE_BENCH_ALLOWANCE_MS")
+                .ok()
+                .and_then(|s| s.parse::<f64>().ok())
+                .map_or_else(|| pianola::live::compute_allowance_s(model.backend()), |ms| ms / 1000.0);
             let io_s = pianola::live::IO_ALLOWANCE_S;
             let latency = |l: usize| LiveConfig { lookahead_frames: l, ..config }.latency_seconds(compute_guess, io_s);
             for item in &items {
-                let (results, times) = run_item(model.as_mut(), tracker.as_mut().map(|t| (t, voice)), item, config, &lookaheads, &latency, &settings);
+                let (results, times, s) = run_item(model.as_mut(), tracker.as_mut().map(|t| (t, voice)), item, config, &lookaheads, &latency, &settings);
+                streamed = s;
                 model_times.extend(times);
                 results_all.push(results);
             }
@@ -381,16 +418,18 @@ fn main() {
                         }
                     }
                     lane.compute += r.compute;
+                    lane.cpu += r.cpu;
                     lane.max_lag = lane.max_lag.max(r.max_lag);
                     lane.late_melody += r.late_melody;
                     lane.melody += r.cover.notes.iter().filter(|n| n.melody).count();
-                    let tag = format!("w{window_frames}-h{hop}-r{right}-l{}", r.lookahead);
+                    let tag = format!("w{window_frames}-h{hop}-r{right}-l{}-{}", r.lookahead, if streamed { "stream" } else { "window" });
                     write(&out_dir.join(format!("{tag}-notes")).join(format!("{}.mid", item.id)), pianola::midi_file::notes_to_smf(&r.notes));
                     write(&out_dir.join(format!("{tag}-cover")).join(format!("{}.mid", item.id)), pianola::midi_file::cover_to_smf(&r.cover, &item.grid));
                 }
             }
             for (li, &lookahead) in lookaheads.iter().enumerate() {
-                let tag = format!("w{window_frames}-h{hop}-r{right}-l{lookahead}");
+                let engine = if streamed { "stream" } else { "window" };
+                let tag = format!("w{window_frames}-h{hop}-r{right}-l{lookahead}-{engine}");
                 let f1 = score(&scorer, &devset, &out_dir.join(format!("{tag}-notes"))).onset_f1;
                 let cs = score(&scorer, &devset, &out_dir.join(format!("{tag}-cover")));
                 let lane = &mut per_lane[li];
@@ -398,13 +437,14 @@ fn main() {
                 let (k50, k95) = (percentile(&mut lane.known, 0.5), percentile(&mut lane.known, 0.95));
                 let (e50, e95) = (percentile(&mut lane.event, 0.5), percentile(&mut lane.event, 0.95));
                 rows.push(format!(
-                    "| live | {window_frames} | {hop} | {right} | {lookahead} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.1}% | {:.1}% (max lag {:.0} ms) | {} of {} | {f1:.3} | {:.3} | {:.3} / {:.3} |",
+                    "| live | {engine} | {window_frames} | {hop} | {right} | {lookahead} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.1}% | {:.1}% (wall {:.1}%, max lag {:.0} ms) | {} of {} | {f1:.3} | {:.3} | {:.3} / {:.3} |",
                     reported * 1000.0,
                     k50 * 1000.0,
                     k95 * 1000.0,
                     e50 * 1000.0,
                     e95 * 1000.0,
                     100.0 * lane.late as f64 / lane.matched.max(1) as f64,
+                    100.0 * lane.cpu / audio_s,
                     100.0 * lane.compute / audio_s,
                     lane.max_lag * 1000.0,
                     lane.late_melody,
@@ -415,7 +455,8 @@ fn main() {
                 ));
             }
             eprintln!(
-                "window {window_frames} hop {hop} right {right}: model {:.1} ms p50, {:.1} ms p95 per window; {:.1}% of a core for the model alone",
+                "{} window {window_frames} hop {hop} right {right}: model {:.1} ms p50, {:.1} ms p95 per hop; {:.1}% of a core for the model alone",
+                if streamed { "streaming" } else { "windowed" },
                 c_p50 * 1e3,
                 c_p95 * 1e3,
                 100.0 * model_times.iter().sum::<f64>() / audio_s
@@ -428,8 +469,8 @@ fn main() {
         audio_s,
         model.backend()
     );
-    println!("| mode | window | hop | right ctx | lookahead | reported latency ms | known p50 / p95 | event p50 / p95 | late | CPU of one core | melody notes moved late | onset_f1 | cover_score | melody_f1 mix / vocal |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| mode | engine | window | hop | right ctx | lookahead | reported latency ms | known p50 / p95 | event p50 / p95 | late | CPU of one core | melody notes moved late | onset_f1 | cover_score | melody_f1 mix / vocal |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         println!("{r}");
     }

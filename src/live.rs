@@ -1,11 +1,15 @@
 //! Live mode: notes while the song plays, a few hundred milliseconds behind the audio.
 //!
 //! Three stages, each incremental:
-//! - [`LiveStream`]: the model on a sliding window. Every `hop_frames` frames of new audio the
-//!   model runs on the newest 2 s window (one full inference: the network has no state to carry
-//!   over) and *commits* the `hop_frames` frames that now have `right_context_frames` frames of audio
-//!   to their right. Frames sit on the exact 256-sample grid from the first sample (frame `j` is at
-//!   `j * 256 / 22050` s), unlike the reference windowing of [`crate::engine::FrameStream`].
+//! - [`LiveStream`]: the model on a sliding window. Every `hop_frames` frames of new audio it
+//!   *commits* the `hop_frames` frames that now have `right_context_frames` frames of audio to
+//!   their right. With the native engine the model streams ([`NoteModel::streamer`],
+//!   `model::native::stream`): each hop computes only what the new audio changed (the CQT's
+//!   octave signals, the input columns near the window's end, the layers' outputs whose receptive
+//!   field changed), with the frames a whole window ending there gives. Other backends run one
+//!   full inference on the newest 1.5 s window per hop. Frames sit on the exact 256-sample grid
+//!   from the first sample (frame `j` is at `j * 256 / 22050` s), unlike the reference windowing
+//!   of [`crate::engine::FrameStream`].
 //! - [`LiveDecoder`]: basic-pitch's note decoder made causal. A note starts at an onset peak (the
 //!   peak needs one frame after it), is confirmed `lookahead_frames` later if the note posterior
 //!   still holds, and ends when the posterior has stayed under the frame threshold for the
@@ -22,7 +26,10 @@
 
 use crate::arrange::{self, ArrangeInput, ArrangeSettings};
 use crate::decode::DecodeParams;
-use crate::model::{window_samples, ModelError, NoteModel, WindowFrames, FFT_HOP, FRAMES_PER_WINDOW, MIN_WINDOW_FRAMES, MODEL_SAMPLE_RATE, WINDOW_SAMPLES};
+use crate::model::{
+    window_samples, FrameStreamer, ModelError, NoteModel, StreamSettings, WindowFrames, FFT_HOP, FRAMES_PER_WINDOW, MIN_WINDOW_FRAMES, MODEL_SAMPLE_RATE,
+    WINDOW_SAMPLES,
+};
 use crate::notes::{Cover, CoverNote, FrameOutputs, Note, PedalSpan, LOWEST_KEY, N_KEYS};
 
 /// Seconds per model frame.
@@ -46,11 +53,29 @@ pub struct LiveConfig {
     /// Frames of the model's window ([`MIN_WINDOW_FRAMES`]..=[`FRAMES_PER_WINDOW`]): every hop runs
     /// one whole window, so a shorter one costs less per hop (1.5 s instead of 2 s: ~22% less).
     pub window_frames: usize,
+    /// Streaming inference where the backend has it (the native engine, [`NoteModel::streamer`]):
+    /// each hop computes only what the new audio changed, instead of a whole window.
+    pub streaming: bool,
+    /// Streaming: model input columns recomputed at the window's end each hop besides the new
+    /// ones (older ones keep their values).
+    pub refresh_frames: usize,
+    /// Streaming: columns of the running min and max that normalise the log-CQT (the windowed
+    /// path's window).
+    pub norm_frames: usize,
 }
 
 impl Default for LiveConfig {
     fn default() -> Self {
-        Self { hop_frames: 8, right_context_frames: 4, lookahead_frames: 4, melodia: false, window_frames: MIN_WINDOW_FRAMES }
+        Self {
+            hop_frames: 8,
+            right_context_frames: 4,
+            lookahead_frames: 4,
+            melodia: false,
+            window_frames: MIN_WINDOW_FRAMES,
+            streaming: true,
+            refresh_frames: STREAM_REFRESH_FRAMES,
+            norm_frames: MIN_WINDOW_FRAMES,
+        }
     }
 }
 
@@ -63,7 +88,16 @@ impl LiveConfig {
             lookahead_frames: self.lookahead_frames.min(64),
             melodia: self.melodia,
             window_frames,
+            streaming: self.streaming,
+            refresh_frames: self.refresh_frames.min(crate::model::native::stream::MAX_REFRESH_FRAMES),
+            norm_frames: self.norm_frames.clamp(1, 4096),
         }
+    }
+
+    /// What a streaming engine needs to know.
+    pub fn stream_settings(&self) -> StreamSettings {
+        let c = self.sanitized();
+        StreamSettings { hop_frames: c.hop_frames, right_context_frames: c.right_context_frames, refresh_frames: c.refresh_frames, norm_frames: c.norm_frames }
     }
 
     /// Worst case from an onset in the audio to its note being known, in model-rate audio: the
@@ -101,6 +135,10 @@ pub struct LiveStream {
     origin: usize,
     window: Vec<f32>,
     scratch: WindowFrames,
+    /// The backend's streaming engine once the first window asked for it (None: whole windows).
+    streamer: Option<Box<dyn FrameStreamer>>,
+    /// Whether to ask (the config's `streaming`), until the first window asked.
+    ask_streamer: Option<StreamSettings>,
 }
 
 impl LiveStream {
@@ -119,7 +157,14 @@ impl LiveStream {
             origin: 0,
             window: vec![0.0; window_len],
             scratch: WindowFrames::with_frames(c.window_frames),
+            streamer: None,
+            ask_streamer: c.streaming.then(|| c.stream_settings()),
         }
+    }
+
+    /// Whether the model streams (known once the first window ran).
+    pub fn is_streaming(&self) -> bool {
+        self.streamer.is_some()
     }
 
     /// Absolute model-rate sample just past window `m` (its start is on the frame grid, maybe < 0).
@@ -171,8 +216,7 @@ impl LiveStream {
 
     /// Adds model-rate audio and runs every window now complete. Returns the frames committed.
     pub fn push(&mut self, model: &mut dyn NoteModel, audio: &[f32]) -> Result<usize, ModelError> {
-        self.buffer.extend_from_slice(audio);
-        self.received += audio.len() as u64;
+        self.push_audio(audio);
         let before = self.frames.n_frames();
         while self.window_end(self.next_window) <= self.received as i64 {
             self.run_next_window(model)?;
@@ -182,7 +226,10 @@ impl LiveStream {
 
     /// Adds model-rate audio without running the model (then [`Self::run_ready`] per window).
     pub fn push_audio(&mut self, audio: &[f32]) {
-        self.buffer.extend_from_slice(audio);
+        match self.streamer.as_mut() {
+            Some(streamer) => streamer.push_audio(audio),
+            None => self.buffer.extend_from_slice(audio),
+        }
         self.received += audio.len() as u64;
     }
 
@@ -209,6 +256,23 @@ impl LiveStream {
 
     fn run_next_window(&mut self, model: &mut dyn NoteModel) -> Result<(), ModelError> {
         let m = self.next_window;
+        if let Some(settings) = self.ask_streamer.take() {
+            if let Some(mut streamer) = model.streamer(&settings) {
+                // No window ran yet: the buffer is the take from its first sample.
+                debug_assert_eq!(self.buffer_start, 0);
+                streamer.push_audio(&self.buffer);
+                self.buffer = Vec::new();
+                self.streamer = Some(streamer);
+            }
+        }
+        if let Some(streamer) = self.streamer.as_mut() {
+            let hop = self.hop as u64;
+            let last = ((m + 1) * hop - 1 + self.right as u64) as usize;
+            streamer.run(last, (m * hop) as usize..((m + 1) * hop) as usize, &mut self.scratch)?;
+            self.scratch.append_to(0..self.hop, &mut self.frames);
+            self.next_window += 1;
+            return Ok(());
+        }
         let start = self.window_end(m) - self.window_len as i64;
         let have_from = self.buffer_start as i64;
         let have_to = self.received as i64;
@@ -641,28 +705,56 @@ fn merge_pedal(published: &[PedalSpan], fresh: &[PedalSpan], freeze: f64) -> Vec
 /// with a little headroom.
 pub fn compute_allowance_s(backend: &str) -> f64 {
     match backend {
-        // The native engine: 130-frame windows in 4.8 ms p50 / 6.9 ms p95 over the dev set's Live
-        // passes (benches/live.rs, hop 5), a fifth of ONNX Runtime's time. It keeps ONNX
-        // Runtime's 60 ms all the same: the latency is also the time the arranger has before
-        // the playhead to settle the melody, and 20 ms (reporting 186 ms instead of 226) moved
-        // 308 of 1077 melody notes late instead of 199 and cost cover_score 0.674 -> 0.647.
+        // The native engine streams: ~1 ms per 7-frame hop (benches/live.rs, p50), a whole
+        // 130-frame window 4.8 ms p50 / 6.9 ms p95. The allowance is not compute but the time
+        // the arranger has before the playhead to settle the melody, and the voice tracker's
+        // ("Melody from: Voice": its 10 frames of lookahead): the reported latency is one
+        // number whatever the melody's source. Measured with streaming at hop 2, right context
+        // 6 (benches/live.rs, LIVE_BENCH_ALLOWANCE_MS): 60 ms (214 ms reported) moved 271 of
+        // 460 sung melody notes late (LIVE_BENCH_VOICE=voice LIVE_BENCH_KIND=vocal), melody_f1
+        // 0.762; 95 ms (249 ms) 126 of 467, 0.814 (hop 7 with 60 ms: 130, 0.808). Without the
+        // voice, 95 ms gave cover_score 0.695, 60 ms 0.680, 40 ms 0.670; earlier, windowed at
+        // hop 5, 20 ms moved 308 of 1077 melody notes late instead of 199 (0.674 -> 0.647).
         "native" | "ort" => 0.060,
         _ => 0.100,
     }
 }
 
+/// Streaming: model input columns recomputed each hop besides the new ones. Measured over the dev
+/// set (`tests/native_parity.rs`, `streaming_frames_against_offline`, hop 7, right context 4):
+/// with 0 (each column frozen when first computed, reflect-padded at its own frame) the onset F1
+/// of the decoded notes against offline falls to 0.41 on 3 items; 4 gives 0.851, 8 0.854 (the
+/// windowed path 0.855), 12, 14 and 24 the same as 8. The running normalisation over 130 columns
+/// (the windowed path's window) is the closest to offline: 172, 344 and 1000 columns gave onset
+/// F1 0.818, 0.806, 0.793 against 0.819 (19 items).
+pub const STREAM_REFRESH_FRAMES: usize = 8;
+
 /// The host's block (512 samples at 44.1 kHz) plus the resampler's input chunk (1024 samples).
 pub const IO_ALLOWANCE_S: f64 = (512.0 + 1024.0) / 44100.0;
 
-/// The live settings for a backend: one inference per hop on the 130-frame window, the hop long
-/// enough that the model needs about two thirds of a core (ONNX Runtime: 55 ms per 81 ms hop, 68%;
-/// tract: 84 ms per 116 ms hop, 73%), and a lookahead of 2 frames. Measured over the dev set
-/// (`cargo bench --bench live`): ort event latency p95 286 ms, onset_f1 0.639 (offline 0.604);
-/// tract p95 361 ms, onset_f1 0.632.
-/// The native engine hops 7 frames like ONNX Runtime: 6.5% of a core for the whole Live take
-/// (model and arranger). Hop 5 (9.3%, 23 ms less latency, the same scores on the dev set) moved
-/// the first click after the first window of `tests/hardening/latency.rs` to the playhead, 0.11
-/// beat late; not taken before that is understood.
+/// The live settings for a backend. ONNX Runtime and tract: one inference per hop on the 130-frame
+/// window, the hop long enough that the model needs about two thirds of a core (ONNX Runtime: 55
+/// ms per 81 ms hop, 68%; tract: 84 ms per 116 ms hop, 73%), 4 frames of right context and a
+/// lookahead of 2 frames. Measured over the dev set (`cargo bench --bench live`): ort event
+/// latency p95 286 ms, onset_f1 0.639 (offline 0.604); tract p95 361 ms, onset_f1 0.632.
+///
+/// The native engine streams (see [`LiveStream`]) at the same hop, 7 frames with 4 of right
+/// context: 1.4% of a core instead of 6.9% for whole windows, the same notes (onset_f1 0.639,
+/// cover_score 0.677 against 0.675; reported 249 ms, event latency p50/p95 261/286 ms). Measured
+/// over the dev set (19 items, 635 s; `LIVE_BENCH_BACKEND=native LIVE_BENCH_LOOKAHEADS=2`, CPU
+/// from the worker thread's scheduler time; offline onset_f1 0.604, cover_score 0.774). Shorter
+/// hops cost little now but were not taken: every frame is committed with at least
+/// `right_context_frames` of audio after it and on average `hop_frames / 2` more, so a shorter
+/// hop wants more right context; hop 2 with 6 of right context reports 214 ms (event 227/252,
+/// 3.6%, onset_f1 0.679, cover_score 0.680), but at 214 ms the voice tracker's sung melody comes
+/// late (see [`compute_allowance_s`]), and with the allowance raised to 95 ms (249 ms again:
+/// cover_score 0.695) `tests/voice_melody.rs`'s synthetic singer still fell from melody F1
+/// 0.892 to 0.781 (25 of 32 sung notes), not understood yet. With 4 of right context hops 4,
+/// 3, 2, 1 report 214, 202, 191, 179 ms at cover_score 0.670, 0.648, 0.651, 0.589 (onset_f1
+/// 0.646, 0.628, 0.652, 0.596). Hops of 5 frames and less used to move the first click of
+/// `tests/hardening/latency.rs` to the playhead (0.10-0.11 beat late): its host blocks of up
+/// to 8192 samples were arranged once, with the playhead at the block's end;
+/// `worker::LiveRun::push` now arranges long blocks piece by piece (hop 2 then passed).
 pub fn config_for(backend: &str) -> LiveConfig {
     let base = LiveConfig { right_context_frames: 4, lookahead_frames: 2, window_frames: MIN_WINDOW_FRAMES, ..LiveConfig::default() };
     match backend {
@@ -748,6 +840,11 @@ impl LiveTake {
         self.arranger.late_melody
     }
 
+    /// Whether the model streams ([`LiveStream::is_streaming`]).
+    pub fn is_streaming(&self) -> bool {
+        self.stream.is_streaming()
+    }
+
     /// [`LiveArranger::update`].
     pub fn arrange(&mut self, input: &ArrangeInput, settings: &ArrangeSettings, playhead_beat: f64, max_late_beats: f64) -> Cover {
         self.arranger.update(input, settings, playhead_beat, max_late_beats)
@@ -788,7 +885,14 @@ mod tests {
     #[test]
     fn frames_are_committed_on_the_grid_with_their_right_context() {
         for window_frames in [FRAMES_PER_WINDOW, MIN_WINDOW_FRAMES] {
-            commits_on_the_grid(LiveConfig { hop_frames: 8, right_context_frames: 5, lookahead_frames: 0, melodia: false, window_frames });
+            commits_on_the_grid(LiveConfig {
+                hop_frames: 8,
+                right_context_frames: 5,
+                lookahead_frames: 0,
+                melodia: false,
+                window_frames,
+                ..LiveConfig::default()
+            });
         }
     }
 
@@ -825,7 +929,14 @@ mod tests {
     /// A long take keeps only the frames not yet forgotten, and they stay on the absolute grid.
     #[test]
     fn a_long_take_forgets_decoded_frames() {
-        let config = LiveConfig { hop_frames: 8, right_context_frames: 4, lookahead_frames: 0, melodia: false, window_frames: MIN_WINDOW_FRAMES };
+        let config = LiveConfig {
+            hop_frames: 8,
+            right_context_frames: 4,
+            lookahead_frames: 0,
+            melodia: false,
+            window_frames: MIN_WINDOW_FRAMES,
+            ..LiveConfig::default()
+        };
         let mut stream = LiveStream::new(&config);
         let mut probe = Probe { starts: vec![] };
         let minutes = 2;
@@ -849,6 +960,49 @@ mod tests {
         assert!(most <= 500 + 1024 + 64, "kept {most} frames at most");
         stream.finish(&mut probe).unwrap();
         assert_eq!(stream.frames_committed(), crate::engine::frames_for_samples(sample as usize));
+    }
+
+    /// The native engine streams in Live mode, committing the frames on the same grid as whole
+    /// windows and close to theirs (the windows' left edge and their one normalisation are what
+    /// differ), and the windowed path stays available.
+    #[test]
+    fn native_live_streams_close_to_whole_windows() {
+        let mut model = crate::model::load(crate::model::Backend::Native).unwrap();
+        // Three tones entering one after another, then a chord.
+        let audio: Vec<f32> = (0..22050 * 6)
+            .map(|i| {
+                let t = i as f32 / 22050.0;
+                let tone = |f: f32, from: f32| if t >= from { (std::f32::consts::TAU * f * t).sin() * 0.2 } else { 0.0 };
+                tone(261.6, 0.5) + tone(329.6, 1.7) + tone(392.0, 3.1) + tone(523.3, 4.4)
+            })
+            .collect();
+        let run = |model: &mut dyn NoteModel, streaming: bool| {
+            let config = LiveConfig { streaming, ..config_for("native") };
+            let mut stream = LiveStream::new(&config);
+            for piece in audio.chunks(333) {
+                stream.push(model, piece).unwrap();
+            }
+            stream.finish(model).unwrap();
+            assert_eq!(stream.is_streaming(), streaming);
+            stream.frames().clone()
+        };
+        let (streamed, windowed) = (run(model.as_mut(), true), run(model.as_mut(), false));
+        assert_eq!(streamed.n_frames(), windowed.n_frames());
+        let diff = |a: &[f32], b: &[f32]| {
+            let max = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+            (max, a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32)
+        };
+        let (note, onset) = (diff(&streamed.note, &windowed.note), diff(&streamed.onset, &windowed.onset));
+        eprintln!("streamed vs windowed: note max {:.4} mean {:.5}, onset max {:.4} mean {:.5}", note.0, note.1, onset.0, onset.1);
+        assert!(note.1 < 0.005 && onset.1 < 0.005, "note {note:?} onset {onset:?}");
+        // The same notes.
+        let p = DecodeParams::default();
+        let notes = |f: &FrameOutputs| notes_from_frames(f, &p).iter().map(|n| (n.pitch, (n.start_s / FRAME_SECONDS).round() as i64)).collect::<Vec<_>>();
+        let (a, b) = (notes(&streamed), notes(&windowed));
+        assert!(!a.is_empty());
+        for n in &b {
+            assert!(a.iter().any(|m| m.0 == n.0 && (m.1 - n.1).abs() <= 1), "windowed note {n:?} not streamed: {a:?}");
+        }
     }
 
     fn empty(n: usize) -> FrameOutputs {

@@ -137,6 +137,36 @@ pub trait NoteModel: Send {
         let _ = frames;
         Ok(())
     }
+    /// A streaming engine for Live mode ([`FrameStreamer`]), for backends that keep what earlier
+    /// hops computed (the native engine); `None`: Live runs whole windows (`run_window`).
+    fn streamer(&self, settings: &StreamSettings) -> Option<Box<dyn FrameStreamer>> {
+        let _ = settings;
+        None
+    }
+}
+
+/// How a [`FrameStreamer`] works (from `live::LiveConfig`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// Frames between two runs (the Live hop).
+    pub hop_frames: usize,
+    /// Frames committed behind the newest one (the Live right context).
+    pub right_context_frames: usize,
+    /// Model input columns recomputed at the right edge each run, beyond the new ones.
+    pub refresh_frames: usize,
+    /// Columns of the running normalisation of the log-CQT (a window's worth in the windowed path).
+    pub norm_frames: usize,
+}
+
+/// Live mode's streaming inference: the take's model-rate audio in, frames on the Live grid
+/// (frame `j` centred on sample `j * 256`) out, each run computing only what the new audio changed.
+pub trait FrameStreamer: Send {
+    /// Appends the take's next model-rate samples.
+    fn push_audio(&mut self, audio: &[f32]);
+    /// Computes the frames through `last_frame` from the samples a window ending with that frame
+    /// holds (zeros past what was pushed; nothing after it is read) and writes frames `commit`
+    /// (before `last_frame`, after the previous run's) into `out`. Allocates nothing.
+    fn run(&mut self, last_frame: usize, commit: std::ops::Range<usize>, out: &mut WindowFrames) -> Result<(), ModelError>;
 }
 
 /// Which inference backend to use.

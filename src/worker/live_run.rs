@@ -35,7 +35,14 @@ pub struct LiveRun {
     scratch: Vec<f32>,
     take: LiveTake,
     voice: Option<LiveVoice>,
+    /// The settings and latency of the last cover (None before the first), to arrange inside a
+    /// long host block.
+    arrange_with: Option<(ArrangeSettings, f64)>,
 }
+
+/// Samples of a host block the reported latency allows for (`live::IO_ALLOWANCE_S`): a longer
+/// block is taken in pieces this long, arranged after each piece that brought news.
+const BLOCK_PIECE: usize = 512;
 
 /// What a block added: the note model's frames committed, and whether the voice's curve moved.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -103,7 +110,14 @@ impl LiveRun {
             }),
             _ => None,
         };
-        Ok(Self { track: Track::new(s), resampler: StreamResampler::new(rate)?, scratch: Vec::with_capacity(8192), take: LiveTake::new(config, decode), voice })
+        Ok(Self {
+            track: Track::new(s),
+            resampler: StreamResampler::new(rate)?,
+            scratch: Vec::with_capacity(8192),
+            take: LiveTake::new(config, decode),
+            voice,
+            arrange_with: None,
+        })
     }
 
     /// Whether the last cover's melody came from the voice, and why, in words (None before the
@@ -117,8 +131,32 @@ impl LiveRun {
         self.track.continues(s)
     }
 
-    /// Adds one block: the note model's frames and, with a `tracker`, the voice's curve.
-    pub fn push(&mut self, s: &Stamp, samples: &[f32], model: &mut dyn NoteModel, tracker: Option<&mut PitchTracker>) -> Result<Pushed, TakeError> {
+    /// Adds one block: the note model's frames and, with a `tracker`, the voice's curve. A block
+    /// longer than [`BLOCK_PIECE`] goes in pieces, the recent notes re-arranged after each piece
+    /// with news: the worker arranges once per block, with the playhead at the block's end, and a
+    /// note decided early in a long block (8192 samples: 170 ms at 48 kHz) would find the
+    /// playhead past it and be moved there, late (the reported latency allows for 512 samples).
+    pub fn push(&mut self, s: &Stamp, samples: &[f32], model: &mut dyn NoteModel, mut tracker: Option<&mut PitchTracker>) -> Result<Pushed, TakeError> {
+        let Some((settings, latency_s)) = self.arrange_with.filter(|_| samples.len() > BLOCK_PIECE) else {
+            return self.push_piece(s, samples, model, tracker);
+        };
+        let beats_per_sample = s.tempo / 60.0 / s.sample_rate as f64;
+        let mut all = Pushed::default();
+        let pieces = samples.len().div_ceil(BLOCK_PIECE);
+        for (i, piece) in samples.chunks(BLOCK_PIECE).enumerate() {
+            let at = i * BLOCK_PIECE;
+            let sub = Stamp { sample_index: s.sample_index + at as u64, len: piece.len() as u32, beat: s.beat + at as f64 * beats_per_sample, ..*s };
+            let p = self.push_piece(&sub, piece, model, tracker.as_deref_mut())?;
+            if p.news() && i + 1 < pieces {
+                self.cover(&settings, latency_s);
+            }
+            all.frames += p.frames;
+            all.curve_changed |= p.curve_changed;
+        }
+        Ok(all)
+    }
+
+    fn push_piece(&mut self, s: &Stamp, samples: &[f32], model: &mut dyn NoteModel, tracker: Option<&mut PitchTracker>) -> Result<Pushed, TakeError> {
         self.track.advance(s, samples);
         self.scratch.clear();
         self.resampler.push(samples, &mut self.scratch)?;
@@ -135,6 +173,7 @@ impl LiveRun {
     /// The cover to publish now: the recent notes re-arranged; notes before the playhead (the
     /// beat the host's output has reached: the input's end less `latency_s`) stay as played.
     pub fn cover(&mut self, settings: &ArrangeSettings, latency_s: f64) -> Cover {
+        self.arrange_with = Some((*settings, latency_s));
         let tempo = self.track.tempo;
         let recent_s = self.take.decoded_s() - (live::ARRANGE_CONTEXT_BEATS + 8.0) * 60.0 / tempo;
         let mut notes = self.take.notes_since(recent_s);
@@ -157,6 +196,12 @@ impl LiveRun {
     /// Every note decoded so far, in seconds from the pass's start (the benchmark's latency).
     pub fn decoded_notes(&self) -> Vec<Note> {
         self.take.notes_since(f64::NEG_INFINITY)
+    }
+
+    /// Whether the note model streams (the native engine's streaming inference; known once the
+    /// first hop ran).
+    pub fn is_streaming(&self) -> bool {
+        self.take.is_streaming()
     }
 
     /// Melody notes the arranger moved to the playhead because they were known too late.

@@ -12,13 +12,15 @@
 //! with ONNX Runtime's within 1e-4 (tests/native_parity.rs).
 
 pub mod kernels;
+pub mod stream;
 pub mod weights;
 #[cfg(target_arch = "x86_64")]
 mod zmm;
 
-use super::{check_window, window_samples, ModelError, NoteModel, WindowFrames, FRAMES_PER_WINDOW};
+use super::{check_window, window_samples, FrameStreamer, ModelError, NoteModel, StreamSettings, WindowFrames, FRAMES_PER_WINDOW};
 use crate::notes::{N_CONTOUR_BINS, N_KEYS};
 use kernels::{Act, Conv, CqtBank, Lowpass};
+use std::sync::Arc;
 use weights::Weights;
 
 /// CQT bins per octave, octaves, taps of every CQT filter and of the lowpass.
@@ -32,6 +34,13 @@ const LOWPASS_PAD: usize = 127;
 const HARMONICS: usize = 8;
 
 pub struct NativeModel {
+    /// The constants, shared with Live's streaming engines ([`stream::NativeStream`]).
+    net: Arc<Net>,
+    bufs: Buffers,
+}
+
+/// What the engine computes with: the CQT's bank and lowpass, the constants, the six convolutions.
+pub(crate) struct Net {
     /// Real filters `[36][256]` then imaginary `[36][256]`.
     bank: CqtBank,
     /// The anti-aliasing lowpass: zero pad 127, stride 2.
@@ -44,7 +53,6 @@ pub struct NativeModel {
     note_hidden: Conv,
     note_out: Conv,
     onset_out: Conv,
-    bufs: Buffers,
 }
 
 /// Every intermediate, sized for the full window.
@@ -121,7 +129,8 @@ impl NativeModel {
             cat: vec![0.0; onset_out.c_in() * t * N_KEYS],
             scratch: vec![0.0; scratch],
         };
-        Ok(NativeModel { bank, lowpass, bin_scale: w.bin_scale.clone(), w, onset_stack, contour_hidden, contour_out, note_hidden, note_out, onset_out, bufs })
+        let net = Net { bank, lowpass, bin_scale: w.bin_scale.clone(), w, onset_stack, contour_hidden, contour_out, note_hidden, note_out, onset_out };
+        Ok(NativeModel { net: Arc::new(net), bufs })
     }
 
     /// The CQT of `window` into `bufs.cqt`, octave 0 (highest) first.
@@ -147,10 +156,10 @@ impl NativeModel {
                 *p = sig[len - 2 - i];
             }
             let out = &mut b.cqt[octave * frames * 2 * BINS..][..frames * 2 * BINS];
-            self.bank.run(padded, hop, frames, out);
+            self.net.bank.run(padded, hop, frames, out);
             if octave + 1 < OCTAVES {
-                let down = self.lowpass.out_len(len);
-                self.lowpass.run(sig, &mut b.scratch, &mut b.next[..down]);
+                let down = self.net.lowpass.out_len(len);
+                self.net.lowpass.run(sig, &mut b.scratch, &mut b.next[..down]);
                 std::mem::swap(&mut b.signal, &mut b.next);
                 len = down;
             }
@@ -160,9 +169,9 @@ impl NativeModel {
 
     /// Magnitude, `NormalizedLog` and the batch norm, then harmonic stacking into `bufs.stack`.
     fn log_spectrum_and_stack(&mut self, frames: usize) {
-        let w = &self.w;
+        let w = &self.net.w;
         let b = &mut self.bufs;
-        let n_bins = self.bin_scale.len();
+        let n_bins = self.net.bin_scale.len();
         let dropped = OCTAVES * BINS - n_bins;
         let spec = &mut b.spec[..frames * n_bins];
         for t in 0..frames {
@@ -179,7 +188,7 @@ impl NativeModel {
                 let row = &b.cqt[(octave * frames + t) * 2 * BINS..][..2 * BINS];
                 let (re_row, im_row) = (&row[first..BINS], &row[BINS + first..]);
                 let out = &mut spec_t[f0..f0 + BINS - first];
-                let scale = &self.bin_scale[f0..f0 + BINS - first];
+                let scale = &self.net.bin_scale[f0..f0 + BINS - first];
                 for (((s, &re), &im), &scale) in out.iter_mut().zip(re_row).zip(im_row).zip(scale) {
                     let (re, im) = (re * scale, -im * scale);
                     let mag = (re * re + im * im).sqrt();
@@ -217,21 +226,21 @@ impl NativeModel {
         let b = &mut self.bufs;
         let t = frames;
         let stack = &b.stack[..HARMONICS * t * N_CONTOUR_BINS];
-        let (note_plane, onset_planes) = b.cat[..self.onset_out.c_in() * t * N_KEYS].split_at_mut(t * N_KEYS);
-        self.onset_stack.run(stack, t, N_CONTOUR_BINS, &mut b.scratch, onset_planes, Act::Relu);
+        let (note_plane, onset_planes) = b.cat[..self.net.onset_out.c_in() * t * N_KEYS].split_at_mut(t * N_KEYS);
+        self.net.onset_stack.run(stack, t, N_CONTOUR_BINS, &mut b.scratch, onset_planes, Act::Relu);
         lap("conv2d_4 (onset stack)");
-        let hidden = &mut b.contour_hidden[..self.contour_hidden.c_out() * t * N_CONTOUR_BINS];
-        self.contour_hidden.run(stack, t, N_CONTOUR_BINS, &mut b.scratch, hidden, Act::Relu);
+        let hidden = &mut b.contour_hidden[..self.net.contour_hidden.c_out() * t * N_CONTOUR_BINS];
+        self.net.contour_hidden.run(stack, t, N_CONTOUR_BINS, &mut b.scratch, hidden, Act::Relu);
         lap("conv2d_1 (contour hidden)");
-        self.contour_out.run(hidden, t, N_CONTOUR_BINS, &mut b.scratch, &mut out.contour, Act::Sigmoid);
+        self.net.contour_out.run(hidden, t, N_CONTOUR_BINS, &mut b.scratch, &mut out.contour, Act::Sigmoid);
         lap("contours-reduced");
-        let note_hidden = &mut b.note_hidden[..self.note_hidden.c_out() * t * N_KEYS];
-        self.note_hidden.run(&out.contour, t, N_CONTOUR_BINS, &mut b.scratch, note_hidden, Act::Relu);
+        let note_hidden = &mut b.note_hidden[..self.net.note_hidden.c_out() * t * N_KEYS];
+        self.net.note_hidden.run(&out.contour, t, N_CONTOUR_BINS, &mut b.scratch, note_hidden, Act::Relu);
         lap("conv2d_2 (note hidden)");
-        self.note_out.run(note_hidden, t, N_KEYS, &mut b.scratch, &mut out.note, Act::Sigmoid);
+        self.net.note_out.run(note_hidden, t, N_KEYS, &mut b.scratch, &mut out.note, Act::Sigmoid);
         note_plane.copy_from_slice(&out.note);
         lap("conv2d_3 (note)");
-        self.onset_out.run(&b.cat[..self.onset_out.c_in() * t * N_KEYS], t, N_KEYS, &mut b.scratch, &mut out.onset, Act::Sigmoid);
+        self.net.onset_out.run(&b.cat[..self.net.onset_out.c_in() * t * N_KEYS], t, N_KEYS, &mut b.scratch, &mut out.onset, Act::Sigmoid);
         lap("conv2d_5 (onset)");
     }
 
@@ -266,5 +275,10 @@ impl NoteModel for NativeModel {
         self.log_spectrum_and_stack(frames);
         self.network(frames, out, &mut |_| {});
         Ok(())
+    }
+
+    fn streamer(&self, settings: &StreamSettings) -> Option<Box<dyn FrameStreamer>> {
+        let stream = stream::NativeStream::new(Arc::clone(&self.net), settings).ok()?;
+        Some(Box::new(stream))
     }
 }
