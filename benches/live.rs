@@ -317,7 +317,8 @@ fn main() {
     let lookaheads: Vec<usize> = env_list("LIVE_BENCH_LOOKAHEADS", "0,2,4,6,8,11").iter().map(|s| s.parse().unwrap()).collect();
     let windows: Vec<usize> = env_list("LIVE_BENCH_WINDOWS", &pianola::model::MIN_WINDOW_FRAMES.to_string()).iter().map(|s| s.parse().unwrap()).collect();
     let engines: Vec<bool> = env_list("LIVE_BENCH_ENGINES", "stream").iter().map(|s| s == "stream").collect();
-    let refresh: usize = std::env::var("LIVE_BENCH_REFRESH").ok().and_then(|s| s.parse().ok()).unwrap_or(pianola::live::config_for("native").refresh_frames);
+    let refresh: usize =
+        std::env::var("LIVE_BENCH_REFRESH").ok().and_then(|s| s.parse().ok()).unwrap_or(pianola::live::config_for("native", false).refresh_frames);
     let settings = ArrangeSettings::default();
     let voice: VoiceMode = std::env::var("LIVE_BENCH_VOICE").unwrap_or_else(|_| "mix".into()).parse().expect("voice mode");
     let mut tracker = (voice != VoiceMode::Mix).then(|| PitchTracker::load().expect("the voice tracker"));

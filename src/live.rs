@@ -755,17 +755,23 @@ pub const IO_ALLOWANCE_S: f64 = (512.0 + 1024.0) / 44100.0;
 /// `tests/hardening/latency.rs` to the playhead (0.10-0.11 beat late): its host blocks of up
 /// to 8192 samples were arranged once, with the playhead at the block's end;
 /// `worker::LiveRun::push` now arranges long blocks piece by piece (hop 2 then passed).
-pub fn config_for(backend: &str) -> LiveConfig {
+///
+/// So the native engine's setting follows the melody's source (`voice`: "Melody from: Voice",
+/// the streamed voice tracker): the note model's melody (Auto and Mix) streams at hop 2 with 6
+/// frames of right context (214 ms), the voice at hop 7 with 4 (249 ms); the plugin reports the
+/// one it runs and asks the host for a restart when the setting changes it.
+pub fn config_for(backend: &str, voice: bool) -> LiveConfig {
     let base = LiveConfig { right_context_frames: 4, lookahead_frames: 2, window_frames: MIN_WINDOW_FRAMES, ..LiveConfig::default() };
     match backend {
+        "native" if !voice => LiveConfig { hop_frames: 2, right_context_frames: 6, ..base },
         "native" | "ort" => LiveConfig { hop_frames: 7, ..base },
         _ => LiveConfig { hop_frames: 10, ..base },
     }
 }
 
-/// The latency Live mode reports to the host with this backend.
-pub fn latency_for(backend: &str) -> f64 {
-    config_for(backend).latency_seconds(compute_allowance_s(backend), IO_ALLOWANCE_S)
+/// The latency Live mode reports to the host with this backend and melody source.
+pub fn latency_for(backend: &str, voice: bool) -> f64 {
+    config_for(backend, voice).latency_seconds(compute_allowance_s(backend), IO_ALLOWANCE_S)
 }
 
 /// One live take: the stream, the decoder and the arranger together, as the worker runs them.
@@ -977,7 +983,7 @@ mod tests {
             })
             .collect();
         let run = |model: &mut dyn NoteModel, streaming: bool| {
-            let config = LiveConfig { streaming, ..config_for("native") };
+            let config = LiveConfig { streaming, ..config_for("native", false) };
             let mut stream = LiveStream::new(&config);
             for piece in audio.chunks(333) {
                 stream.push(model, piece).unwrap();

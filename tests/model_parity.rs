@@ -195,7 +195,7 @@ fn live_stream_finds_the_offline_notes() {
     let items: Vec<_> = fixture_items().into_iter().filter(|p| p.to_string_lossy().contains("mix")).take(2).collect();
     let mut mean_f1 = vec![];
     for window_frames in [FRAMES_PER_WINDOW, MIN_WINDOW_FRAMES] {
-        let config = pianola::live::LiveConfig { window_frames, ..config_for(backend.name()) };
+        let config = pianola::live::LiveConfig { window_frames, ..config_for(backend.name(), false) };
         let (mut sum, mut worst) = (0.0f64, 1.0f64);
         for item in &items {
             let mut audio = read_f32(&item.join("audio_22050.f32"));

@@ -281,7 +281,7 @@ fn streaming_frames_against_offline() {
     use pianola::live::{config_for, LiveConfig};
     let songs = all_songs();
     let mut native = model::load(Backend::Native).unwrap();
-    let plugin = config_for("native");
+    let plugin = config_for("native", false);
     let mut settings: Vec<(String, LiveConfig)> = vec![("windowed".into(), LiveConfig { streaming: false, ..plugin })];
     let custom = std::env::var("STREAM_PARITY_SETTINGS").unwrap_or_default();
     if custom.is_empty() {
@@ -355,7 +355,7 @@ fn streaming_frames_against_offline() {
 #[test]
 fn a_streaming_run_allocates_nothing() {
     let native = model::load(Backend::Native).unwrap();
-    let config = pianola::live::LiveConfig { hop_frames: 2, ..pianola::live::config_for("native") };
+    let config = pianola::live::LiveConfig { hop_frames: 2, ..pianola::live::config_for("native", false) };
     let mut streamer = native.streamer(&config.stream_settings()).expect("the native engine streams");
     let audio: Vec<f32> = (0..22050 * 3).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
     let mut out = WindowFrames::with_frames(config.hop_frames);

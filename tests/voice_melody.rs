@@ -94,8 +94,8 @@ fn live_mode_streams_the_sung_melody() {
 
     // Live: blocks as a host sends them.
     let backend = model.backend();
-    let config = pianola::live::config_for(backend);
-    let latency = pianola::live::latency_for(backend);
+    let config = pianola::live::config_for(backend, true);
+    let latency = pianola::live::latency_for(backend, true);
     let stamp = |k: usize, len: usize| pianola::ring::Stamp {
         seq: k as u64 + 1,
         sample_index: (k * BLOCK) as u64,

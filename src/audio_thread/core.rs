@@ -102,8 +102,9 @@ pub struct AudioCore {
     emitter: Emitter,
     sample_rate: f32,
     offline: bool,
-    /// The live pipeline's latency at this sample rate, in samples.
-    live_latency: u32,
+    /// The live pipeline's latency at this sample rate, in samples: with the note model's melody,
+    /// and with the voice's ("Melody from: Voice").
+    live_latency: [u32; 2],
     /// The latency the host was told at the last activation.
     reported_latency: u32,
     /// The latency the last block asked a restart for (so it asks once).
@@ -130,7 +131,7 @@ impl AudioCore {
             emitter: Emitter::new(),
             sample_rate: 44100.0,
             offline: false,
-            live_latency: 0,
+            live_latency: [0; 2],
             reported_latency: 0,
             asked_latency: None,
             mode: Mode::Capture,
@@ -167,7 +168,8 @@ impl AudioCore {
     /// in advance.
     fn latency_for(&self, mode: Mode) -> u32 {
         if mode == Mode::Live {
-            self.live_latency
+            // The Live settings follow the melody's source (`live::config_for`).
+            self.live_latency[(self.params.melody.value() == crate::params::MelodyParam::Voice) as usize]
         } else {
             0
         }
@@ -179,11 +181,11 @@ impl AudioCore {
         self.retire_worker();
         self.sample_rate = sample_rate;
         self.offline = offline;
-        self.live_latency = (worker::live_latency_seconds() * sample_rate as f64).round() as u32;
+        self.live_latency = [false, true].map(|voice| (worker::live_latency_seconds(voice) * sample_rate as f64).round() as u32);
         self.mode = self.params.mode.value();
         self.reported_latency = self.latency_for(self.mode);
         self.asked_latency = None;
-        self.delay = DelayLine::new(channels, self.live_latency as usize, self.reported_latency as usize);
+        self.delay = DelayLine::new(channels, self.live_latency[0].max(self.live_latency[1]) as usize, self.reported_latency as usize);
         self.since_sync = 0;
         self.emitter.break_chain();
 

@@ -39,10 +39,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// How Live mode delays its notes behind the audio: the live pipeline's worst case for the plugin's
-/// backend (`model::plugin_backend`), see `live::latency_for`: the model's right context, the hop,
-/// the decoder's lookahead, one inference and the host block.
-pub fn live_latency_seconds() -> f64 {
-    live::latency_for(crate::model::plugin_backend().name())
+/// backend (`model::plugin_backend`) and the melody's source (`voice`: the streamed voice tracker,
+/// "Melody from: Voice"), see `live::latency_for`: the model's right context, the hop, the
+/// decoder's lookahead, one inference and the host block.
+pub fn live_latency_seconds(voice: bool) -> f64 {
+    live::latency_for(crate::model::plugin_backend().name(), voice)
 }
 
 /// Whether Capture may lower the decoder's thresholds for a quiet song: only while the user has
@@ -52,8 +53,8 @@ fn follows_level(decode: &DecodeParams) -> bool {
 }
 
 /// The Live settings [`live_latency_seconds`] is computed for.
-pub(crate) fn live_config() -> live::LiveConfig {
-    live::config_for(crate::model::plugin_backend().name()).sanitized()
+pub(crate) fn live_config(voice: bool) -> live::LiveConfig {
+    live::config_for(crate::model::plugin_backend().name(), voice).sanitized()
 }
 /// In offline Live rendering the audio thread lets the worker fall this far behind before it waits:
 /// less than the latency's allowance for compute and I/O, so a bounce hears every note in time.
@@ -128,6 +129,9 @@ struct Worker {
     decode: DecodeParams,
     /// The mode as of the last step (a change ends the take).
     mode: Mode,
+    /// The Live pass asked for the voice ("Melody from: Voice" when it started): its settings and
+    /// latency are the voice's (`live::config_for`), as the audio thread reports them.
+    live_voice: bool,
     last_seq: u64,
     /// Capture: input samples of silence in a row (at the block's rate), and whether sound was
     /// heard since the capture began.
@@ -157,6 +161,7 @@ impl Worker {
             settings,
             decode,
             mode,
+            live_voice: false,
             last_seq: 0,
             silent_samples: 0,
             heard_sound: false,
@@ -327,7 +332,10 @@ impl Worker {
         let Some(model) = self.model.as_mut() else { return false };
         let started = match self.mode {
             Mode::Live => {
-                let mut config = live_config();
+                // "Melody from: Voice" sets the Live settings and latency the audio thread reports
+                // (even if the voice tracker did not load: the latency is the host's to know).
+                self.live_voice = self.params.melody.value() == crate::params::MelodyParam::Voice;
+                let mut config = live_config(self.live_voice);
                 // The Live window gets its own plan once; if the model cannot run it, the full
                 // window still works (the same notes, more compute per hop).
                 if let Err(e) = model.prepare_window(config.window_frames) {
@@ -339,7 +347,7 @@ impl Worker {
                 // sung lines the streamed voice's notes are known later than Live's latency
                 // allows (28% of the melody moved late against 8%; melody_f1 0.808 against 0.870,
                 // `cargo bench --bench live`), while Capture's whole-segment voice is not.
-                let voice = (self.tracker.is_some() && self.params.melody.value() == crate::params::MelodyParam::Voice).then_some(VoiceMode::Voice);
+                let voice = (self.tracker.is_some() && self.live_voice).then_some(VoiceMode::Voice);
                 LiveRun::new(stamp, config, &self.decode, voice).map(|r| Take::Live(Box::new(r))).map_err(TakeError::from)
             }
             Mode::Capture => match carry {
@@ -462,7 +470,7 @@ impl Worker {
     /// Publishes the cover that the current mode plays.
     fn publish_current(&mut self) {
         let cover = match (self.mode, self.take.as_mut()) {
-            (Mode::Live, Some(Take::Live(run))) => run.cover(&self.settings, live_latency_seconds()),
+            (Mode::Live, Some(Take::Live(run))) => run.cover(&self.settings, live_latency_seconds(self.live_voice)),
             // Live, between passes: nothing heard yet.
             (Mode::Live, _) => Cover::default(),
             (Mode::Capture, _) => {
@@ -481,7 +489,7 @@ impl Worker {
     /// so far to the editor only (a later pass plays the finished one).
     fn publish_provisional(&mut self) {
         if let Some(Take::Live(run)) = self.take.as_mut() {
-            let cover = run.cover(&self.settings, live_latency_seconds());
+            let cover = run.cover(&self.settings, live_latency_seconds(self.live_voice));
             // Where the melody comes from, when that changed (the panel's melody line).
             if let (Some((_, why)), Ok(mut m)) = (run.melody_choice(), self.status.melody.lock()) {
                 if m.as_deref() != Some(why.as_str()) {

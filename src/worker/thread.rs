@@ -186,7 +186,7 @@ fn run(setup: WorkerSetup, control: Arc<Control>) -> Option<Box<dyn NoteModel>> 
     w.model = loaded(&status, "the model", "Pianola passes the audio through but cannot transcribe", || acquire_model(source, &control)).map(|mut m| {
         // Plan Live mode's shorter window now, while the panel says the model is loading, so
         // switching to Live does not stall its first notes (a failure is handled when Live starts).
-        let _ = catch_unwind(AssertUnwindSafe(|| m.prepare_window(live_config().window_frames)));
+        let _ = catch_unwind(AssertUnwindSafe(|| m.prepare_window(live_config(false).window_frames)));
         status.model_ready.store(true, Ordering::Release);
         m
     });

@@ -28,7 +28,7 @@ fn a_copied_bundle_runs_away_from_the_checkout_with_the_same_latency() {
     let (mut theirs, mut ours) = (Instance::with_entry(entry), Instance::new());
     let (copied, checkout) = (live_latency(&mut theirs), live_latency(&mut ours));
     // The default engine's Live latency, as this process (the same build) computes it.
-    let expected = (pianola::live::latency_for(pianola::model::Backend::Native.name()) * 48000.0).round() as u32;
+    let expected = (pianola::live::latency_for(pianola::model::Backend::Native.name(), false) * 48000.0).round() as u32;
     eprintln!("Live latency at 48 kHz: copied bundle {copied} samples, checkout {checkout}, native engine {expected}");
     assert_eq!(copied, checkout, "the copied bundle reports another latency");
     assert_eq!(copied, expected, "the bundle does not run the native engine's Live settings");

@@ -26,7 +26,7 @@ fn live_notes_land_on_the_beat_in_a_compensating_host() {
     rig.set_mode(Mode::Live);
     // Offline: the writer waits for the worker, so every note is known in time on any machine.
     let latency = rig.activate(SR as f32, true);
-    assert_eq!(latency, (pianola::worker::live_latency_seconds() * SR).round() as u32);
+    assert_eq!(latency, (pianola::worker::live_latency_seconds(false) * SR).round() as u32);
     assert!(latency > 0);
     rig.record_output = true;
     let blocks = rig::run(0.0, 24.0, TEMPO, SR, &mut rig::varying_sizes(31));
@@ -77,7 +77,7 @@ fn a_mode_change_asks_for_a_restart() {
     assert_eq!(rig.restarts_asked, 1, "one restart request for one change");
     assert_eq!(rig.latency(), 0, "the latency does not change while active");
     rig.restart_if_asked();
-    let live = (pianola::worker::live_latency_seconds() * SR).round() as u32;
+    let live = (pianola::worker::live_latency_seconds(false) * SR).round() as u32;
     assert_eq!(rig.latency(), live, "the restart reports the Live latency");
     rig.play(&rig::run(8.0, 12.0, TEMPO, SR, &mut || 512), 2, &mut click_at);
     assert_eq!(rig.restarts_asked, 1, "no further request once the host was told");
