@@ -221,11 +221,16 @@ pub fn transcribe_clip(model: &mut dyn NoteModel, clip: &AudioClip, params: &Dec
 /// [`transcribe_clip`] with the clip's windows spread over several models (one thread each); the
 /// result is the same.
 pub fn transcribe_clip_parallel(models: &mut [Box<dyn NoteModel>], clip: &AudioClip, params: &DecodeParams) -> Result<Transcription, EngineError> {
-    let mono = clip.mono();
-    let audio = resample::to_model_rate(&mono, clip.sample_rate)?;
+    transcribe_mono_parallel(models, &clip.mono(), clip.sample_rate, params)
+}
+
+/// [`transcribe_clip_parallel`] on a clip's mono mix (`AudioClip::mono`) at `sample_rate`, for a
+/// caller that has the mix already (the tuning estimate reads it too).
+pub fn transcribe_mono_parallel(models: &mut [Box<dyn NoteModel>], mono: &[f32], sample_rate: u32, params: &DecodeParams) -> Result<Transcription, EngineError> {
+    let audio = resample::to_model_rate(mono, sample_rate)?;
     let frames = frames_from_model_rate_parallel(models, &audio)?;
     let notes = decode::notes_from_frames(&frames, params);
-    Ok(Transcription { frames, notes, duration_s: mono.len() as f64 / clip.sample_rate as f64 })
+    Ok(Transcription { frames, notes, duration_s: mono.len() as f64 / sample_rate as f64 })
 }
 
 #[cfg(test)]
