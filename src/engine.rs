@@ -131,8 +131,17 @@ pub fn frames_from_model_rate_parallel(models: &mut [Box<dyn NoteModel>], audio:
     let n_windows = windows_for_samples(audio.len());
     let workers = models.len().min(n_windows);
     if workers <= 1 {
+        // One model: the windows run on this thread, straight from the clip (the stream would
+        // move the rest of the clip down its buffer after every window: ~5 ms a song).
         let model = models.first_mut().ok_or_else(|| ModelError::Inference("no model to run".into()))?;
-        return frames_from_model_rate(model.as_mut(), audio);
+        let mut frames = FrameOutputs {
+            note: vec![0.0; n_windows * KEPT_FRAMES * N_KEYS],
+            onset: vec![0.0; n_windows * KEPT_FRAMES * N_KEYS],
+            contour: vec![0.0; n_windows * KEPT_FRAMES * N_CONTOUR_BINS],
+        };
+        run_windows_into(model.as_mut(), audio, 0..n_windows, &mut frames.note, &mut frames.onset, &mut frames.contour)?;
+        frames.truncate_frames(frames_for_samples(audio.len()));
+        return Ok(frames);
     }
     let mut frames = FrameOutputs {
         note: vec![0.0; n_windows * KEPT_FRAMES * N_KEYS],

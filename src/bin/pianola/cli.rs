@@ -445,7 +445,7 @@ fn cover(args: CoverArgs) -> Result<()> {
         // Frames are on the time axis the model heard (in tune); notes on the recording's.
         let time_scale = tuning.as_ref().map_or(1.0, |r| r.time_scale);
         let frame_s = pianola::notes::FRAME_SECONDS * time_scale;
-        let mono = clip.mono();
+        let mono = &clip.mono;
         let level = if args.model.adapts() {
             let audible = pianola::decode::audible_seconds(&mono, clip.sample_rate);
             let (notes, decision) = pianola::decode::notes_for_level(&t.frames, &params, audible * time_scale.recip());
@@ -542,6 +542,12 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// A song as everything after the file read uses it: its mono mix (`AudioClip::mono`) and rate.
+struct MonoClip {
+    mono: Vec<f32>,
+    sample_rate: u32,
+}
+
 /// Reads, resamples, transcribes and decodes one file, its windows spread over `models`, heard
 /// against the recording's own tuning (`pianola::tuning`).
 fn transcribe_file_and_clip(
@@ -549,12 +555,13 @@ fn transcribe_file_and_clip(
     song: &Path,
     params: &DecodeParams,
     tuned: bool,
-) -> Result<(Transcription, audio_file::AudioClip, Option<pianola::tuning::TuningReport>)> {
-    let clip = audio_file::read(song).with_context(|| format!("reading {}", song.display()))?;
+) -> Result<(Transcription, MonoClip, Option<pianola::tuning::TuningReport>)> {
+    let (mono, sample_rate) = audio_file::read_mono(song).with_context(|| format!("reading {}", song.display()))?;
+    let clip = MonoClip { mono, sample_rate };
     let heard = if tuned {
-        pianola::tuning::transcribe_in_tune(models, &clip, params).map(|(t, r)| (t, Some(r)))
+        pianola::tuning::transcribe_mono_in_tune(models, &clip.mono, sample_rate, params).map(|(t, r)| (t, Some(r)))
     } else {
-        pianola::engine::transcribe_clip_parallel(models, &clip, params).map(|t| (t, None))
+        pianola::engine::transcribe_mono_parallel(models, &clip.mono, sample_rate, params).map(|t| (t, None))
     };
     let (t, tuning) = heard.with_context(|| format!("transcribing {}", song.display()))?;
     Ok((t, clip, tuning))
@@ -565,14 +572,14 @@ fn transcribe_file_and_clip(
 fn melody_notes<'a>(
     mode: pianola::pitch::VoiceMode,
     t: &'a Transcription,
-    clip: &audio_file::AudioClip,
+    clip: &MonoClip,
 ) -> Result<(std::borrow::Cow<'a, [pianola::notes::Note]>, String)> {
     use pianola::pitch::{self, VoiceMode};
     if mode == VoiceMode::Mix {
         return Ok((t.notes.as_slice().into(), "mix, as asked".into()));
     }
     let mut tracker = pitch::PitchTracker::load()?;
-    let (notes, why) = pitch::melody_notes(mode, &mut tracker, &clip.mono(), clip.sample_rate, &t.notes)?;
+    let (notes, why) = pitch::melody_notes(mode, &mut tracker, &clip.mono, clip.sample_rate, &t.notes)?;
     Ok((notes.into(), why))
 }
 
