@@ -60,7 +60,9 @@ pub fn estimate(mono: &[f32], rate: u32) -> Option<Tuning> {
         if fft.process(&mut input, &mut spectrum).is_err() {
             continue;
         }
-        for (d, z) in db.iter_mut().zip(&spectrum) {
+        // Only the bins the peaks are looked for in and their neighbours: a tenth of the spectrum.
+        let (from, to) = (lo.max(1) - 1, (hi + 1).min(FRAME / 2));
+        for (d, z) in db[from..=to].iter_mut().zip(&spectrum[from..=to]) {
             *d = 10.0 * (z.norm_sqr() + 1e-20).log10();
         }
         let top = db[lo..=hi].iter().copied().fold(f64::NEG_INFINITY, f64::max);
