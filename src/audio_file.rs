@@ -352,8 +352,11 @@ mod wav {
         Ok(Some(clip(&l, &data)))
     }
 
+    /// A mono mix and its sample rate.
+    type Mono = (Vec<f32>, u32);
+
     /// A file's mono mix and rate, read and mixed in blocks: `Ok(None)` when it is not for this path.
-    pub(super) fn read_file_mono(file: &mut std::fs::File) -> std::io::Result<Option<Result<(Vec<f32>, u32), AudioFileError>>> {
+    pub(super) fn read_file_mono(file: &mut std::fs::File) -> std::io::Result<Option<Result<Mono, AudioFileError>>> {
         let total = file.metadata()?.len();
         let mut head = Vec::with_capacity(HEADER);
         file.by_ref().take(HEADER as u64).read_to_end(&mut head)?;
@@ -505,7 +508,10 @@ mod tests {
             assert!(same(&from_file, &symphonia(&whole)));
             let clip = from_file.unwrap();
             assert_eq!(rate, clip.sample_rate);
-            assert!(mono.len() == clip.frames() && mono.iter().zip(clip.mono()).all(|(a, b)| a.to_bits() == b.to_bits()), "{channels} ch {bits} bit: read_mono");
+            assert!(
+                mono.len() == clip.frames() && mono.iter().zip(clip.mono()).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{channels} ch {bits} bit: read_mono"
+            );
         }
         assert!(taken > 100, "the fast path read only {taken} of the cases");
     }

@@ -235,7 +235,12 @@ pub fn transcribe_clip_parallel(models: &mut [Box<dyn NoteModel>], clip: &AudioC
 
 /// [`transcribe_clip_parallel`] on a clip's mono mix (`AudioClip::mono`) at `sample_rate`, for a
 /// caller that has the mix already (the tuning estimate reads it too).
-pub fn transcribe_mono_parallel(models: &mut [Box<dyn NoteModel>], mono: &[f32], sample_rate: u32, params: &DecodeParams) -> Result<Transcription, EngineError> {
+pub fn transcribe_mono_parallel(
+    models: &mut [Box<dyn NoteModel>],
+    mono: &[f32],
+    sample_rate: u32,
+    params: &DecodeParams,
+) -> Result<Transcription, EngineError> {
     let audio = resample::to_model_rate(mono, sample_rate)?;
     let frames = frames_from_model_rate_parallel(models, &audio)?;
     let notes = decode::notes_from_frames(&frames, params);

@@ -298,9 +298,12 @@ impl Dot for Portable {
     #[inline(always)]
     fn blend2(pairs: [(&[f32], &[f32]); 2], w: [f32; 2]) -> f32 {
         let mut acc = [0.0f32; 8];
-        for c in (0..SINC_LEN).step_by(8) {
-            for l in 0..8 {
-                acc[l] += pairs[0].0[c + l] * (w[0] * pairs[0].1[c + l]) + pairs[1].0[c + l] * (w[1] * pairs[1].1[c + l]);
+        let [(x0, k0), (x1, k1)] = pairs;
+        for (((x0, k0), x1), k1) in
+            x0[..SINC_LEN].chunks_exact(8).zip(k0[..SINC_LEN].chunks_exact(8)).zip(x1[..SINC_LEN].chunks_exact(8)).zip(k1[..SINC_LEN].chunks_exact(8))
+        {
+            for (l, a) in acc.iter_mut().enumerate() {
+                *a += x0[l] * (w[0] * k0[l]) + x1[l] * (w[1] * k1[l]);
             }
         }
         ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))

@@ -122,7 +122,12 @@ pub fn transcribe_in_tune(models: &mut [Box<dyn NoteModel>], clip: &AudioClip, p
 
 /// [`transcribe_in_tune`] on a clip's mono mix (`AudioClip::mono`) at `sample_rate`: one mix for
 /// the estimate and the transcription (the CLI reads it straight from the file).
-pub fn transcribe_mono_in_tune(models: &mut [Box<dyn NoteModel>], mono: &[f32], sample_rate: u32, params: &DecodeParams) -> Result<(Transcription, TuningReport), EngineError> {
+pub fn transcribe_mono_in_tune(
+    models: &mut [Box<dyn NoteModel>],
+    mono: &[f32],
+    sample_rate: u32,
+    params: &DecodeParams,
+) -> Result<(Transcription, TuningReport), EngineError> {
     let tuning = estimate(mono, sample_rate);
     let Some(t) = tuning.filter(|t| t.cents.abs() >= CORRECT_CENTS) else {
         return Ok((engine::transcribe_mono_parallel(models, mono, sample_rate, params)?, TuningReport { tuning, corrected: false, time_scale: 1.0 }));

@@ -447,7 +447,7 @@ fn cover(args: CoverArgs) -> Result<()> {
         let frame_s = pianola::notes::FRAME_SECONDS * time_scale;
         let mono = &clip.mono;
         let level = if args.model.adapts() {
-            let audible = pianola::decode::audible_seconds(&mono, clip.sample_rate);
+            let audible = pianola::decode::audible_seconds(mono, clip.sample_rate);
             let (notes, decision) = pianola::decode::notes_for_level(&t.frames, &params, audible * time_scale.recip());
             t.notes = notes.into_iter().map(|n| pianola::notes::Note { start_s: n.start_s * time_scale, end_s: n.end_s * time_scale, ..n }).collect();
             decision.describe(&params, t.notes.len())
@@ -470,7 +470,7 @@ fn cover(args: CoverArgs) -> Result<()> {
                 let first = map.beat_at(0.0).floor() as i64;
                 let last = map.beat_at(t.duration_s).ceil() as i64;
                 let starts: Vec<f64> = (first..=last + 1).map(|k| map.seconds_at(k as f64)).collect();
-                input.loudness = arrange::dynamics::measure_spans(&mono, clip.sample_rate, first, &starts);
+                input.loudness = arrange::dynamics::measure_spans(mono, clip.sample_rate, first, &starts);
                 let on_file = |b: f64| file_grid.beat_at(map.seconds_at(b));
                 let mut cover = arrange::arrange(&input, &settings);
                 for n in &mut cover.notes {
@@ -485,7 +485,7 @@ fn cover(args: CoverArgs) -> Result<()> {
                 let grid = args.grid.grid_for(&notes);
                 let mut input = ArrangeInput::from_transcription_with(&notes, Some(&t.frames), &grid, |f| f as f64 * frame_s);
                 // The dynamics follow the song's loudness per beat, as the plugin measures it while capturing.
-                input.loudness = arrange::dynamics::measure_clip(&mono, clip.sample_rate, &grid);
+                input.loudness = arrange::dynamics::measure_clip(mono, clip.sample_rate, &grid);
                 let cover = arrange::arrange(&input, &settings);
                 // A grid whose beat 0 is not at 0 s (estimated phase) is shifted so the file's beat 0 is at 0 s.
                 let shift = grid.first_beat_s / grid.seconds_per_beat();
@@ -569,11 +569,7 @@ fn transcribe_file_and_clip(
 
 /// The notes to arrange and where they came from, in words: the voice tracker's for a lone voice
 /// (forced, or told from the audio with `auto`), else the note model's.
-fn melody_notes<'a>(
-    mode: pianola::pitch::VoiceMode,
-    t: &'a Transcription,
-    clip: &MonoClip,
-) -> Result<(std::borrow::Cow<'a, [pianola::notes::Note]>, String)> {
+fn melody_notes<'a>(mode: pianola::pitch::VoiceMode, t: &'a Transcription, clip: &MonoClip) -> Result<(std::borrow::Cow<'a, [pianola::notes::Note]>, String)> {
     use pianola::pitch::{self, VoiceMode};
     if mode == VoiceMode::Mix {
         return Ok((t.notes.as_slice().into(), "mix, as asked".into()));
