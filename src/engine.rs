@@ -131,8 +131,17 @@ pub fn frames_from_model_rate_parallel(models: &mut [Box<dyn NoteModel>], audio:
     let n_windows = windows_for_samples(audio.len());
     let workers = models.len().min(n_windows);
     if workers <= 1 {
+        // One model: the windows run on this thread, straight from the clip (the stream would
+        // move the rest of the clip down its buffer after every window: ~5 ms a song).
         let model = models.first_mut().ok_or_else(|| ModelError::Inference("no model to run".into()))?;
-        return frames_from_model_rate(model.as_mut(), audio);
+        let mut frames = FrameOutputs {
+            note: vec![0.0; n_windows * KEPT_FRAMES * N_KEYS],
+            onset: vec![0.0; n_windows * KEPT_FRAMES * N_KEYS],
+            contour: vec![0.0; n_windows * KEPT_FRAMES * N_CONTOUR_BINS],
+        };
+        run_windows_into(model.as_mut(), audio, 0..n_windows, &mut frames.note, &mut frames.onset, &mut frames.contour)?;
+        frames.truncate_frames(frames_for_samples(audio.len()));
+        return Ok(frames);
     }
     let mut frames = FrameOutputs {
         note: vec![0.0; n_windows * KEPT_FRAMES * N_KEYS],
@@ -221,11 +230,21 @@ pub fn transcribe_clip(model: &mut dyn NoteModel, clip: &AudioClip, params: &Dec
 /// [`transcribe_clip`] with the clip's windows spread over several models (one thread each); the
 /// result is the same.
 pub fn transcribe_clip_parallel(models: &mut [Box<dyn NoteModel>], clip: &AudioClip, params: &DecodeParams) -> Result<Transcription, EngineError> {
-    let mono = clip.mono();
-    let audio = resample::to_model_rate(&mono, clip.sample_rate)?;
+    transcribe_mono_parallel(models, &clip.mono(), clip.sample_rate, params)
+}
+
+/// [`transcribe_clip_parallel`] on a clip's mono mix (`AudioClip::mono`) at `sample_rate`, for a
+/// caller that has the mix already (the tuning estimate reads it too).
+pub fn transcribe_mono_parallel(
+    models: &mut [Box<dyn NoteModel>],
+    mono: &[f32],
+    sample_rate: u32,
+    params: &DecodeParams,
+) -> Result<Transcription, EngineError> {
+    let audio = resample::to_model_rate(mono, sample_rate)?;
     let frames = frames_from_model_rate_parallel(models, &audio)?;
     let notes = decode::notes_from_frames(&frames, params);
-    Ok(Transcription { frames, notes, duration_s: mono.len() as f64 / clip.sample_rate as f64 })
+    Ok(Transcription { frames, notes, duration_s: mono.len() as f64 / sample_rate as f64 })
 }
 
 #[cfg(test)]

@@ -70,7 +70,9 @@ pub fn estimate(mono: &[f32], rate: u32) -> Option<Tuning> {
         if fft.process(&mut input, &mut spectrum).is_err() {
             continue;
         }
-        for (d, z) in db.iter_mut().zip(&spectrum) {
+        // Only the bins the peaks are looked for in and their neighbours: a tenth of the spectrum.
+        let (from, to) = (lo.max(1) - 1, (hi + 1).min(FRAME / 2));
+        for (d, z) in db[from..=to].iter_mut().zip(&spectrum[from..=to]) {
             *d = 10.0 * (z.norm_sqr() + 1e-20).log10();
         }
         let top = db[lo..=hi].iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -125,16 +127,27 @@ impl TuningReport {
 /// Transcribes `clip`; if its tuning is off by [`CORRECT_CENTS`] or more, transcribes it again heard
 /// in tune (note times in the recording's seconds either way).
 pub fn transcribe_in_tune(models: &mut [Box<dyn NoteModel>], clip: &AudioClip, params: &DecodeParams) -> Result<(Transcription, TuningReport), EngineError> {
-    let tuning = estimate(&clip.mono(), clip.sample_rate);
+    transcribe_mono_in_tune(models, &clip.mono(), clip.sample_rate, params)
+}
+
+/// [`transcribe_in_tune`] on a clip's mono mix (`AudioClip::mono`) at `sample_rate`: one mix for
+/// the estimate and the transcription (the CLI reads it straight from the file).
+pub fn transcribe_mono_in_tune(
+    models: &mut [Box<dyn NoteModel>],
+    mono: &[f32],
+    sample_rate: u32,
+    params: &DecodeParams,
+) -> Result<(Transcription, TuningReport), EngineError> {
+    let tuning = estimate(mono, sample_rate);
     let Some(t) = tuning.filter(|t| t.cents.abs() >= CORRECT_CENTS) else {
-        return Ok((engine::transcribe_clip_parallel(models, clip, params)?, TuningReport { tuning, corrected: false, time_scale: 1.0 }));
+        return Ok((engine::transcribe_mono_parallel(models, mono, sample_rate, params)?, TuningReport { tuning, corrected: false, time_scale: 1.0 }));
     };
     // Sharp by `cents`: played slower by that interval it is in tune. Relabelling the rate as
     // rate / r makes every sample r times longer: pitches fall by r, times grow by r.
     let r = 2f64.powf(t.cents / 1200.0);
-    let relabelled = AudioClip { sample_rate: (clip.sample_rate as f64 / r).round() as u32, channels: clip.channels, interleaved: clip.interleaved.clone() };
-    let mut heard = engine::transcribe_clip_parallel(models, &relabelled, params)?;
-    let scale = relabelled.sample_rate as f64 / clip.sample_rate as f64;
+    let relabelled_rate = (sample_rate as f64 / r).round() as u32;
+    let mut heard = engine::transcribe_mono_parallel(models, mono, relabelled_rate, params)?;
+    let scale = relabelled_rate as f64 / sample_rate as f64;
     for n in &mut heard.notes {
         n.start_s *= scale;
         n.end_s *= scale;

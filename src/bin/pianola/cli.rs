@@ -445,9 +445,9 @@ fn cover(args: CoverArgs) -> Result<()> {
         // Frames are on the time axis the model heard (in tune); notes on the recording's.
         let time_scale = tuning.as_ref().map_or(1.0, |r| r.time_scale);
         let frame_s = pianola::notes::FRAME_SECONDS * time_scale;
-        let mono = clip.mono();
+        let mono = &clip.mono;
         let level = if args.model.adapts() {
-            let audible = pianola::decode::audible_seconds(&mono, clip.sample_rate);
+            let audible = pianola::decode::audible_seconds(mono, clip.sample_rate);
             let (notes, decision) = pianola::decode::notes_for_level(&t.frames, &params, audible * time_scale.recip());
             t.notes = notes.into_iter().map(|n| pianola::notes::Note { start_s: n.start_s * time_scale, end_s: n.end_s * time_scale, ..n }).collect();
             decision.describe(&params, t.notes.len())
@@ -470,7 +470,7 @@ fn cover(args: CoverArgs) -> Result<()> {
                 let first = map.beat_at(0.0).floor() as i64;
                 let last = map.beat_at(t.duration_s).ceil() as i64;
                 let starts: Vec<f64> = (first..=last + 1).map(|k| map.seconds_at(k as f64)).collect();
-                input.loudness = arrange::dynamics::measure_spans(&mono, clip.sample_rate, first, &starts);
+                input.loudness = arrange::dynamics::measure_spans(mono, clip.sample_rate, first, &starts);
                 let on_file = |b: f64| file_grid.beat_at(map.seconds_at(b));
                 let mut cover = arrange::arrange(&input, &settings);
                 for n in &mut cover.notes {
@@ -485,7 +485,7 @@ fn cover(args: CoverArgs) -> Result<()> {
                 let grid = args.grid.grid_for(&notes);
                 let mut input = ArrangeInput::from_transcription_with(&notes, Some(&t.frames), &grid, |f| f as f64 * frame_s);
                 // The dynamics follow the song's loudness per beat, as the plugin measures it while capturing.
-                input.loudness = arrange::dynamics::measure_clip(&mono, clip.sample_rate, &grid);
+                input.loudness = arrange::dynamics::measure_clip(mono, clip.sample_rate, &grid);
                 let cover = arrange::arrange(&input, &settings);
                 // A grid whose beat 0 is not at 0 s (estimated phase) is shifted so the file's beat 0 is at 0 s.
                 let shift = grid.first_beat_s / grid.seconds_per_beat();
@@ -542,6 +542,12 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// A song as everything after the file read uses it: its mono mix (`AudioClip::mono`) and rate.
+struct MonoClip {
+    mono: Vec<f32>,
+    sample_rate: u32,
+}
+
 /// Reads, resamples, transcribes and decodes one file, its windows spread over `models`, heard
 /// against the recording's own tuning (`pianola::tuning`).
 fn transcribe_file_and_clip(
@@ -549,12 +555,13 @@ fn transcribe_file_and_clip(
     song: &Path,
     params: &DecodeParams,
     tuned: bool,
-) -> Result<(Transcription, audio_file::AudioClip, Option<pianola::tuning::TuningReport>)> {
-    let clip = audio_file::read(song).with_context(|| format!("reading {}", song.display()))?;
+) -> Result<(Transcription, MonoClip, Option<pianola::tuning::TuningReport>)> {
+    let (mono, sample_rate) = audio_file::read_mono(song).with_context(|| format!("reading {}", song.display()))?;
+    let clip = MonoClip { mono, sample_rate };
     let heard = if tuned {
-        pianola::tuning::transcribe_in_tune(models, &clip, params).map(|(t, r)| (t, Some(r)))
+        pianola::tuning::transcribe_mono_in_tune(models, &clip.mono, sample_rate, params).map(|(t, r)| (t, Some(r)))
     } else {
-        pianola::engine::transcribe_clip_parallel(models, &clip, params).map(|t| (t, None))
+        pianola::engine::transcribe_mono_parallel(models, &clip.mono, sample_rate, params).map(|t| (t, None))
     };
     let (t, tuning) = heard.with_context(|| format!("transcribing {}", song.display()))?;
     Ok((t, clip, tuning))
@@ -562,17 +569,13 @@ fn transcribe_file_and_clip(
 
 /// The notes to arrange and where they came from, in words: the voice tracker's for a lone voice
 /// (forced, or told from the audio with `auto`), else the note model's.
-fn melody_notes<'a>(
-    mode: pianola::pitch::VoiceMode,
-    t: &'a Transcription,
-    clip: &audio_file::AudioClip,
-) -> Result<(std::borrow::Cow<'a, [pianola::notes::Note]>, String)> {
+fn melody_notes<'a>(mode: pianola::pitch::VoiceMode, t: &'a Transcription, clip: &MonoClip) -> Result<(std::borrow::Cow<'a, [pianola::notes::Note]>, String)> {
     use pianola::pitch::{self, VoiceMode};
     if mode == VoiceMode::Mix {
         return Ok((t.notes.as_slice().into(), "mix, as asked".into()));
     }
     let mut tracker = pitch::PitchTracker::load()?;
-    let (notes, why) = pitch::melody_notes(mode, &mut tracker, &clip.mono(), clip.sample_rate, &t.notes)?;
+    let (notes, why) = pitch::melody_notes(mode, &mut tracker, &clip.mono, clip.sample_rate, &t.notes)?;
     Ok((notes.into(), why))
 }
 
