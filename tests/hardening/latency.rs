@@ -84,6 +84,33 @@ fn a_mode_change_asks_for_a_restart() {
     check_balanced(&rig.events, "mode change");
 }
 
+/// In Live mode, "Melody from: Voice" runs the voice's Live settings, which need more latency than
+/// the note model's: switching to it while playing asks for one restart, after which the voice's
+/// latency is reported; switching back asks again.
+#[test]
+fn a_melody_source_change_in_live_asks_for_a_restart() {
+    use nice_plug::params::InternalParamMut;
+    use pianola::params::MelodyParam;
+    let mut rig = Rig::new(Box::new(Clicks::default()));
+    rig.set_mode(Mode::Live);
+    let (notes, voice) = [false, true].map(|v| (pianola::worker::live_latency_seconds(v) * SR).round() as u32).into();
+    assert!(voice > notes, "the voice's Live latency {voice} is not above the note model's {notes}");
+    assert_eq!(rig.activate(SR as f32, true), notes, "Auto: the note model's Live latency");
+    rig.play(&rig::run(0.0, 4.0, TEMPO, SR, &mut || 512), 2, &mut click_at);
+    unsafe { rig.params.melody._internal_set_plain_value(MelodyParam::Voice) };
+    rig.play(&rig::run(4.0, 8.0, TEMPO, SR, &mut || 512), 2, &mut click_at);
+    assert_eq!(rig.restarts_asked, 1, "one restart request for one change");
+    assert_eq!(rig.latency(), notes, "the latency does not change while active");
+    rig.restart_if_asked();
+    assert_eq!(rig.latency(), voice, "the restart reports the voice's Live latency");
+    unsafe { rig.params.melody._internal_set_plain_value(MelodyParam::Auto) };
+    rig.play(&rig::run(8.0, 12.0, TEMPO, SR, &mut || 512), 2, &mut click_at);
+    assert_eq!(rig.restarts_asked, 2, "switching back asks again");
+    rig.restart_if_asked();
+    assert_eq!(rig.latency(), notes);
+    check_balanced(&rig.events, "melody source change");
+}
+
 /// `deactivate()` returns at once while the worker is far behind, in the middle of a segment (a
 /// slow model: 250 ms a window); the next activation still gets the whole capture.
 #[test]
