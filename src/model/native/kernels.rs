@@ -274,6 +274,8 @@ impl Conv {
             }
             return;
         }
+        // The Winograd buffer (`vbuf`) is used only by the AVX-512 kernel.
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
         let (scratch, vbuf) = scratch[..self.c_in * self.phases() * hp * row + self.wino_len(row)].split_at_mut(self.c_in * self.phases() * hp * row);
         if self.phases() == 1 {
             // One pass: each row is its zero border around the input's row, or zeros.
@@ -598,6 +600,7 @@ pub struct CqtBank {
     /// `[n][256]`.
     bank: Vec<f32>,
     /// `[256][BANK_LANES]`, zero past `n` (AVX-512 only, else empty).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     bank_t: Vec<f32>,
     n: usize,
     isa: Isa,
