@@ -381,7 +381,7 @@ fn main() {
             let compute_guess = std::env::var("LIVE_BENCH_ALLOWANCE_MS")
                 .ok()
                 .and_then(|s| s.parse::<f64>().ok())
-                .map_or_else(|| pianola::live::compute_allowance_s(model.backend()), |ms| ms / 1000.0);
+                .map_or_else(|| pianola::live::compute_allowance_s(model.backend(), voice == VoiceMode::Voice), |ms| ms / 1000.0);
             let io_s = pianola::live::IO_ALLOWANCE_S;
             let latency = |l: usize| LiveConfig { lookahead_frames: l, ..config }.latency_seconds(compute_guess, io_s);
             for item in &items {

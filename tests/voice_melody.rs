@@ -130,8 +130,10 @@ fn live_mode_streams_the_sung_melody() {
         live.len(),
         run.melody_choice().map_or("no choice", |c| c.1.as_str())
     );
-    // Measured 0.892 against offline's 0.970: Live starts a glided-into note where its own causal
-    // note model heard the onset, which is 60 ms late on two of them (the tolerance is 50).
+    // Measured 0.875 against offline's 0.970 (0.892 with the 249 ms Voice latency before
+    // live::VOICE_ALLOWANCE_S; the vocal dev items went 0.817 -> 0.884 with it): the 4 notes
+    // missed start 50-60 ms after the sung ones, where Live's own causal note model heard a
+    // glided-into note's onset (the tolerance is 50).
     assert!(f1_live >= f1_offline - 0.1, "Live melody F1 {f1_live:.3} more than 0.1 under offline's {f1_offline:.3}");
     assert!(f1_live >= 0.85, "Live melody F1 {f1_live:.3}");
     assert!(late * 10 <= live.len(), "{late} of {} melody notes known too late", live.len());
