@@ -24,6 +24,7 @@
 //! No I/O, no randomness, no hash maps: the same input always gives the same cover.
 
 pub mod accompaniment;
+mod chorale_net;
 mod chorale_stats;
 pub mod dynamics;
 pub mod harmony;
