@@ -218,7 +218,7 @@ impl PianolaEditor {
                     &self.params.mode,
                     &[
                         (Mode::Capture, "Capture", "Listens on the first pass, plays the cover on every later pass, sample-exact. The capture is saved with the project."),
-                        (Mode::Live, "Live", "Plays notes while it listens, about a quarter of a second behind the audio (reported to the host as latency, so it lines up). Nothing is saved."),
+                        (Mode::Live, "Live", "Plays notes while it listens, about a fifth of a second behind the audio, a third with Melody from: Voice (reported to the host as latency, so it lines up). Nothing is saved."),
                     ],
                     32.0,
                 );
@@ -293,7 +293,7 @@ impl PianolaEditor {
             &p.melody,
             &[
                 (MelodyParam::Auto, "Auto", "Melody from a pitch tracker made for voices when the track is a lone voice, else from every note heard."),
-                (MelodyParam::Voice, "Voice", "The track is a singer: the melody comes from the pitch tracker made for voices."),
+                (MelodyParam::Voice, "Voice", "The track is a singer: the melody comes from the pitch tracker made for voices (in Live, a third of a second behind the audio: a sung note is known once its pitch settles)."),
                 (MelodyParam::Mix, "Mix", "The melody comes from every note heard (a band, a piano, a full mix)."),
             ],
             28.0,
