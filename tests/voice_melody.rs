@@ -121,6 +121,8 @@ fn live_mode_streams_the_sung_melody() {
         eprintln!("sung    {}", show(&notes));
         eprintln!("offline {}", show(&melody_of(&offline)));
         eprintln!("live    {}", show(&live));
+        eprintln!("heard   {}", show(&run.decoded_notes()));
+        eprintln!("offmod  {}", show(&t.notes));
     }
     let (f1_live, hit) = note_f1(&live, &truth);
     let late = run.late_melody();
