@@ -556,54 +556,57 @@ pub fn melody_key_weights(line: &[MelNote]) -> Vec<(Key, f64)> {
     out
 }
 
+/// Calls `f(beat, note, overlap, struck)` for each beat each note of `line` sounds in: `overlap`
+/// how long it sounds there (beats, > 0), `struck` whether it starts on that beat (within 0.05).
+fn for_each_beat(line: &[MelNote], mut f: impl FnMut(i64, &MelNote, f64, bool)) {
+    for m in line {
+        let (a, b) = (m.start.floor() as i64, (m.end - 1e-9).floor() as i64);
+        for k in a..=b.max(a) {
+            let ov = (m.end.min(k as f64 + 1.0) - m.start.max(k as f64)).max(0.0);
+            if ov > 0.0 {
+                f(k, m, ov, (m.start - k as f64).abs() < 0.05);
+            }
+        }
+    }
+}
+
 /// Per occupied beat of `line`, the melody's evidence for each of the key's chord labels: ln P of
 /// its pitch classes under the chord, weighted by how long they sound in the beat.
 fn melody_evidence(line: &[MelNote], key: Key, emit: &[[f32; 12]; super::chorale_stats::N_LABELS]) -> Vec<(i64, [f64; super::chorale_stats::N_LABELS])> {
     use super::chorale_stats::N_LABELS;
     let mut beats: Vec<(i64, [f64; N_LABELS])> = Vec::new();
-    for m in line {
-        let (a, b) = (m.start.floor() as i64, (m.end - 1e-9).floor() as i64);
+    for_each_beat(line, |k, m, ov, struck| {
         let deg = ((m.pitch % 12 + 12 - key.tonic) % 12) as usize;
-        for k in a..=b.max(a) {
-            let ov = (m.end.min(k as f64 + 1.0) - m.start.max(k as f64)).max(0.0);
-            if ov <= 0.0 {
-                continue;
-            }
-            let w = ov * if (m.start - k as f64).abs() < 0.05 { ON_BEAT_WEIGHT } else { 1.0 };
-            if beats.last().is_none_or(|x| x.0 != k) {
-                beats.push((k, [0.0; N_LABELS]));
-            }
-            let e = &mut beats.last_mut().unwrap().1;
-            for l in 0..N_LABELS {
-                e[l] += MELODY_EMISSION_WEIGHT * w * emit[l][deg] as f64;
-            }
+        let w = ov * if struck { ON_BEAT_WEIGHT } else { 1.0 };
+        if beats.last().is_none_or(|x| x.0 != k) {
+            beats.push((k, [0.0; N_LABELS]));
         }
-    }
+        let e = &mut beats.last_mut().unwrap().1;
+        for l in 0..N_LABELS {
+            e[l] += MELODY_EMISSION_WEIGHT * w * emit[l][deg] as f64;
+        }
+    });
     beats
 }
 
-/// Per beat the melody sounds in, by absolute pitch class: how long it sounds there (in beats) and
-/// whether a note starts on the beat (within 0.05 beat, as [`melody_evidence`] counts it).
-fn melody_beats(line: &[MelNote]) -> std::collections::BTreeMap<i64, ([f64; 12], [bool; 12])> {
-    let mut beats = std::collections::BTreeMap::new();
-    for m in line {
-        let (a, b) = (m.start.floor() as i64, (m.end - 1e-9).floor() as i64);
+/// Per beat the melody sounds in ([`melody_beats`]), by absolute pitch class: how long it sounds
+/// there (in beats) and whether a note of it starts on the beat.
+type MelodyBeats = std::collections::BTreeMap<i64, ([f64; 12], [bool; 12])>;
+
+/// The melody's [`MelodyBeats`], counted as [`melody_evidence`] counts them.
+fn melody_beats(line: &[MelNote]) -> MelodyBeats {
+    let mut beats = MelodyBeats::new();
+    for_each_beat(line, |k, m, ov, struck| {
         let pc = (m.pitch % 12) as usize;
-        for k in a..=b.max(a) {
-            let ov = (m.end.min(k as f64 + 1.0) - m.start.max(k as f64)).max(0.0);
-            if ov <= 0.0 {
-                continue;
-            }
-            let e: &mut ([f64; 12], [bool; 12]) = beats.entry(k).or_insert(([0.0; 12], [false; 12]));
-            e.0[pc] += ov;
-            e.1[pc] |= (m.start - k as f64).abs() < 0.05;
-        }
-    }
+        let e = beats.entry(k).or_insert(([0.0; 12], [false; 12]));
+        e.0[pc] += ov;
+        e.1[pc] |= struck;
+    });
     beats
 }
 
 /// The pitch class the melody strikes on `beat` (the longest-sounding of those starting there).
-fn struck_on_beat(melody: &std::collections::BTreeMap<i64, ([f64; 12], [bool; 12])>, beat: i64) -> Option<u8> {
+fn struck_on_beat(melody: &MelodyBeats, beat: i64) -> Option<u8> {
     let (dur, on) = melody.get(&beat)?;
     (0..12u8).filter(|&pc| on[pc as usize]).max_by(|&a, &b| dur[a as usize].total_cmp(&dur[b as usize]))
 }
@@ -612,12 +615,7 @@ fn struck_on_beat(melody: &std::collections::BTreeMap<i64, ([f64; 12], [bool; 12
 /// semitones above it), in `chorale_net`'s order: the melody's duration per pitch class on
 /// the beats two before to two after, the pitch classes starting on the beat, whether the next
 /// and the previous beat have no melody, and the HMM's expected lower voices on it.
-fn net_inputs(
-    melody: &std::collections::BTreeMap<i64, ([f64; 12], [bool; 12])>,
-    beat: i64,
-    tonic: u8,
-    hmm_lower: &[f64; 12],
-) -> [f64; super::chorale_net::N_INPUTS] {
+fn net_inputs(melody: &MelodyBeats, beat: i64, tonic: u8, hmm_lower: &[f64; 12]) -> [f64; super::chorale_net::N_INPUTS] {
     let mut x = [0.0; super::chorale_net::N_INPUTS];
     let rel = |pc: usize| (pc + 12 - tonic as usize) % 12;
     for (k, offset) in (-2..=2).enumerate() {
@@ -632,9 +630,9 @@ fn net_inputs(
             x[60 + rel(pc)] = 1.0;
         }
     }
-    let silent = |b: i64| melody.get(&b).is_none_or(|(dur, _)| dur.iter().all(|&d| d <= 0.0));
-    x[72] = f64::from(u8::from(silent(beat + 1)));
-    x[73] = f64::from(u8::from(silent(beat - 1)));
+    // A beat is in the map only where the melody sounds.
+    x[72] = f64::from(u8::from(!melody.contains_key(&(beat + 1))));
+    x[73] = f64::from(u8::from(!melody.contains_key(&(beat - 1))));
     x[74..86].copy_from_slice(hmm_lower);
     x
 }
