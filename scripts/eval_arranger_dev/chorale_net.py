@@ -23,8 +23,8 @@ the HMM alone 0.638, with the network 0.675.
 import pickle, sys
 import numpy as np
 from sklearn.neural_network import MLPRegressor
+from chorale_tables import LABELS, ON_BEAT, count_hmm
 
-LABELS, SMOOTH, ON_BEAT = 16, 0.1, 1.5
 OFFSETS = (-2, -1, 0, 1, 2)
 INPUTS = 12 * len(OFFSETS) + 12 + 2 + 12
 HIDDEN = 64
@@ -35,43 +35,11 @@ AE_MINOR = np.array([18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.7
 IV = {'M': (0, 4, 7), 'm': (0, 3, 7), 'd': (0, 3, 6)}
 
 
-def label_of(b, tonic):
-    return ((b['chord'][0] - tonic) % 12, b['chord'][1])
-
-
 class Hmm:
     """chorale_tables.py's HMM (the same counts), per mode."""
 
     def __init__(self, pieces):
-        self.m = {}
-        for minor in (False, True):
-            P = [d for d in pieces if d['minor'] == minor]
-            cnt = {}
-            for d in P:
-                for b in d['beats']:
-                    if b:
-                        l = label_of(b, d['tonic'])
-                        cnt[l] = cnt.get(l, 0) + 1
-            labs = sorted(cnt, key=lambda l: -cnt[l])[:LABELS]
-            li = {l: i for i, l in enumerate(labs)}
-            T = np.full((LABELS, LABELS), SMOOTH); E = np.full((LABELS, 12), SMOOTH); Pr = np.full(LABELS, SMOOTH)
-            Low = np.zeros((LABELS, 12)); Nlow = np.zeros(LABELS)
-            for d in P:
-                prev = None
-                for b in d['beats']:
-                    l = li.get(label_of(b, d['tonic'])) if b else None
-                    if l is None:
-                        prev = None; continue
-                    Pr[l] += 1
-                    if b['low'].sum() > 0:
-                        Low[l] += np.roll(b['low'] / np.linalg.norm(b['low']), -d['tonic']); Nlow[l] += 1
-                    for pc, ov, on, onb in b['sop']:
-                        E[l, (pc - d['tonic']) % 12] += ov * (ON_BEAT if onb else 1.0)
-                    if prev is not None:
-                        T[prev, l] += 1
-                    prev = l
-            self.m[minor] = dict(labs=labs, T=np.log(T / T.sum(1, keepdims=True)), E=np.log(E / E.sum(1, keepdims=True)),
-                                 Pr=np.log(Pr / Pr.sum()), Low=Low / np.maximum(Nlow, 1)[:, None])
+        self.m = {minor: count_hmm(pieces, minor) for minor in (False, True)}
 
     def lower(self, beats, key):
         """Per beat, the expected lower voices in the key's frame (forward-backward)."""
