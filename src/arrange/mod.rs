@@ -330,10 +330,11 @@ pub fn arrange(input: &ArrangeInput, settings: &ArrangeSettings) -> Cover {
     }
     quantize::align_lag(&mut notes, &meter);
     let partial = harmony::partial_like(&notes);
-    if harmony::is_lone_line(&notes, &partial) {
+    let lone = harmony::is_lone_line(&notes, &partial);
+    if lone {
         melody::one_voice(&mut notes, &partial);
     }
-    let line = melody::extract(&notes);
+    let line = melody::extract(&notes, lone);
     let line = melody::shape(&line, &s);
     let harm = harmony::analyze(&notes, &line, &meter);
     // The accompaniment follows the legato line; the melody is played with its phrasing.
