@@ -10,8 +10,11 @@
 //! | >= 0.8 | two right-hand tones under the melody; block chords re-struck on every eighth, broken chords fill the beat |
 //!
 //! Every voice is placed under the melody sounding at its onset; the playability pass settles the rest.
+//! From 0.35 up, where a harmonised melody's chord is uncertain, the left hand holds the tones it
+//! is sure of and an inner voice moves through the others inside the beat, under the melody
+//! ([`crate::arrange::harmony::inner`]).
 
-use super::harmony::{Chord, Harmony};
+use super::harmony::{inner, Chord, Harmony};
 use super::melody::{fit_range, MelNote};
 use super::{ArrangeSettings, Meter, Role, Style, Voice};
 use crate::notes::Hand;
@@ -209,7 +212,81 @@ pub fn build(line: &[MelNote], harm: &Harmony, meter: &Meter, s: &ArrangeSetting
             }
         }
     }
+    if d >= CHORDS_FROM {
+        move_inner_voices(&mut out, line, harm);
+    }
     out.v
+}
+
+/// An inner voice's note: start and end (beats) and key.
+type InnerNote = (f64, f64, i32);
+
+/// Velocity of an inner voice's notes: under the chord's (60), as a moving alto or tenor is.
+const INNER_VELOCITY: f32 = 54.0;
+
+/// Where an invented chord moves inside a beat ([`Harmony::motion_at`]): the chord tones it does
+/// not hold stop for that beat (a held note is split around it), and the inner voice plays its
+/// steps in the left hand, just above the bass and under the melody. Where the melody rests the
+/// chord is held whole instead: a moving inner voice there would be heard as the tune.
+fn move_inner_voices(out: &mut Out, line: &[MelNote], harm: &Harmony) {
+    let step = 1.0 / inner::STEPS as f64;
+    // Per beat that moves: its motion and the inner voice's notes.
+    let mut moving: std::collections::BTreeMap<i64, (inner::BeatMotion, Vec<InnerNote>)> = Default::default();
+    for b in harm.first_beat..harm.first_beat + harm.chords.len() as i64 {
+        let Some(m) = harm.motion_at(b) else { continue };
+        // The bass under this beat, from the voices already built.
+        let Some(bass) = out.v.iter().filter(|v| v.role == Role::Bass && v.start <= b as f64 + 1e-9 && v.end > b as f64 + 1e-9).map(|v| v.pitch as i32).min()
+        else {
+            continue;
+        };
+        let notes: Option<Vec<InnerNote>> = m
+            .notes()
+            .into_iter()
+            .map(|(k, n, pc)| {
+                let (t0, t1) = (b as f64 + k as f64 * step, b as f64 + (k + n) as f64 * step);
+                let under = melody_at(line, t0).filter(|m| m.end >= t0 + step.min(t1 - t0))?;
+                let ceiling = (under.pitch as i32 - 1).min(melody_min(line, t0, t1).map_or(LH_TOP, |m| m as i32 - 1)).min(LH_TOP);
+                let mut p = bass + 1 + (pc as i32 - bass - 1).rem_euclid(12);
+                if p >= ceiling {
+                    p -= 12;
+                }
+                (p > bass).then_some((t0, t1, p))
+            })
+            .collect();
+        if let Some(notes) = notes {
+            moving.insert(b, (m, notes));
+        }
+    }
+    if moving.is_empty() {
+        return;
+    }
+    let mut cut: Vec<Voice> = Vec::with_capacity(out.v.len());
+    for v in std::mem::take(&mut out.v) {
+        if v.role != Role::Chord && v.role != Role::Harmony {
+            cut.push(v);
+            continue;
+        }
+        // The beats whose motion releases this tone are cut out of the note.
+        let mut start = v.start;
+        for (&b, (m, _)) in moving.range(v.start.floor() as i64..v.end.ceil() as i64) {
+            let (t0, t1) = (b as f64, b as f64 + 1.0);
+            if harm.at(b).is_some_and(|c| m.releases(&c, v.pitch % 12)) && t1 > start && t0 < v.end {
+                if t0 > start {
+                    cut.push(Voice { start, end: t0, ..v });
+                }
+                start = t1;
+            }
+        }
+        if start < v.end {
+            cut.push(Voice { start, ..v });
+        }
+    }
+    out.v = cut;
+    for (_, notes) in moving.values() {
+        for &(t0, t1, p) in notes {
+            out.push(t0, t1, p, INNER_VELOCITY, Hand::Left, Role::Chord);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -218,7 +295,12 @@ mod tests {
     use crate::arrange::harmony::{Key, Quality};
 
     fn harm(chords: &[(u8, Quality)]) -> Harmony {
-        Harmony { key: Key { tonic: 0, minor: false }, first_beat: 0, chords: chords.iter().map(|&(root, quality)| Some(Chord::new(root, quality))).collect() }
+        Harmony {
+            key: Key { tonic: 0, minor: false },
+            first_beat: 0,
+            chords: chords.iter().map(|&(root, quality)| Some(Chord::new(root, quality))).collect(),
+            motion: Vec::new(),
+        }
     }
 
     #[test]
@@ -233,6 +315,35 @@ mod tests {
         let rh = rh_tones(c, 72, 55, 2, 14);
         assert_eq!(rh, vec![67, 64]);
         assert!(rh.iter().all(|&p| p <= 72 - UNDER_MELODY));
+    }
+
+    #[test]
+    fn an_inner_voice_moves_under_the_melody_and_not_in_its_rests() {
+        use crate::arrange::harmony::inner::BeatMotion;
+        let meter = Meter { beats_per_bar: 4, first_downbeat: 0.0, seconds_per_beat: 0.5 };
+        let mut h = harm(&[(0, Quality::Major); 4]);
+        // Beats 1 and 3: C and E held, G for half a beat, then A (a 5-6 motion).
+        let five_six = BeatMotion { held: 1 | 1 << 4, steps: [Some(7), Some(7), Some(9), Some(9)] };
+        h.motion = vec![None, Some(five_six), None, Some(five_six)];
+        // The melody holds E5 over beats 0..2 and rests in beat 3.
+        let line = vec![MelNote { start: 0.0, end: 3.0, pitch: 76, weight: 0.8 }];
+        let s = ArrangeSettings { density: 0.5, ..Default::default() };
+        let v = build(&line, &h, &meter, &s);
+        let sounding = |pc: i32, t: f64| v.iter().any(|n| n.pitch as i32 % 12 == pc && n.start <= t && n.end > t);
+        // G sounds in beat 0, in the first half of beat 1, not in its second half, and again in beat 2.
+        assert!(sounding(7, 0.5) && sounding(7, 1.25) && !sounding(7, 1.75) && sounding(7, 2.5));
+        assert!(sounding(9, 1.75) && !sounding(9, 1.25));
+        // The held tones are never cut; every inner-voice note is in the left hand, under the melody.
+        for t in [0.5, 1.25, 1.75, 2.5] {
+            assert!(sounding(0, t) && sounding(4, t), "{t}");
+        }
+        for n in v.iter().filter(|n| n.start.fract() != 0.0 || n.pitch % 12 == 9) {
+            assert_eq!(n.hand, Hand::Left);
+            assert!(n.pitch < 76 && n.start >= 1.0 && n.end <= 2.0, "{n:?}");
+        }
+        // In the melody's rest (beat 3) no inner voice moves (it would be heard as the tune): the
+        // chord is held whole.
+        assert!(!sounding(9, 3.75) && sounding(7, 3.25) && sounding(7, 3.75));
     }
 
     #[test]

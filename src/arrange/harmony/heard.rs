@@ -198,7 +198,7 @@ pub fn local_keys(beats: &[(i64, BeatEvidence)]) -> Vec<Key> {
 pub fn analyze(notes: &[BeatNote], partial: &[bool], line: &[MelNote], meter: &Meter) -> Harmony {
     let beats = evidence(notes, partial);
     if beats.is_empty() {
-        return Harmony { key: Key { tonic: 0, minor: false }, first_beat: 0, chords: Vec::new() };
+        return Harmony { key: Key { tonic: 0, minor: false }, first_beat: 0, chords: Vec::new(), motion: Vec::new() };
     }
     let mut total = [0.0f64; 12];
     for (_, e) in &beats {
@@ -262,7 +262,7 @@ pub fn analyze(notes: &[BeatNote], partial: &[bool], line: &[MelNote], meter: &M
             }),
         );
     }
-    Harmony { key, first_beat: first, chords }
+    Harmony { key, first_beat: first, chords, motion: Vec::new() }
 }
 
 #[cfg(test)]
