@@ -632,7 +632,7 @@ impl LiveArranger {
         let newest = input.notes.iter().map(|n| n.start_beat).fold(f64::NEG_INFINITY, f64::max);
         let from = newest.min(playhead_beat) - ARRANGE_CONTEXT_BEATS;
         let recent = ArrangeInput { notes: input.notes.iter().filter(|n| n.end_beat >= from).copied().collect(), ..input.clone() };
-        let Cover { notes: fresh, pedal: fresh_pedal } = if recent.notes.is_empty() { Cover::default() } else { arrange::arrange(&recent, settings) };
+        let Cover { notes: fresh, pedal: fresh_pedal } = if recent.notes.is_empty() { Cover::default() } else { arrange::arrange_live(&recent, settings) };
         self.freeze_beat = self.freeze_beat.max(playhead_beat);
         let freeze = self.freeze_beat;
         let mut out: Vec<CoverNote> = self.published.iter().filter(|n| n.start_beat < freeze).copied().collect();
