@@ -240,6 +240,9 @@ proptest! {
         if let Err(e) = check_cover(&cover.notes, &s) {
             prop_assert!(false, "{}", e);
         }
+        if let Err(e) = check_cover(&arrange_live(&inp, &s).notes, &s) {
+            prop_assert!(false, "Live: {}", e);
+        }
         // The pedal: sorted, disjoint presses, only while the cover plays.
         let end = cover.notes.iter().map(|n| n.end_beat).fold(f64::NEG_INFINITY, f64::max);
         for w in cover.pedal.windows(2) {
@@ -288,5 +291,22 @@ proptest! {
             prop_assert!(n >= last, "density {} gave {} notes after {}", d, n, last);
             last = n;
         }
+    }
+}
+
+#[test]
+fn a_sung_melodys_inner_voice_moves_offline_and_not_in_live() {
+    // "Mary had a little lamb", sung alone: E D C D E E E, D D D, E G G, E D C D E E E E D D E D C.
+    let tune = [76u8, 74, 72, 74, 76, 76, 76, 76, 74, 74, 74, 74, 76, 79, 79, 79, 76, 74, 72, 74, 76, 76, 76, 76, 74, 74, 76, 74, 72, 72, 72, 72];
+    let notes: Vec<BeatNote> = tune.iter().enumerate().map(|(b, &p)| bn(b as f64 + 0.02, b as f64 + 0.97, p, 0.9)).collect();
+    let inp = input(notes);
+    let s = ArrangeSettings::default();
+    let off_beat = |c: &Cover| c.notes.iter().filter(|n| !n.melody && (n.start_beat - n.start_beat.round()).abs() > 1e-6).count();
+    let offline = arrange(&inp, &s);
+    let live = arrange_live(&inp, &s);
+    assert!(off_beat(&offline) > 0, "no inner voice moved: {:?}", offline.notes);
+    assert_eq!(off_beat(&live), 0, "{:?}", live.notes);
+    for cover in [&offline, &live] {
+        check_cover(&cover.notes, &s).unwrap();
     }
 }
