@@ -364,14 +364,34 @@ fn arrange_with(input: &ArrangeInput, settings: &ArrangeSettings, inner_voice: b
     }
     let mut notes = playability::enforce(voices, &s);
     dynamics::apply(&mut notes, &input.loudness, &meter, s.velocity_scale);
-    let pedal = if s.pedal { pedal::plan(&notes, &chord_changes(&harm)) } else { Vec::new() };
+    let pedal = if s.pedal { without_moving_steps(pedal::plan(&notes, &chord_changes(&harm)), &harm) } else { Vec::new() };
     Cover { notes, pedal }
 }
 
-/// Beats where a chord starts: the harmony differs from the beat before.
+/// Beats where what the left hand sounds changes: a chord starts (the harmony differs from the
+/// beat before), a beat with an inner voice ([`harmony::inner`]) and the beat after one, and in
+/// such a beat the inner voice's first move.
 fn chord_changes(harm: &harmony::Harmony) -> Vec<f64> {
     let last = harm.first_beat + harm.chords.len() as i64;
-    (harm.first_beat..last).filter(|&b| harm.at(b).is_some() && harm.at(b) != harm.at(b - 1)).map(|b| b as f64).collect()
+    let mut changes = Vec::new();
+    for b in harm.first_beat..last {
+        let moves = harm.motion_at(b);
+        if harm.at(b).is_some() && (harm.at(b) != harm.at(b - 1) || moves.is_some() || harm.motion_at(b - 1).is_some()) {
+            changes.push(b as f64);
+        }
+        if let Some(&(k, _, _)) = moves.map(|m| m.notes()).unwrap_or_default().iter().find(|n| n.0 > 0) {
+            changes.push(b as f64 + k as f64 / harmony::inner::STEPS as f64);
+        }
+    }
+    changes
+}
+
+/// In a beat where an inner voice moves, the pedal catches the beat's first sound and goes up
+/// when the voice first moves; after that the fingers play the voice legato, as a pianist does,
+/// where the pedal would ring its steps together (G then A over C would sound as C6, a passing D
+/// as a cluster).
+fn without_moving_steps(pedal: Vec<crate::notes::PedalSpan>, harm: &harmony::Harmony) -> Vec<crate::notes::PedalSpan> {
+    pedal.into_iter().filter(|p| harm.motion_at(p.down_beat.floor() as i64).is_none() || p.down_beat.fract() <= pedal::CATCH_BEATS + 1e-9).collect()
 }
 
 #[cfg(test)]

@@ -306,6 +306,11 @@ fn a_sung_melodys_inner_voice_moves_offline_and_not_in_live() {
     let live = arrange_live(&inp, &s);
     assert!(off_beat(&offline) > 0, "no inner voice moved: {:?}", offline.notes);
     assert_eq!(off_beat(&live), 0, "{:?}", live.notes);
+    // The pedal never holds an inner voice's step with the one before: it is up where the voice moves.
+    assert!(!offline.pedal.is_empty());
+    for n in offline.notes.iter().filter(|n| !n.melody && (n.start_beat - n.start_beat.round()).abs() > 1e-6) {
+        assert!(!pedal::is_down(&offline.pedal, n.start_beat + 1e-6), "pedal down over the inner voice's move at {}", n.start_beat);
+    }
     for cover in [&offline, &live] {
         check_cover(&cover.notes, &s).unwrap();
     }
