@@ -6,6 +6,9 @@
 //!   pedal catches the new one, so two chords never blur.
 //! - It is held through a chord's broken-chord or arpeggio pattern (that is what it is for: the
 //!   hand moves on, the bass rings).
+//! - In a beat where a harmonised melody's inner voice moves it catches the beat and goes up at
+//!   the voice's first move (the arranger passes those moves as changes and drops the presses
+//!   after them: `arrange::without_moving_steps`), so the voice's steps never ring together.
 //! - It is lifted for rests (nothing played for [`REST_BEATS`]: up when the last key goes up) and
 //!   left up for staccato stretches (every note short and most of the stretch silent), where a
 //!   pianist plays detached.
