@@ -9,9 +9,9 @@ the other half's 48-beat excerpts, both ways round: per-beat cosine of the pitch
 (each weighted by how long it sounds in the beat) against the lower voices'. The rules are
 inner.rs's: the bass and at least one more chord tone held; the inner voice, in quarter beats and
 at most one beat in all, takes the chord's other tones and the EXTRA most likely tones outside it
-that make no chromatic semitone with a held tone or the melody (a semitone between two of the
-main key's natural scale tones is a passing dissonance and allowed); the best fit to the expected
-lower voices is played, the plain chord where that is as good.
+that are in the main key's natural scale and make no chromatic semitone with a held tone or the
+melody (a semitone between two scale tones is a passing dissonance and allowed); the best fit to
+the expected lower voices is played, the plain chord where that is as good.
 """
 import itertools, pickle, sys
 import numpy as np
@@ -62,7 +62,7 @@ def motion(chord, lower, scale, melody):
             held = [bass, *held_up]
             near = set(held) | melody
             clash = lambda p: any(o in near and not (p in scale and o in scale) for o in ((p + 1) % 12, (p + 11) % 12))
-            moving = [p for p in upper if p not in held_up] + [p for p in outside if not clash(p)][:EXTRA]
+            moving = [p for p in upper if p not in held_up] + [p for p in outside if p in scale and not clash(p)][:EXTRA]
             for q in itertools.product(range(STEPS + 1), repeat=len(moving)):
                 if sum(q) > STEPS:
                     continue

@@ -669,7 +669,8 @@ fn net_lower(net: &super::chorale_net::Net, x: &[f64; super::chorale_net::N_INPU
 /// (trained on the other half): the HMM alone 0.638, with the network 0.675. On the dev set's
 /// vocal items (their transcribed melodies): harmony_sim 0.663 -> 0.683, 0.680 with the struck
 /// note held (Twinkle's D no longer under E minor), cover_score 0.767 -> 0.778. Each beat's
-/// [`inner::motion`] is then chosen from the same expectation: 0.718 and 0.802.
+/// [`inner::motion`] is then chosen from the same expectation: 0.719 and 0.806 (with the lone
+/// line's centred melody slots).
 pub fn harmonise_melody(line: &[MelNote], keys: &[(Key, f64)]) -> Harmony {
     use super::chorale_net::{BLEND, NET_MAJOR, NET_MINOR};
     use super::chorale_stats::*;
