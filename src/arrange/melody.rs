@@ -30,7 +30,7 @@ const ONSET_BONUS: f64 = 0.5;
 /// points, the vocal items' melody_f1 goes 0.924 -> 0.931 (bwv1.6 0.840 -> 0.893), and the one
 /// real lone line, warzone_menu, keeps its melody_acc (0.568 -> 0.573). A band's notes ring on
 /// and ghost: there the centred slots cost mix melody_f1 0.809 -> 0.771.
-const LONE_SLOT_CENTRE: f64 = 0.5;
+pub const LONE_SLOT_CENTRE: f64 = 0.5;
 /// Notes below this are never melody (bass register).
 const MELODY_FLOOR: u8 = 45;
 /// Gaps up to this many beats between melody notes are filled (legato), so accompaniment onsets in a
