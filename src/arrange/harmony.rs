@@ -304,14 +304,14 @@ pub fn partial_like(notes: &[BeatNote]) -> Vec<bool> {
 }
 
 /// The key and a chord per beat, from all notes and the (shaped) melody line: a lone line is
-/// harmonised as a church musician would ([`harmonise_melody`]), a band from what is heard
-/// ([`heard::analyze`]).
-pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter) -> Harmony {
+/// harmonised as a church musician would ([`harmonise_melody`], with its inner voice where
+/// `inner_voice`), a band from what is heard ([`heard::analyze`]).
+pub fn analyze(notes: &[BeatNote], line: &[MelNote], meter: &Meter, inner_voice: bool) -> Harmony {
     let partial = partial_like(notes);
     // A lone line: the harmony is not heard, so it is invented from the melody. (Choosing among
     // the best few keys by the HMM's likelihood was tried: it prefers the relative major.)
     if !line.is_empty() && is_sung_line(notes, &partial) {
-        return harmonise_melody(line, &melody_key_weights(line));
+        return harmonise_melody(line, &melody_key_weights(line), inner_voice);
     }
     heard::analyze(notes, &partial, line, meter)
 }
@@ -670,8 +670,8 @@ fn net_lower(net: &super::chorale_net::Net, x: &[f64; super::chorale_net::N_INPU
 /// vocal items (their transcribed melodies): harmony_sim 0.663 -> 0.683, 0.680 with the struck
 /// note held (Twinkle's D no longer under E minor), cover_score 0.767 -> 0.778. Each beat's
 /// [`inner::motion`] is then chosen from the same expectation: 0.719 and 0.806 (with the lone
-/// line's centred melody slots).
-pub fn harmonise_melody(line: &[MelNote], keys: &[(Key, f64)]) -> Harmony {
+/// line's centred melody slots). Without `inner_voice` (Live) no motion is searched for.
+pub fn harmonise_melody(line: &[MelNote], keys: &[(Key, f64)], inner_voice: bool) -> Harmony {
     use super::chorale_net::{BLEND, NET_MAJOR, NET_MINOR};
     use super::chorale_stats::*;
     let melody = melody_beats(line);
@@ -744,6 +744,9 @@ pub fn harmonise_melody(line: &[MelNote], keys: &[(Key, f64)]) -> Harmony {
         let voicings = lower[from..from + len].iter().enumerate().map(|(t, v)| closest_voicing(v, &allowed, struck_on_beat(&melody, b0 + t as i64)));
         push_run(&mut chords, first, b0, voicings);
     }
+    if !inner_voice {
+        return Harmony { key, first_beat: first, chords, motion: Vec::new() };
+    }
     // Where the chord is uncertain, the tones it is sure of are held and an inner voice moves
     // through the others ([`inner`]).
     let tones = |c: Option<Chord>| c.map_or(0u16, |c| c.sounding_pcs().iter().fold(0, |m, &pc| m | 1 << pc));
@@ -751,12 +754,12 @@ pub fn harmonise_melody(line: &[MelNote], keys: &[(Key, f64)]) -> Harmony {
     let scale = inner::scale(key);
     for (i, c) in chords.iter().enumerate() {
         let m = c.and_then(|c| {
-            // What sounded in the beat before: its held tones and its inner voice's last step.
-            let prev = match (i.checked_sub(1).map(|j| chords[j]), i.checked_sub(1).and_then(|j| motion[j])) {
-                (_, Some(pm)) => pm.held | pm.steps.iter().rev().flatten().next().map_or(0, |&pc| 1 << pc),
-                (Some(pc), None) => tones(pc),
-                (None, None) => 0,
-            };
+            // What sounded in the beat before: its inner voice's held tones and last step, else
+            // its chord.
+            let prev = i.checked_sub(1).map_or(0, |j| match motion[j] {
+                Some(pm) => pm.held | pm.steps.iter().rev().flatten().next().map_or(0, |&pc| 1 << pc),
+                None => tones(chords[j]),
+            });
             let sung = melody.get(&(first + i as i64)).map_or(0u16, |(dur, _)| (0..12).filter(|&pc| dur[pc] > 0.0).fold(0, |m, pc| m | 1 << pc));
             inner::motion(&lower[i], &c, scale, sung, prev, tones(chords.get(i + 1).copied().flatten()))
         });
@@ -879,7 +882,7 @@ mod tests {
         let line: Vec<MelNote> = tune.iter().enumerate().map(|(i, &p)| MelNote { start: i as f64, end: i as f64 + 1.0, pitch: p, weight: 0.8 }).collect();
         let key = melody_keys(&line)[0].0;
         assert_eq!(key, Key { tonic: 7, minor: false });
-        let h = harmonise_melody(&line, &melody_key_weights(&line));
+        let h = harmonise_melody(&line, &melody_key_weights(&line), true);
         assert_eq!(h.key, key);
         // Every melody note on the beat is a chord tone, and the last beats are V (or V-like) to I.
         for m in &line {
@@ -957,7 +960,7 @@ mod tests {
                 notes.push(bn(b + 1.0, p));
             }
         }
-        let h = analyze(&notes, &[], &meter);
+        let h = analyze(&notes, &[], &meter, true);
         let roots: Vec<u8> = (0..8).map(|b| h.at(b).unwrap().root).collect();
         assert_eq!(roots, vec![0, 0, 5, 5, 7, 7, 0, 0]);
         // A melody alone in C: E D C ... the chords must contain the melody notes.
@@ -967,7 +970,7 @@ mod tests {
             .map(|(i, &p)| MelNote { start: i as f64, end: i as f64 + 1.0, pitch: p, weight: 0.8 })
             .collect();
         let notes: Vec<BeatNote> = mel.iter().map(|m| bn(m.start, m.pitch)).collect();
-        let h = analyze(&notes, &mel, &meter);
+        let h = analyze(&notes, &mel, &meter, true);
         assert_eq!(h.key, Key { tonic: 0, minor: false });
         for m in &mel {
             assert!(h.at(m.start as i64).unwrap().contains(m.pitch % 12), "{:?}", h.at(m.start as i64));

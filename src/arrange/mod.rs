@@ -350,10 +350,7 @@ fn arrange_with(input: &ArrangeInput, settings: &ArrangeSettings, inner_voice: b
     }
     let line = melody::extract(&notes, lone);
     let line = melody::shape(&line, &s);
-    let mut harm = harmony::analyze(&notes, &line, &meter);
-    if !inner_voice {
-        harm.motion.clear();
-    }
+    let harm = harmony::analyze(&notes, &line, &meter, inner_voice);
     // The accompaniment follows the legato line; the melody is played with its phrasing.
     let mut voices = melody::voices(&phrasing::phrase(&line), &s);
     voices.extend(accompaniment::build(&line, &harm, &meter, &s));
